@@ -1,0 +1,150 @@
+"""Score canonical responses: subscale scores of scales, percent correct of tests.
+
+Pure functions over DataFrames. The result follows the ``scores`` table of
+DESIGN.md: cohort, participant, wave, instrument, scale, score,
+items_answered, items_total, prorated, band.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from instruments.model import Instrument, Subscale
+
+ID_COLUMNS = ["cohort", "participant", "wave", "instrument"]
+SCORE_COLUMNS = [
+    *ID_COLUMNS, "scale", "score", "items_answered", "items_total", "prorated", "band",
+]
+KNOWLEDGE_SCALES = ("percent_correct", "anchor_percent_correct")
+
+
+def reverse_keyed(responses: pd.DataFrame, inst: Instrument) -> pd.DataFrame:
+    """Item columns with every reverse-keyed item recoded as (min + max) - x.
+
+    An item is reversed when any subscale lists it in ``reverse``; its range
+    comes from the item's response options (1-5 gives 6 - x).
+
+    Examples
+    --------
+    >>> from instruments import load_builtin
+    >>> proqol = load_builtin()["proqol"]
+    >>> frame = pd.DataFrame({i: [1.0] for i in proqol.item_ids})
+    >>> reverse_keyed(frame, proqol)[["proqol_01", "proqol_02"]].iloc[0].tolist()
+    [5.0, 1.0]
+    """
+    items = responses[inst.item_ids].astype(float).copy()
+    reversed_ids = {i for sub in inst.subscales for i in sub.reverse}
+    for item_id in reversed_ids:
+        low, high = inst.code_range(item_id)
+        items[item_id] = (low + high) - items[item_id]
+    return items
+
+
+def subscale_scores(keyed: pd.DataFrame, sub: Subscale) -> pd.DataFrame:
+    """Score one subscale from reverse-keyed items.
+
+    ``sum``: with every item answered, the plain sum; with some missing but at
+    least ``min_items`` answered, mean of answered x number of items
+    (prorated); below ``min_items``, NaN. ``mean``: mean of answered items,
+    NaN below ``min_items``.
+
+    Examples
+    --------
+    >>> from instruments.model import Subscale, Text
+    >>> sub = Subscale(id="s", label=Text(), items=["a", "b", "c", "d"], min_items=3)
+    >>> keyed = pd.DataFrame({"a": [1, 1, 1], "b": [2, 2, None], "c": [3, None, None],
+    ...                       "d": [4, 4, 4]}, dtype=float)
+    >>> subscale_scores(keyed, sub)["score"].tolist()
+    [10.0, 9.333333333333332, nan]
+    """
+    items = keyed[sub.items]
+    answered = items.notna().sum(axis=1)
+    enough = answered >= sub.required_items
+    mean_answered = items.mean(axis=1)
+    k = len(sub.items)
+    if sub.scoring == "mean":
+        score = mean_answered
+    elif sub.proration == "mean_of_answered":
+        score = mean_answered * k
+    else:
+        score = items.sum(axis=1).where(answered == k)
+    score = score.where(enough)
+    bands = score.map(lambda s: sub.band_of(s) if pd.notna(s) else None)
+    return pd.DataFrame({
+        "scale": sub.id,
+        "score": score.astype(float),
+        "items_answered": answered.astype("int64"),
+        "items_total": k,
+        "prorated": enough & (answered < k) & (sub.scoring == "sum"),
+        "band": bands.astype("str"),
+    })
+
+
+def score_scale(responses: pd.DataFrame, inst: Instrument) -> pd.DataFrame:
+    """Long scores of every subscale of a scale instrument, one row per person x subscale."""
+    keyed = reverse_keyed(responses, inst)
+    parts = [
+        pd.concat([responses[ID_COLUMNS].reset_index(drop=True),
+                   subscale_scores(keyed, sub).reset_index(drop=True)], axis=1)
+        for sub in inst.subscales
+    ]
+    return pd.concat(parts, ignore_index=True)[SCORE_COLUMNS] if parts else empty_scores()
+
+
+def correct_matrix(responses: pd.DataFrame, inst: Instrument) -> pd.DataFrame:
+    """1/0 per item on each row's form (unanswered counts as 0); NaN off the form.
+
+    A multi-select item is correct only when exactly the keyed options are chosen.
+    """
+    correct = pd.DataFrame(np.nan, index=responses.index, columns=inst.item_ids)
+    for form in inst.forms:
+        rows = responses["form"].astype(str).eq(form.id)
+        for item_id in form.items:
+            key = form.key[item_id]
+            wanted = ";".join(sorted(str(k) for k in key)) if isinstance(key, list) else str(key)
+            answers = responses.loc[rows, item_id]
+            correct.loc[rows, item_id] = answers.eq(wanted).fillna(False).astype(float)
+    return correct
+
+
+def score_knowledge(responses: pd.DataFrame, inst: Instrument) -> pd.DataFrame:
+    """Percent correct on the row's whole form and on the anchor items."""
+    correct = correct_matrix(responses, inst)
+    answered = responses[inst.item_ids].notna() & correct.notna()
+    ids = responses[ID_COLUMNS].reset_index(drop=True)
+    parts = []
+    for scale, columns in (("percent_correct", inst.item_ids),
+                           ("anchor_percent_correct", inst.anchor_items)):
+        if not columns:
+            continue
+        on_form = correct[columns].notna().sum(axis=1)
+        part = ids.assign(
+            scale=scale,
+            score=(100 * correct[columns].sum(axis=1) / on_form).reset_index(drop=True),
+            items_answered=answered[columns].sum(axis=1).astype("int64").reset_index(drop=True),
+            items_total=on_form.astype("int64").reset_index(drop=True),
+            prorated=False,
+            band=pd.Series([None] * len(ids), dtype="str"),
+        )
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)[SCORE_COLUMNS]
+
+
+def score_responses(
+    valid: dict[str, pd.DataFrame], instruments: dict[str, Instrument]
+) -> pd.DataFrame:
+    """The ``scores`` table for every instrument's valid responses."""
+    parts = []
+    for inst_id, frame in valid.items():
+        if frame.empty:
+            continue
+        inst = instruments[inst_id]
+        scorer = score_knowledge if inst.kind == "knowledge" else score_scale
+        parts.append(scorer(frame, inst))
+    return pd.concat(parts, ignore_index=True) if parts else empty_scores()
+
+
+def empty_scores() -> pd.DataFrame:
+    """A scores table with no rows."""
+    return pd.DataFrame(columns=SCORE_COLUMNS)

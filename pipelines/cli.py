@@ -1,0 +1,172 @@
+"""The ``capacitar`` command line.
+
+A user's mistake (a bad YAML field, a missing key, an unreadable file) prints
+one clear message and exits with status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from instruments import load_builtin, load_instruments
+from pipelines.errors import CapacitarError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Training evaluation and psychometrics for mental-health training programs.")
+instruments_app = typer.Typer(no_args_is_help=True, help="List and show instrument definitions.")
+app.add_typer(instruments_app, name="instruments")
+console = Console()
+
+
+def fail(message: str) -> None:
+    """Print a user-facing error and exit 2."""
+    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(2)
+
+
+def preflight(program: Path):
+    """Load program.yaml, instruments and the key before Prefect starts."""
+    from pipelines import stages
+    from pipelines.ingest.pseudonym import load_key
+
+    ctx = stages.load_context(program)
+    pseudo = ctx.config.pseudonymisation
+    load_key(ctx.config.path(pseudo.key_file), pseudo.create_if_missing)
+    return ctx
+
+
+def run_flow(program: Path) -> dict:
+    """Validate the program, then run the Prefect flow on it."""
+    preflight(program)
+    from pipelines.flows import evaluate_program
+
+    return evaluate_program(str(program.resolve()))
+
+
+def print_summary(summary: dict, seconds: float) -> None:
+    console.print(f"\n[bold green]Done[/] in {seconds:.1f} s (run {summary['run_id']})")
+    console.print(f"  rows read {summary['rows_read']}, valid {summary['rows_valid']}, "
+                  f"quarantined {summary['rows_quarantined']}")
+    for problem in summary["problems"]:
+        console.print(f"  [yellow]skipped:[/] {problem}", highlight=False)
+    console.print(f"  outputs: {summary['output_dir']}")
+    console.print(f"  report:  {summary['report']}")
+
+
+@app.command()
+def run(program: Path = typer.Argument(..., help="Program folder (holding program.yaml).")):
+    """Run the whole evaluation (Prefect flow) on a program folder."""
+    start = time.perf_counter()
+    print_summary(run_flow(program), time.perf_counter() - start)
+
+
+@app.command()
+def demo(folder: Path = typer.Argument(Path("capacitar-demo"), help="Where to write the demo.")):
+    """Write the demo program (simulated raw exports) into FOLDER and run it."""
+    from pipelines.demo import write_demo
+
+    start = time.perf_counter()
+    root = write_demo(folder)
+    console.print(f"Demo program written to {root.resolve()} (raw exports in inbox/)")
+    print_summary(run_flow(root), time.perf_counter() - start)
+
+
+@app.command()
+def init(folder: Path = typer.Argument(..., help="New program folder.")):
+    """Scaffold a working program folder: program.yaml, inbox with an example export, key."""
+    from pipelines.scaffold import scaffold_program
+
+    root = scaffold_program(folder)
+    console.print(f"Program folder ready: {root.resolve()}\n"
+                  f"  edit {root / 'program.yaml'}, put exports in {root / 'inbox'}, then:\n"
+                  f"  capacitar run {root}")
+
+
+@app.command()
+def keygen(key_file: Path = typer.Argument(..., help="Where to write the new key.")):
+    """Create a program's pseudonymisation key (keep it outside the outputs, backed up)."""
+    from pipelines.ingest.pseudonym import write_new_key
+
+    if key_file.exists():
+        fail(f"{key_file} already exists; a new key would change every pseudonym")
+    write_new_key(key_file)
+    console.print(f"Key written to {key_file} (readable by you only). Back it up safely.")
+
+
+def program_instruments(program: Path | None) -> dict:
+    if program is None:
+        return load_builtin()
+    from pipelines.config import load_program
+
+    config = load_program(program)
+    return {**load_builtin(), **load_instruments(config.path(config.instruments_dir))}
+
+
+@instruments_app.command("list")
+def instruments_list(program: Path = typer.Option(None, help="Also the program's own.")):
+    """List the instruments available (built-in and the program's own)."""
+    table = Table("id", "version", "kind", "items", "scales / forms", "title")
+    for inst in program_instruments(program).values():
+        parts = [s.id for s in inst.subscales] or [f"form {f.id}" for f in inst.forms]
+        table.add_row(inst.id, inst.version, inst.kind, str(len(inst.items)), ", ".join(parts),
+                      inst.title.en)
+    console.print(table)
+
+
+@instruments_app.command("show")
+def instruments_show(
+    instrument_id: str = typer.Argument(..., metavar="ID"),
+    program: Path = typer.Option(None, help="Also look in the program's own instruments."),
+    language: str = typer.Option("en", help="es or en"),
+):
+    """Show one instrument: citation, licence, options, subscales, keys and bands."""
+    found = program_instruments(program)
+    if instrument_id not in found:
+        fail(f"no instrument {instrument_id!r}; known: {', '.join(sorted(found))}")
+    inst = found[instrument_id]
+    console.print(f"[bold]{inst.title.get(language)}[/] ({inst.id} {inst.version}, {inst.kind})")
+    console.print(f"Citation: {inst.citation}\nLicence: {inst.licence}", highlight=False)
+    if inst.response_options:
+        console.print("Options: " + ", ".join(
+            f"{o.code}={getattr(o, language)}" for o in inst.response_options))
+    for sub in inst.subscales:
+        bands = "; ".join(f"{b.id} {b.min if b.min is not None else ''}-"
+                          f"{b.max if b.max is not None else ''}" for b in sub.bands)
+        console.print(f"- {sub.id} ({sub.label.get(language)}): {sub.scoring} of "
+                      f"{len(sub.items)} items, min {sub.required_items} answered; higher is "
+                      f"{sub.higher_is}\n    items {', '.join(sub.items)}\n    reverse "
+                      f"{', '.join(sub.reverse) or 'none'}" + (f"\n    bands {bands}" if bands else ""),
+                      highlight=False)
+    for form in inst.forms:
+        console.print(f"- form {form.id}: " + ", ".join(f"{i}={form.key[i]}" for i in form.items))
+
+
+def main() -> None:
+    """Entry point: run the app, turning user errors into one clear message."""
+    try:
+        app(standalone_mode=False)
+    except CapacitarError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # click's usage errors
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(1)
+        raise
+
+
+if __name__ == "__main__":
+    main()
+

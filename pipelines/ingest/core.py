@@ -1,0 +1,361 @@
+"""Turn the inbox's raw exports into canonical responses, one frame per instrument.
+
+Canonical responses (DESIGN.md): key columns ``KEYS`` then the instrument's
+item ids as columns. Likert items hold numeric codes (float, NaN = missing);
+knowledge items hold option codes as text. Personal columns never leave this
+module: identifiers become keyed pseudonyms, other PII is dropped.
+
+Every data row of every file is accounted for, per instrument: it is either
+ingested or rejected with a reason (a quarantine record).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from instruments.model import Instrument, ResponseOption
+from pipelines.config import InstrumentMapping, Locator, ProgramConfig, Source
+from pipelines.errors import SourceError
+from pipelines.ingest.pseudonym import pseudonymise
+from pipelines.ingest.readers import read_table
+
+KEYS = ["cohort", "participant", "wave", "instrument", "source_file", "source_row"]
+EXTRA_KEYS = ["submitted_at", "form"]
+QUARANTINE_COLUMNS = [
+    "source_file",
+    "source_row",
+    "participant",
+    "instrument",
+    "cohort",
+    "wave",
+    "stage",
+    "rule",
+    "column",
+    "value",
+    "detail",
+]
+NUMBER = re.compile(r"^[+-]?\d+(?:[.,]0+)?$")
+
+
+@dataclass
+class IngestResult:
+    """What ingest hands to the contracts stage."""
+
+    responses: dict[str, pd.DataFrame]
+    rejected: pd.DataFrame
+    accounting: pd.DataFrame
+    inputs: pd.DataFrame
+    problems: list[str] = field(default_factory=list)
+
+
+def fold(text: object) -> str:
+    """Compare-friendly text: no accents, lower case, single spaces.
+
+    Examples
+    --------
+    >>> fold("  Muy a MENUDO ")
+    'muy a menudo'
+    >>> fold("Rara Vez") == fold("rara vez")
+    True
+    """
+    decomposed = unicodedata.normalize("NFKD", str(text))
+    plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return " ".join(plain.casefold().split())
+
+
+def sha256_of(path: Path) -> str:
+    """SHA-256 of a file's bytes, for the runs record."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def quarantine_frame(records: list[dict] | None = None) -> pd.DataFrame:
+    """A quarantine table with the stable columns, from records (dicts)."""
+    frame = pd.DataFrame.from_records(records or [], columns=QUARANTINE_COLUMNS)
+    frame["source_row"] = frame["source_row"].astype("Int64")
+    return frame
+
+
+# --- locating keys ----------------------------------------------------------
+def locate(frame: pd.DataFrame, locator: Locator, path: Path, what: str) -> pd.Series:
+    """Values of a key (cohort, wave, form) for each row, mapped to program ids."""
+    if locator.column is not None:
+        if locator.column not in frame.columns:
+            raise SourceError(f"the {what} column {locator.column!r} is not in the file")
+        raw = frame[locator.column]
+    elif locator.value is not None:
+        raw = pd.Series(locator.value, index=frame.index, dtype=str)
+    else:
+        match = re.search(locator.filename, path.name)
+        if not match:
+            raise SourceError(
+                f"cannot find the {what} in the file name with pattern {locator.filename!r}"
+            )
+        raw = pd.Series(match.group(1), index=frame.index, dtype=str)
+    folded_map = {fold(k): v for k, v in locator.map.items()}
+    return raw.map(lambda v: folded_map.get(fold(v), str(v).strip()))
+
+
+def cohort_lookup(config: ProgramConfig) -> dict[str, str]:
+    """Folded cohort id, site and alias -> cohort id (site only where unique)."""
+    lookup: dict[str, str] = {}
+    sites = [fold(c.site) for c in config.cohorts]
+    for cohort in config.cohorts:
+        names = [cohort.id, *cohort.aliases]
+        if sites.count(fold(cohort.site)) == 1:
+            names.append(cohort.site)
+        lookup.update({fold(name): cohort.id for name in names})
+    return lookup
+
+
+# --- items ------------------------------------------------------------------
+def option_lookup(options: list[ResponseOption]) -> dict[str, str]:
+    """Folded code and es/en label -> code as text."""
+    lookup = {}
+    for opt in options:
+        for name in (opt.code, opt.es, opt.en):
+            lookup[fold(name)] = str(opt.code)
+    return lookup
+
+
+def likert_to_number(cells: pd.Series, options: list[ResponseOption]) -> pd.Series:
+    """Cells as numeric codes: numbers stay numbers, labels map to their codes.
+
+    Blank cells become NaN (missing, not an error); cells that are neither a
+    number nor a label become the sentinel ``np.inf`` so the caller can reject
+    the row while keeping the raw value for the reason.
+    """
+    labels = option_lookup(options)
+
+    def convert(cell: str) -> float:
+        if cell == "":
+            return np.nan
+        if NUMBER.match(cell):
+            return float(cell.replace(",", "."))
+        code = labels.get(fold(cell))
+        return float(code) if code is not None else np.inf
+
+    return cells.map(convert).astype(float)
+
+
+def choice_to_code(cells: pd.Series, options: list[ResponseOption]) -> pd.Series:
+    """Knowledge answers as option codes (text); multi-select kept ';'-joined, sorted."""
+    labels = option_lookup(options)
+
+    def convert(cell: str) -> object:
+        if cell == "":
+            return pd.NA
+        parts = [p for p in re.split(r"[;,]", cell) if p.strip()] if ";" in cell else [cell]
+        codes = [labels.get(fold(p), fold(p)) for p in parts]
+        return ";".join(sorted(codes))
+
+    return cells.map(convert).astype("str")
+
+
+def item_columns(mapping: InstrumentMapping, item_ids: list[str]) -> dict[str, str]:
+    """Raw column -> item id, from a ``{n}`` template or an explicit mapping."""
+    if isinstance(mapping.items, dict):
+        return dict(mapping.items)
+    return {mapping.items.format(n=n): item for n, item in enumerate(item_ids, start=1)}
+
+
+# --- one source file -> canonical rows of one instrument ----------------------
+@dataclass
+class FileFrame:
+    """One read file with its row keys resolved."""
+
+    path: Path
+    source: Source
+    table: pd.DataFrame
+    keys: pd.DataFrame  # cohort, participant, wave, source_file, source_row, submitted_at
+
+
+def file_keys(table: pd.DataFrame, path: Path, source: Source, config, key) -> pd.DataFrame:
+    """The key columns of every row of one file (participant already pseudonymised)."""
+    missing = [c for c in source.identifier + source.pii if c not in table.columns]
+    if missing:
+        raise SourceError(f"identifier/PII columns {missing} are not in the file")
+    lookup = cohort_lookup(config)
+    cohort = locate(table, source.cohort, path, "cohort")
+    keys = pd.DataFrame(index=table.index)
+    keys["cohort"] = cohort.map(lambda v: lookup.get(fold(v), v))
+    keys["participant"] = pseudonymise(table, source.identifier, key)
+    keys["wave"] = locate(table, source.wave, path, "wave")
+    keys["source_file"] = path.name
+    keys["source_row"] = table.index + source.header_row + 1
+    if source.submitted_at:
+        if source.submitted_at not in table.columns:
+            raise SourceError(f"the submitted_at column {source.submitted_at!r} is not in the file")
+        stamps = pd.to_datetime(table[source.submitted_at], errors="coerce", format="mixed")
+        keys["submitted_at"] = stamps
+    else:
+        keys["submitted_at"] = pd.NaT
+    return keys
+
+
+def instrument_rows(
+    ff: FileFrame, inst: Instrument, mapping: InstrumentMapping
+) -> tuple[pd.DataFrame, list[dict]]:
+    """Canonical rows of one instrument from one file, and rejection records."""
+    rejects: list[dict] = []
+    keys = ff.keys.assign(instrument=inst.id)
+    keep = pd.Series(True, index=ff.table.index)
+
+    def reject(mask: pd.Series, rule: str, detail: str, column: str = "", values=None) -> None:
+        for idx in mask[mask & keep].index:
+            rejects.append(
+                record(keys.loc[idx], "ingest", rule, detail, column,
+                       "" if values is None else values.loc[idx])
+            )
+        keep.loc[mask] = False
+
+    reject(keys["participant"].eq(""), "missing_identifier",
+           "no identifier (" + ", ".join(ff.source.identifier) + ") in this row")
+    if mapping.complete_column:
+        if mapping.complete_column not in ff.table.columns:
+            raise SourceError(f"the status column {mapping.complete_column!r} is not in the file")
+        status = ff.table[mapping.complete_column]
+        reject(~status.isin(mapping.complete_values), "form_incomplete",
+               f"form status is not complete ({'/'.join(mapping.complete_values)})",
+               mapping.complete_column, status)
+    if inst.kind == "knowledge":
+        items, form = knowledge_items(ff, inst, mapping, reject)
+        keys = keys.assign(form=form)
+    else:
+        items = likert_items(ff, inst, mapping, reject)
+        keys = keys.assign(form=pd.NA)
+    unanswered = items.isna().all(axis=1)
+    reject(unanswered, "no_answers", f"no {inst.id} item answered in this row")
+    canonical = pd.concat([keys[KEYS + EXTRA_KEYS], items], axis=1).loc[keep]
+    return canonical.reset_index(drop=True), rejects
+
+
+def likert_items(ff: FileFrame, inst: Instrument, mapping, reject) -> pd.DataFrame:
+    """Numeric item columns of a scale; rows with unreadable answers rejected."""
+    columns = item_columns(mapping, inst.item_ids)
+    absent = [c for c in columns if c not in ff.table.columns]
+    if absent:
+        raise SourceError(f"{inst.id}: mapped item columns {absent[:5]} are not in the file")
+    items = pd.DataFrame(index=ff.table.index)
+    for raw, item_id in columns.items():
+        values = likert_to_number(ff.table[raw], inst.options_for(item_id))
+        bad = np.isinf(values)
+        reject(bad, "unreadable_answer", f"answer is neither a code nor a label of {item_id}",
+               item_id, ff.table[raw])
+        items[item_id] = values.where(~bad)
+    return items.reindex(columns=inst.item_ids)
+
+
+def knowledge_items(ff: FileFrame, inst: Instrument, mapping, reject):
+    """Option-code columns of a knowledge test, positions mapped through each row's form."""
+    if mapping.form is None:
+        raise SourceError(f"{inst.id}: a knowledge test source needs a 'form' locator")
+    form = locate(ff.table, mapping.form, ff.path, "test form").map(lambda v: str(v).upper())
+    known = {f.id.upper(): f for f in inst.forms}
+    reject(~form.isin(known), "unknown_form",
+           f"test form is not one of {sorted(known)}", "form", form)
+    items = pd.DataFrame(index=ff.table.index, columns=inst.item_ids, dtype="str")
+    for form_id, spec in known.items():
+        rows = form.eq(form_id)
+        if not rows.any():
+            continue
+        for raw, item_id in item_columns(mapping, spec.items).items():
+            if raw not in ff.table.columns:
+                raise SourceError(f"{inst.id} form {form_id}: column {raw!r} is not in the file")
+            codes = choice_to_code(ff.table.loc[rows, raw], inst.options_for(item_id))
+            items.loc[rows, item_id] = codes
+    return items, form.where(form.isin(known))
+
+
+def record(keys: pd.Series, stage: str, rule: str, detail: str, column="", value="") -> dict:
+    """One quarantine record (no personal data: participant is a pseudonym)."""
+    return {
+        "source_file": keys["source_file"],
+        "source_row": int(keys["source_row"]),
+        "participant": keys["participant"],
+        "instrument": keys["instrument"],
+        "cohort": keys["cohort"],
+        "wave": keys["wave"],
+        "stage": stage,
+        "rule": rule,
+        "column": column,
+        "value": "" if pd.isna(value) else str(value),
+        "detail": detail,
+    }
+
+
+# --- the whole inbox ----------------------------------------------------------
+def ingest_program(
+    config: ProgramConfig, instruments: dict[str, Instrument], key: bytes
+) -> IngestResult:
+    """Read every source file of the program's inbox into canonical responses.
+
+    A file that cannot be read as configured is reported in ``problems`` (one
+    clear message naming the file) and skipped; the other files go on.
+    """
+    frames: dict[str, list[pd.DataFrame]] = {i: [] for i in instruments}
+    rejects: list[dict] = []
+    accounting: list[dict] = []
+    inputs: list[dict] = []
+    problems: list[str] = []
+    for source in config.sources:
+        unknown = [i for i in source.instruments if i not in instruments]
+        if unknown:
+            problems.append(f"source {source.name}: unknown instruments {unknown}")
+            continue
+        paths = sorted(config.inbox_dir.glob(source.pattern))
+        if not paths:
+            problems.append(f"source {source.name}: no file matches {source.pattern!r} in the inbox")
+        for path in paths:
+            entry = {"source": source.name, "source_file": path.name, "sha256": sha256_of(path)}
+            try:
+                ff = read_file(path, source, config, key)
+                for inst_id, mapping in source.instruments.items():
+                    canonical, rejected = instrument_rows(ff, instruments[inst_id], mapping)
+                    frames[inst_id].append(canonical)
+                    rejects.extend(rejected)
+                    accounting.append(
+                        {"source_file": path.name, "instrument": inst_id,
+                         "rows_read": len(ff.table), "rows_rejected_at_ingest": len(rejected)}
+                    )
+                inputs.append({**entry, "status": "read", "rows": len(ff.table), "message": ""})
+            except SourceError as exc:
+                problems.append(f"{path.name} (source {source.name}): {exc}")
+                inputs.append({**entry, "status": "skipped", "rows": 0, "message": str(exc)})
+    responses = {
+        inst_id: pd.concat(parts, ignore_index=True) if parts else empty_responses(instruments[inst_id])
+        for inst_id, parts in frames.items()
+    }
+    return IngestResult(
+        responses=responses,
+        rejected=quarantine_frame(rejects),
+        accounting=pd.DataFrame(accounting, columns=[
+            "source_file", "instrument", "rows_read", "rows_rejected_at_ingest"]),
+        inputs=pd.DataFrame(inputs, columns=[
+            "source", "source_file", "sha256", "status", "rows", "message"]),
+        problems=problems,
+    )
+
+
+def read_file(path: Path, source: Source, config: ProgramConfig, key: bytes) -> FileFrame:
+    """Read one file and resolve its row keys; PII columns are dropped here."""
+    table = read_table(
+        path, source.format, sheet=source.sheet, header_row=source.header_row,
+        encoding=source.encoding, delimiter=source.delimiter,
+    )
+    if table.empty:
+        raise SourceError("the file has a header but no data rows")
+    keys = file_keys(table, path, source, config, key)
+    personal = [c for c in source.identifier + source.pii if c in table.columns]
+    return FileFrame(path=path, source=source, table=table.drop(columns=personal), keys=keys)
+
+
+def empty_responses(inst: Instrument) -> pd.DataFrame:
+    """A canonical frame with no rows (an instrument no file delivered)."""
+    return pd.DataFrame(columns=KEYS + EXTRA_KEYS + inst.item_ids)

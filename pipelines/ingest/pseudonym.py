@@ -1,0 +1,96 @@
+"""Keyed pseudonyms for participants (HMAC-SHA256 with a program secret).
+
+Identifiers are normalised before hashing (trim, case, accents, inner spaces)
+so "María.Pérez@x.pe " at pre and "maria.perez@x.pe" at post are one person.
+The secret never reaches an output; without it a pseudonym cannot be
+reversed or recomputed from a guessed email.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+import unicodedata
+from pathlib import Path
+
+import pandas as pd
+
+from pipelines.errors import ConfigError
+
+KEY_ENV = "CAPACITAR_PSEUDONYM_KEY"
+PREFIX = "P"
+DIGITS = 12  # 48 bits: collision-free in practice for programs of < 10^5 people
+
+
+def normalise_identifier(value: object) -> str:
+    """Canonical text of an identifier: no accents, lower case, single spaces.
+
+    Examples
+    --------
+    >>> normalise_identifier("  María.Pérez@X.pe ")
+    'maria.perez@x.pe'
+    """
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return ""
+    text = unicodedata.normalize("NFKD", str(value))
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    return " ".join(text.casefold().split())
+
+
+def pseudonym(identifier: str, key: bytes) -> str:
+    """HMAC-SHA256 pseudonym of an already normalised identifier.
+
+    Examples
+    --------
+    >>> pseudonym("maria.perez@x.pe", b"k") == pseudonym("maria.perez@x.pe", b"k")
+    True
+    >>> pseudonym("a", b"k1") != pseudonym("a", b"k2")
+    True
+    """
+    digest = hmac.new(key, identifier.encode("utf-8"), hashlib.sha256).hexdigest()
+    return PREFIX + digest[:DIGITS]
+
+
+def pseudonymise(frame: pd.DataFrame, columns: list[str], key: bytes) -> pd.Series:
+    """One pseudonym per row from the identifier columns; empty string where none.
+
+    Several columns are joined after normalisation, so list only the columns
+    that together identify a person (usually one: an email or a DNI).
+    """
+    normalised = frame[columns].map(normalise_identifier)
+    joined = normalised.agg("|".join, axis=1)
+    has_id = normalised.ne("").all(axis=1)
+    return joined.where(has_id, "").map(lambda v: pseudonym(v, key) if v else "")
+
+
+def load_key(key_file: Path, create_if_missing: bool = False) -> bytes:
+    """The program's secret: from $CAPACITAR_PSEUDONYM_KEY, else ``key_file``.
+
+    With ``create_if_missing`` (demo programs) a new random key is written
+    with owner-only permissions; otherwise a missing key is a clear error.
+    """
+    from_env = os.environ.get(KEY_ENV, "").strip()
+    if from_env:
+        return from_env.encode("utf-8")
+    if key_file.exists():
+        key = key_file.read_text(encoding="utf-8").strip()
+        if len(key) < 16:
+            raise ConfigError(f"{key_file}: pseudonymisation key is too short (need >= 16 chars)")
+        return key.encode("utf-8")
+    if not create_if_missing:
+        raise ConfigError(
+            f"No pseudonymisation key: {key_file} does not exist and ${KEY_ENV} is not set.\n"
+            f"Create one (and keep it outside the outputs, backed up): "
+            f"capacitar keygen {key_file}"
+        )
+    write_new_key(key_file)
+    return key_file.read_text(encoding="utf-8").strip().encode("utf-8")
+
+
+def write_new_key(key_file: Path) -> None:
+    """Write a new random 256-bit key readable only by its owner."""
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    key_file.write_text(secrets.token_hex(32) + "\n", encoding="utf-8")
+    key_file.chmod(0o600)

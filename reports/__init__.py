@@ -1,0 +1,1 @@
+"""Cohort and program reports rendered from result tables (no statistics here)."""
