@@ -294,7 +294,8 @@ def retype_one_email(people, sheets, knowledge, redcap, truth) -> None:
         if wave_col:
             rows &= frame[wave_col].eq(wave_value)
         frame.loc[rows, col] = variant
-    truth["retyped_email"] = {"cohort": person.cohort, "person_index": person.index}
+    truth["retyped_email"] = {"cohort": person.cohort, "as_typed_at_pre": person.email,
+                              "as_typed_at_post": variant}
 
 
 # --- the program folder -----------------------------------------------------------
@@ -372,6 +373,10 @@ def write_demo(folder: str | Path, seed: int = SEED) -> Path:
     write_knowledge_xlsx(inbox / "conocimientos_TIC.xlsx", knowledge)
 
     truth["participants"] = len(people)
+    # For the privacy tests only: what must never appear in an output.
+    truth["pii"] = {"emails": [p.email for p in people],
+                    "names": [f"{p.first} {p.last}" for p in people],
+                    "dni": [p.dni for p in people], "phones": [p.phone for p in people]}
     truth["people_per_cohort"] = {c[0]: c[2] for c in COHORTS}
     truth["rows_per_file"] = {p.name: rows_of(p) for p in sorted(inbox.iterdir())}
     (root / "truth" / "truth.json").write_text(json.dumps(truth, indent=2, ensure_ascii=False))

@@ -89,7 +89,7 @@ def read_xlsx_text(path: Path, sheet: str | int = 0, header_row: int = 1) -> pd.
         raise SourceError(f"no sheet named {sheet!r}; the workbook has {workbook.sheet_names}")
     if isinstance(sheet, int) and sheet >= len(workbook.sheet_names):
         raise SourceError(f"no sheet number {sheet}; the workbook has {workbook.sheet_names}")
-    frame = workbook.parse(sheet, header=header_row - 1, dtype=object)
+    frame = pd.read_excel(workbook, sheet_name=sheet, header=header_row - 1, dtype=object)
     return frame.map(cell_text)
 
 

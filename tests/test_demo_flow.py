@@ -1,0 +1,89 @@
+"""The demo program end to end through the real Prefect flow."""
+
+import pandas as pd
+import pytest
+
+from pipelines.ingest.pseudonym import normalise_identifier, pseudonym
+from tests.conftest import outputs_text
+
+
+def test_every_row_is_valid_or_quarantined(demo_run):
+    acc = demo_run["tables"]["accounting"]
+    assert acc["balanced"].all()
+    s = demo_run["summary"]
+    assert s["rows_read"] == s["rows_valid"] + s["rows_quarantined"]
+    assert s["problems"] == []
+    rows_per_file = demo_run["truth"]["rows_per_file"]
+    for row in acc.itertuples():
+        assert row.rows_read == rows_per_file[row.source_file]
+
+
+def test_planted_problems_land_in_quarantine(demo_run):
+    q = demo_run["tables"]["quarantine"]
+    for expected in demo_run["truth"]["expected_quarantine"]:
+        hits = q[(q["instrument"] == expected["instrument"]) & (q["rule"] == expected["rule"])
+                 & q["source_file"].str.startswith(expected["file"].split(".")[0])]
+        assert len(hits) == expected["rows"], expected
+    assert (q["detail"] != "").all() and (q["participant"].str.startswith("P") | (q["participant"] == "")).all()
+
+
+def test_recovered_effects_point_the_right_way(demo_run):
+    change = demo_run["tables"]["change"]
+    pre_post = change[(change["from_wave"] == "pre") & (change["to_wave"] == "post")]
+    big = pre_post[pre_post["n_pairs"] >= 12]
+
+    def rows(inst, scale):
+        return big[(big["instrument"] == inst) & (big["scale"] == scale)]
+
+    knowledge = rows("tic_knowledge", "percent_correct")
+    assert len(knowledge) >= 3 and (knowledge["ci_low"] > 0).all()  # knowledge up
+    stigma = rows("omshc", "total")
+    assert (stigma["mean_diff"] < 0).all() and (stigma["ci_high"] < 0).any()  # stigma down
+    burnout = rows("proqol", "burnout")  # flat: most intervals cover zero
+    assert ((burnout["ci_low"] < 0) & (burnout["ci_high"] > 0)).mean() >= 0.5
+
+
+def test_retyped_email_is_one_person(demo_run):
+    key = (demo_run["root"] / "secrets" / "pseudonym.key").read_text().strip().encode()
+    retyped = demo_run["truth"]["retyped_email"]
+    person = pseudonym(normalise_identifier(retyped["as_typed_at_pre"]), key)
+    assert person == pseudonym(normalise_identifier(retyped["as_typed_at_post"]), key)
+    scores = demo_run["tables"]["scores"]
+    mine = scores[scores["participant"] == person]
+    for inst in ("proqol", "omshc", "tic_knowledge"):
+        assert {"pre", "post"} <= set(mine[mine["instrument"] == inst]["wave"]), inst
+
+
+def test_no_personal_data_in_any_output(demo_run):
+    text = outputs_text(demo_run["root"]).casefold()
+    pii = demo_run["truth"]["pii"]
+    for value in pii["emails"] + pii["names"] + pii["dni"] + pii["phones"]:
+        assert value.casefold() not in text, value
+    assert "@" not in text
+
+
+def test_reports_per_cohort_with_small_cohort_suppressed(demo_run):
+    reports = demo_run["root"] / "outputs" / "reports"
+    pages = sorted(p.name for p in reports.glob("cohort_*.html"))
+    assert len(pages) == 5
+    small = (reports / "cohort_laredo-2026-1_es.html").read_text(encoding="utf-8")
+    assert "menos de 5 personas" in small
+    big = (reports / "cohort_alto-trujillo-2026-1_es.html").read_text(encoding="utf-8")
+    change = demo_run["tables"]["change"]
+    row = change[(change["cohort"] == "alto-trujillo-2026-1") & (change["scale"] == "percent_correct")
+                 & (change["to_wave"] == "post")].iloc[0]
+    assert f"{row['mean_to']:.1f}".replace(".", ",") in big  # headline figure, Spanish format
+
+
+def test_reliability_table_has_cohort_and_pooled_rows(demo_run):
+    rel = demo_run["tables"]["reliability"]
+    pooled = rel[(rel["cohort"] == "ALL") & (rel["wave"] == "pre")].set_index(["instrument", "scale"])
+    assert pooled.loc[("proqol", "burnout"), "n"] > 60
+    assert pooled.loc[("omshc", "total"), "alpha"] > 0.7
+    assert set(rel["cohort"]) >= {"ALL", "laredo-2026-1"}
+
+
+def test_scores_table_columns_are_stable(demo_run):
+    assert list(demo_run["tables"]["scores"].columns) == [
+        "cohort", "participant", "wave", "instrument", "scale", "score",
+        "items_answered", "items_total", "prorated", "band"]
