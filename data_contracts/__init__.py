@@ -1,5 +1,5 @@
 """Data contracts: what a valid response row is, and the split into valid and quarantine."""
 
-from data_contracts.rules import ContractResult, apply_contracts
+from data_contracts.rules import ContractResult, apply_contracts, localise
 
-__all__ = ["ContractResult", "apply_contracts"]
+__all__ = ["ContractResult", "apply_contracts", "localise"]

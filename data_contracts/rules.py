@@ -1,69 +1,200 @@
-"""Row-level contracts built from the instrument definitions and the program config.
+"""Run the contracts: Great Expectations for row rules, then duplicates and batch shares.
 
-Each rule marks offending rows; a row failing any rule goes to quarantine with
-the first failing rule as its reason, so every ingested row ends up exactly
-once in either the valid data or the quarantine.
-
-Rules, in order:
-- ``unknown_cohort`` / ``unknown_wave``: the key is not declared in program.yaml;
-- ``code_out_of_range``: an answer that is not one of the item's response codes
-  (missing answers are not errors: the scoring's missing-item rule handles them);
-- ``duplicate_submission``: one person, wave and instrument submitted more than
-  once; the latest submission (by timestamp, else by file and row order) wins.
+Every ingested row ends up exactly once in the valid data or the quarantine:
+- row problems (an expectation's unexpected rows) quarantine that row, the
+  first failing expectation in suite order being its reason;
+- ``duplicate_submission``: one person, wave and instrument submitted more
+  than once; the latest submission (by timestamp, else by file and row order)
+  wins, the others are quarantined;
+- batch problems (a table-level expectation failing, or more than
+  ``max_failing_share`` of a file's rows failing) reject that file for that
+  instrument: all its rows go to quarantine as ``batch_rejected``, with a
+  message, and the other files go on.
+Missing answers are not errors: scoring's missing-item rule handles them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from instruments.model import Instrument
 from pipelines.config import ProgramConfig
 from pipelines.ingest.core import quarantine_frame, record
 
+REASONS = yaml.safe_load((Path(__file__).parent / "reasons.yaml").read_text(encoding="utf-8"))
+# Which reason a row gets when it breaks several rules: the most basic problem first.
+RULE_ORDER = ["missing_column", "missing_identifier", "unknown_cohort", "unknown_wave",
+              "code_out_of_range", "user_expectation"]
+SUMMARY_COLUMNS = ["source_file", "instrument", "rule", "checked", "failed", "quarantined"]
+
 
 @dataclass
 class ContractResult:
-    """Valid rows per instrument, the quarantine, and a per-rule summary."""
+    """Valid rows per instrument, the quarantine, a per-rule summary, batch problems."""
 
     valid: dict[str, pd.DataFrame]
     quarantine: pd.DataFrame
-    summary: pd.DataFrame  # instrument, rule, checked, failed
+    summary: pd.DataFrame
+    problems: list[str] = field(default_factory=list)
+    data_docs: str = ""
 
 
-def out_of_range(frame: pd.DataFrame, inst: Instrument) -> tuple[pd.Series, pd.Series, pd.Series]:
-    """Rows with an answer outside the item's codes: (mask, first bad column, its value)."""
-    mask = pd.Series(False, index=frame.index)
-    column = pd.Series("", index=frame.index, dtype=str)
-    value = pd.Series("", index=frame.index, dtype=str)
-    for item_id in inst.item_ids:
-        answers = frame[item_id]
-        allowed = allowed_codes(inst, item_id, numeric=inst.kind == "scale")
-        if inst.kind == "knowledge":
-            bad = answers.notna() & ~answers.map(lambda a: set(str(a).split(";")) <= allowed)
-        else:
-            bad = answers.notna() & ~answers.isin(allowed)
-        first = bad & ~mask
-        column[first] = item_id
-        value[first] = answers[first].astype(str)
-        mask |= bad
-    return mask, column, value
+@dataclass
+class Failure:
+    """One expectation's verdict on a frame."""
+
+    rule: str
+    column: str
+    rows: list  # index labels of unexpected rows; empty for a batch failure
+    batch: bool
+    allowed: str = ""
 
 
-def allowed_codes(inst: Instrument, item_id: str, numeric: bool) -> set:
-    """Codes an item accepts (floats for scales, text for knowledge items)."""
-    codes = [o.code for o in inst.options_for(item_id)]
-    return {float(c) for c in codes} if numeric else {str(c) for c in codes}
+def gx_context(config: ProgramConfig):
+    """A file-backed GX context in the program folder (suites + Data Docs in ``gx/``)."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    logging.getLogger("great_expectations").setLevel(logging.ERROR)
+    context = gx.get_context(mode="file", project_root_dir=str(config.root))
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return context
+
+
+def run_suite(context, inst: Instrument, config: ProgramConfig, frame: pd.DataFrame):
+    """Validate one instrument's frame with its suite; return the failures."""
+    import great_expectations as gx
+    from great_expectations.checkpoint import UpdateDataDocsAction
+
+    from data_contracts.suites import build_suite
+
+    source = context.data_sources.add_or_update_pandas("capacitar")
+    asset = source.add_dataframe_asset(inst.id)
+    batch_def = asset.add_batch_definition_whole_dataframe("all_rows")
+    suite = context.suites.add_or_update(build_suite(inst, config))
+    definition = context.validation_definitions.add_or_update(
+        gx.ValidationDefinition(name=inst.id, data=batch_def, suite=suite))
+    checkpoint = context.checkpoints.add_or_update(gx.Checkpoint(
+        name=f"capacitar_{inst.id}", validation_definitions=[definition],
+        actions=[UpdateDataDocsAction(name="data_docs")],
+        result_format={"result_format": "COMPLETE"}))
+    result = checkpoint.run(batch_parameters={"dataframe": frame})
+    return [failure_of(r) for run in result.run_results.values() for r in run.results
+            if not r.success]
+
+
+def failure_of(result) -> Failure:
+    """Our reading of one failed expectation result."""
+    cfg = result.expectation_config
+    meta = cfg.meta or {}
+    column = cfg.kwargs.get("column", "") or ",".join(cfg.kwargs.get("column_list", []))
+    rows = (result.result or {}).get("unexpected_index_list")
+    rule = meta.get("rule", "user_expectation")
+    allowed = ", ".join(meta.get("allowed", []))
+    return Failure(rule=rule, column=column, rows=list(rows or []), batch=rows is None,
+                   allowed=allowed if rule != "user_expectation" else cfg.type)
 
 
 def duplicates(frame: pd.DataFrame) -> pd.Series:
     """Rows superseded by a later submission of the same person, wave and instrument."""
-    order = frame.assign(_stamp=frame["submitted_at"]).sort_values(
-        ["_stamp", "source_file", "source_row"], na_position="first", kind="stable"
-    )
+    order = frame.sort_values(
+        ["submitted_at", "source_file", "source_row"], na_position="first", kind="stable")
     latest = ~order.duplicated(["participant", "wave", "instrument"], keep="last")
     return ~latest.reindex(frame.index)
+
+
+def reason(rule: str, language: str, column: str, value: str, allowed: str = "") -> str:
+    """The human-readable reason of a rule in the report language."""
+    template = REASONS.get(rule, REASONS["user_expectation"])[language]
+    return template.format(column=column, value=value, allowed=allowed)
+
+
+class Quarantine:
+    """Collects quarantine records and remembers which rows failed."""
+
+    def __init__(self, frame: pd.DataFrame, language: str):
+        self.frame = frame
+        self.language = language
+        self.failing = pd.Series(False, index=frame.index)
+        self.records: list[dict] = []
+        self.first_rule: dict = {}
+
+    def add(self, rows, rule: str, column: str = "", allowed: str = "", value=None) -> None:
+        for idx in rows:
+            if self.failing.loc[idx]:
+                continue
+            if value is None and column in self.frame.columns:
+                val = self.frame.at[idx, column]
+            else:
+                val = "" if value is None else value
+            val = "" if pd.isna(val) else str(val).removesuffix(".0")
+            detail = reason(rule, self.language, column, val, allowed)
+            self.records.append(record(self.frame.loc[idx], "contracts", rule, detail, column,
+                                       val))
+            self.failing.loc[idx] = True
+            self.first_rule[idx] = rule
+
+
+def check_instrument(context, inst, config, frame, language):
+    """Quarantine, summary rows and batch problems of one instrument's frame."""
+    q = Quarantine(frame, language)
+    problems: list[str] = []
+    failures = run_suite(context, inst, config, frame) if not frame.empty else []
+    failures.sort(key=lambda f: RULE_ORDER.index(f.rule) if f.rule in RULE_ORDER else len(RULE_ORDER))
+    for failure in failures:
+        if failure.batch:
+            problems.append(f"{inst.id}: expectation on '{failure.column}' failed for the whole "
+                            f"batch ({failure.allowed or failure.rule})")
+            q.add(frame.index, "batch_rejected", value=f"{failure.rule} {failure.column}")
+        else:
+            q.add(failure.rows, failure.rule, failure.column, failure.allowed)
+    remaining = frame.loc[~q.failing]
+    q.add(remaining.index[duplicates(remaining)], "duplicate_submission")
+    problems += reject_bad_files(q, inst, config.max_failing_share)
+    summary = summary_rows(frame, inst.id, failures, q)
+    return frame.loc[~q.failing].reset_index(drop=True), q.records, summary, problems
+
+
+def reject_bad_files(q: Quarantine, inst: Instrument, share: float) -> list[str]:
+    """Reject whole files where more than ``share`` of the rows failed a row rule."""
+    problems = []
+    rates = q.failing.groupby(q.frame["source_file"]).mean()
+    for source_file, rate in rates[rates > share].items():
+        rows = q.frame.index[q.frame["source_file"] == source_file]
+        note = f"{rate:.0%} of rows failed (limit {share:.0%})"
+        q.add(rows, "batch_rejected", value=note)
+        problems.append(f"{source_file} ({inst.id}): rejected, {note}; check the export and "
+                        "its mapping in program.yaml")
+    return problems
+
+
+def summary_rows(frame, inst_id, failures, q: Quarantine) -> list[dict]:
+    """Per source file and rule: rows checked, failing the rule, quarantined for it."""
+    rows = []
+    first = pd.Series(q.first_rule, dtype="str").reindex(frame.index)
+    rules = dict.fromkeys([f.rule for f in failures] + ["duplicate_submission", "batch_rejected"])
+    for source_file, grp in frame.groupby("source_file"):
+        for rule in rules:
+            failed = {i for f in failures if f.rule == rule for i in f.rows} & set(grp.index)
+            rows.append({
+                "source_file": source_file, "instrument": inst_id, "rule": rule,
+                "checked": len(grp), "failed": len(failed),
+                "quarantined": int((first.loc[grp.index] == rule).sum()),
+            })
+    return rows
+
+
+def localise(quarantine: pd.DataFrame, language: str) -> pd.DataFrame:
+    """Rewrite each record's ``detail`` as the human reason in ``language``."""
+    detail = [reason(r.rule, language, r.column, r.value) for r in quarantine.itertuples()]
+    return quarantine.assign(detail=pd.Series(detail, index=quarantine.index, dtype="str"))
 
 
 def apply_contracts(
@@ -76,42 +207,20 @@ def apply_contracts(
     >>> result = apply_contracts(ingested.responses, instruments, config)  # doctest: +SKIP
     >>> result.quarantine["rule"].value_counts()  # doctest: +SKIP
     """
-    cohorts = {c.id for c in config.cohorts}
-    waves = {w.id for w in config.waves}
-    valid, records, summary = {}, [], []
+    context = gx_context(config)
+    valid, records, summary, problems = {}, [], [], []
     for inst_id, frame in responses.items():
-        inst = instruments[inst_id]
-        failing = pd.Series(False, index=frame.index)
-        bad_range, bad_col, bad_val = out_of_range(frame, inst)
-        rules = [
-            ("unknown_cohort", ~frame["cohort"].isin(cohorts), "cohort",
-             frame["cohort"], "cohort is not declared in program.yaml"),
-            ("unknown_wave", ~frame["wave"].isin(waves), "wave",
-             frame["wave"], "wave is not declared in program.yaml"),
-            ("code_out_of_range", bad_range, bad_col, bad_val,
-             f"answer is not one of the item's response codes ({inst.label})"),
-        ]
-        for rule, mask, column, values, detail in rules:
-            failing = quarantine_rows(frame, mask, failing, rule, column, values, detail, records)
-            summary.append({"instrument": inst_id, "rule": rule,
-                            "checked": len(frame), "failed": int(mask.sum())})
-        # Duplicates are judged among rows that passed everything else.
-        dupes = duplicates(frame.loc[~failing]).reindex(frame.index, fill_value=False)
-        failing = quarantine_rows(
-            frame, dupes, failing, "duplicate_submission", "", pd.Series("", index=frame.index),
-            "an earlier submission of this person, wave and instrument; the latest one is kept",
-            records,
-        )
-        summary.append({"instrument": inst_id, "rule": "duplicate_submission",
-                        "checked": int((~failing | dupes).sum()), "failed": int(dupes.sum())})
-        valid[inst_id] = frame.loc[~failing].reset_index(drop=True)
-    return ContractResult(valid, quarantine_frame(records), pd.DataFrame(summary))
-
-
-def quarantine_rows(frame, mask, failing, rule, column, values, detail, records) -> pd.Series:
-    """Add a record for each newly failing row; return the updated failing mask."""
-    new = mask & ~failing
-    for idx in new[new].index:
-        col = column if isinstance(column, str) else column.loc[idx]
-        records.append(record(frame.loc[idx], "contracts", rule, detail, col, values.loc[idx]))
-    return failing | mask
+        ok, recs, rows, probs = check_instrument(
+            context, instruments[inst_id], config, frame.reset_index(drop=True), config.language)
+        valid[inst_id] = ok
+        records += recs
+        summary += rows
+        problems += probs
+    docs = context.get_docs_sites_urls()
+    return ContractResult(
+        valid=valid,
+        quarantine=quarantine_frame(records),
+        summary=pd.DataFrame(summary, columns=SUMMARY_COLUMNS),
+        problems=problems,
+        data_docs=docs[0]["site_url"] if docs else "",
+    )

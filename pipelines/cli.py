@@ -67,6 +67,31 @@ def run(program: Path = typer.Argument(..., help="Program folder (holding progra
 
 
 @app.command()
+def validate(program: Path = typer.Argument(..., help="Program folder (holding program.yaml).")):
+    """Ingest and check the contracts only; exit 1 when a file or batch was rejected."""
+    from pipelines import stages
+
+    ctx = preflight(program)
+    ingested = stages.ingest(ctx)
+    contracts = stages.validate(ctx, ingested)
+    accounting = stages.accounting_table(ingested, contracts)
+    table = Table("file", "instrument", "read", "valid", "quarantined")
+    for row in accounting.itertuples():
+        table.add_row(row.source_file, row.instrument, str(row.rows_read), str(row.rows_valid),
+                      str(row.rows_quarantined))
+    console.print(table)
+    rules = contracts.quarantine["rule"].value_counts()
+    for rule, n in rules.items():
+        console.print(f"  quarantined for {rule}: {n}")
+    console.print(f"Great Expectations Data Docs: {contracts.data_docs}")
+    problems = ingested.problems + contracts.problems
+    for problem in problems:
+        console.print(f"[bold red]batch problem:[/] {problem}", highlight=False)
+    if problems:
+        raise typer.Exit(1)
+
+
+@app.command()
 def demo(folder: Path = typer.Argument(Path("capacitar-demo"), help="Where to write the demo.")):
     """Write the demo program (simulated raw exports) into FOLDER and run it."""
     from pipelines.demo import write_demo

@@ -142,6 +142,9 @@ class ProgramConfig(Strict):
     )
     sources: list[Source] = Field(min_length=1)
     min_cell_size: int = Field(default=5, ge=1, description="Report figures from fewer are hidden.")
+    max_failing_share: float = Field(
+        default=0.5, gt=0, le=1,
+        description="A file with a larger share of failing rows is rejected whole (batch problem).")
 
     # Set by load_program: the folder the file was read from.
     root: Path = Field(default=Path("."), exclude=True)

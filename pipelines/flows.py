@@ -43,10 +43,12 @@ def ingest_task(ctx: stages.Context):
 def validate_task(ctx: stages.Context, ingested):
     contracts = stages.validate(ctx, ingested)
     accounting = stages.accounting_table(ingested, contracts)
-    get_run_logger().info(
-        "Contracts: %d rows valid, %d quarantined (read %d)",
-        accounting["rows_valid"].sum(), accounting["rows_quarantined"].sum(),
-        accounting["rows_read"].sum())
+    log = get_run_logger()
+    log.info("Contracts: %d rows valid, %d quarantined (read %d); Data Docs: %s",
+             accounting["rows_valid"].sum(), accounting["rows_quarantined"].sum(),
+             accounting["rows_read"].sum(), contracts.data_docs)
+    for problem in contracts.problems:
+        log.warning("Batch problem: %s", problem)
     return contracts, accounting
 
 
@@ -90,11 +92,12 @@ def evaluate_program(program_dir: str) -> dict:
     tables = {
         "scores": scores, **tables, "quarantine": contracts.quarantine,
         "validation_summary": contracts.summary, "accounting": accounting,
-        "runs": stages.run_record(ctx, ingested, accounting),
+        "runs": stages.run_record(ctx, ingested, contracts, accounting),
     }
     export_task(ctx, tables)
     reports = report_task(ctx, tables)
-    summary = summarise(ctx, tables, reports, ingested.problems)
+    summary = summarise(ctx, tables, reports, ingested.problems + contracts.problems)
+    summary["data_docs"] = contracts.data_docs
     create_markdown_artifact(markdown=summary["markdown"], key="capacitar-run-summary")
     return summary
 

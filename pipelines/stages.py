@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from data_contracts import ContractResult, apply_contracts
+from data_contracts import ContractResult, apply_contracts, localise
 from instruments import Instrument, load_builtin, load_instruments
 from pipelines.accounting import row_accounting
 from pipelines.analysis.change import change_table
@@ -70,8 +70,21 @@ def ingest(ctx: Context) -> IngestResult:
 def validate(ctx: Context, ingested: IngestResult) -> ContractResult:
     """Stage 2: contracts split rows into valid and quarantine (with ingest's rejects)."""
     result = apply_contracts(ingested.responses, ctx.instruments, ctx.config)
-    quarantine = pd.concat([ingested.rejected, result.quarantine], ignore_index=True)
-    return ContractResult(result.valid, quarantine, result.summary)
+    at_ingest = localise(ingested.rejected, ctx.config.language)
+    result.quarantine = pd.concat([at_ingest, result.quarantine], ignore_index=True)
+    result.summary = pd.concat([ingest_summary(ingested), result.summary], ignore_index=True)
+    return result
+
+
+def ingest_summary(ingested: IngestResult) -> pd.DataFrame:
+    """Validation-summary rows for the rules applied while reading (per file and rule)."""
+    rejected = ingested.rejected
+    counts = rejected.groupby(["source_file", "instrument", "rule"]).size().rename("failed")
+    read = ingested.accounting.set_index(["source_file", "instrument"])["rows_read"]
+    table = counts.reset_index().merge(read.rename("checked").reset_index(),
+                                       on=["source_file", "instrument"])
+    return table.assign(quarantined=table["failed"])[
+        ["source_file", "instrument", "rule", "checked", "failed", "quarantined"]]
 
 
 def score(ctx: Context, contracts: ContractResult) -> pd.DataFrame:
@@ -97,7 +110,9 @@ def analyse(ctx: Context, contracts: ContractResult, scores: pd.DataFrame) -> di
     }
 
 
-def run_record(ctx: Context, ingested: IngestResult, accounting: pd.DataFrame) -> pd.DataFrame:
+def run_record(
+    ctx: Context, ingested: IngestResult, contracts: ContractResult, accounting: pd.DataFrame
+) -> pd.DataFrame:
     """The ``runs`` table row of this run: inputs with SHA-256, versions, row accounting."""
     inputs = ingested.inputs[["source_file", "sha256", "status", "rows"]].to_dict("records")
     return pd.DataFrame([{
@@ -111,7 +126,7 @@ def run_record(ctx: Context, ingested: IngestResult, accounting: pd.DataFrame) -
         "rows_read": int(accounting["rows_read"].sum()),
         "rows_valid": int(accounting["rows_valid"].sum()),
         "rows_quarantined": int(accounting["rows_quarantined"].sum()),
-        "problems": " | ".join(ingested.problems),
+        "problems": " | ".join(ingested.problems + contracts.problems),
     }])
 
 

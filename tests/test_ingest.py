@@ -1,17 +1,15 @@
 """Reading raw exports: encodings, delimiters, labels, pseudonyms, clear errors, accounting."""
 
-from pathlib import Path
-
 import pandas as pd
 import pytest
 import yaml
-
 from instruments import load_builtin
 from pipelines.config import load_program
 from pipelines.errors import ConfigError, SourceError
 from pipelines.ingest import ingest_program
 from pipelines.ingest.pseudonym import load_key, normalise_identifier, pseudonym
 from pipelines.ingest.readers import read_table
+from tests.helpers import small_program, stss_csv
 
 KEY = b"0123456789abcdef0123456789abcdef"
 
@@ -66,30 +64,6 @@ def test_missing_key_is_a_clear_error(tmp_path, monkeypatch):
         load_key(tmp_path / "none.key")
     created = load_key(tmp_path / "demo.key", create_if_missing=True)
     assert len(created) == 64 and (tmp_path / "demo.key").stat().st_mode & 0o077 == 0
-
-
-def small_program(tmp_path: Path, files: dict[str, str]) -> Path:
-    """A one-cohort program reading STSS CSVs; files: name -> CSV text."""
-    (tmp_path / "inbox").mkdir()
-    for name, text in files.items():
-        (tmp_path / "inbox" / name).write_text(text, encoding="utf-8")
-    config = {
-        "name": "t", "cohorts": [{"id": "c1", "site": "Virú"}],
-        "waves": [{"id": "pre", "order": 1}, {"id": "post", "order": 2}],
-        "sources": [{
-            "name": "s", "pattern": "stss_*.csv", "identifier": ["email"], "pii": ["name"],
-            "cohort": {"column": "sede"}, "wave": {"filename": r"stss_(\w+)\.csv"},
-            "instruments": {"stss": {"items": "s{n}"}},
-        }],
-    }
-    (tmp_path / "program.yaml").write_text(yaml.safe_dump(config, allow_unicode=True))
-    return tmp_path
-
-
-def stss_csv(rows: list[tuple[str, str, list[str]]]) -> str:
-    header = "name,email,sede," + ",".join(f"s{n}" for n in range(1, 18))
-    lines = [f"{n},{e},{s}," + ",".join(a) for (n, e, a), s in zip(rows, ["VIRU"] * len(rows))]
-    return "\n".join([header, *lines]) + "\n"
 
 
 def test_labels_map_to_codes_and_every_row_is_accounted(tmp_path):
