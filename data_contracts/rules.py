@@ -27,7 +27,7 @@ from instruments.model import Instrument
 from pipelines.config import ProgramConfig
 from pipelines.ingest.core import quarantine_frame, record
 
-REASONS = yaml.safe_load((Path(__file__).parent / "reasons.yaml").read_text(encoding="utf-8"))
+RULES = yaml.safe_load((Path(__file__).parent / "reasons.yaml").read_text(encoding="utf-8"))["rules"]
 # Which reason a row gets when it breaks several rules: the most basic problem first.
 RULE_ORDER = ["missing_column", "missing_identifier", "unknown_cohort", "unknown_wave",
               "code_out_of_range", "user_expectation"]
@@ -112,7 +112,7 @@ def duplicates(frame: pd.DataFrame) -> pd.Series:
 
 def reason(rule: str, language: str, column: str, value: str, allowed: str = "") -> str:
     """The human-readable reason of a rule in the report language."""
-    template = REASONS.get(rule, REASONS["user_expectation"])[language]
+    template = RULES.get(rule, RULES["user_expectation"])["reason"][language]
     return template.format(column=column, value=value, allowed=allowed)
 
 

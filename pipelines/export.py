@@ -1,18 +1,29 @@
-"""Write result tables beside each other as Parquet and UTF-8 CSV, atomically.
+"""Write the result tables as Parquet, CSV, SPSS .sav and Stata .dta, atomically.
 
-Each file is written to a temporary name in the same folder and renamed into
-place, so a run killed midway leaves the previous file whole.
+Everything is first written into a staging folder and then swapped in with
+renames, so a run killed midway leaves the previous outputs whole. SPSS and
+Stata files carry variable labels and value labels in the program's language;
+categories (cohort, wave, instrument, scale, band, rule...) are labelled
+numeric codes, never text categoricals, so SPSS, PSPP, Stata and R (haven)
+read them as factors with labels.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
+import pyreadstat
+
+from pipelines.schema import TableSpec
+
+BOOL_LABELS = {"es": {0: "No", 1: "Sí"}, "en": {0: "No", 1: "Yes"}}
+NO_STATA = {"scores_wide"}  # names longer than Stata's 32 characters
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -28,23 +39,6 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
             os.remove(tmp)
 
 
-def write_table(frame: pd.DataFrame, folder: Path, name: str) -> list[Path]:
-    """Write ``name.parquet`` and ``name.csv`` into ``folder``; return the paths.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> paths = write_table(pd.DataFrame({"a": [1]}), Path(tempfile.mkdtemp()), "t")
-    >>> [p.name for p in paths]
-    ['t.parquet', 't.csv']
-    """
-    frame = frame.reset_index(drop=True)
-    parquet, csv = folder / f"{name}.parquet", folder / f"{name}.csv"
-    atomic_write(parquet, lambda tmp: frame.to_parquet(tmp, index=False))
-    atomic_write(csv, lambda tmp: frame.to_csv(tmp, index=False, encoding="utf-8"))
-    return [parquet, csv]
-
-
 def write_json(data: object, path: Path) -> Path:
     """Write JSON atomically (UTF-8, readable)."""
     text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
@@ -52,9 +46,101 @@ def write_json(data: object, path: Path) -> Path:
     return path
 
 
-def write_tables(tables: dict[str, pd.DataFrame], folder: Path) -> list[Path]:
-    """Write every result table; return all written paths."""
-    written: list[Path] = []
-    for name, frame in tables.items():
-        written += write_table(frame, folder, name)
-    return written
+def coded(values: pd.Series, value_set: list) -> tuple[pd.Series, dict]:
+    """Text categories as 1-based codes in declaration order; unknown values appended."""
+    order = [v for v, _ in value_set]
+    extra = sorted({str(v) for v in values.dropna().unique()} - set(order))
+    codes = {v: i for i, v in enumerate(order + extra, start=1)}
+    return values.map(codes).astype("float64"), codes
+
+
+def labelled(frame: pd.DataFrame, spec: TableSpec, sets: dict, language: str):
+    """The frame with categories as codes, plus labels, value labels, measures and formats."""
+    out = pd.DataFrame(index=frame.index)
+    labels, value_labels, measures, formats = {}, {}, {}, {}
+    for name in frame.columns:
+        column = spec.columns[name]
+        labels[name] = column.label.get(language)[:250]
+        series = frame[name]
+        if column.type == "category":
+            value_set = sets.get(column.values or "", [])
+            out[name], codes = coded(series.astype("object").where(series.notna()), value_set)
+            text = {v: t.get(language) for v, t in value_set}
+            value_labels[name] = {c: (text.get(v) or v)[:120] for v, c in codes.items()}
+            measures[name] = "ordinal" if column.values == "waves" else "nominal"
+            formats[name] = "F8.0"
+        elif column.type == "boolean":
+            out[name] = series.astype("float64")
+            value_labels[name] = BOOL_LABELS[language]
+            measures[name], formats[name] = "nominal", "F1.0"
+        elif column.type in ("integer", "number"):
+            out[name] = pd.to_numeric(series, errors="coerce").astype("float64")
+            measures[name] = "scale"
+            formats[name] = "F8.0" if column.type == "integer" else "F12.4"
+        else:
+            out[name] = series.astype("object").where(series.notna(), "").astype(str)
+            measures[name] = "nominal"
+    return out, labels, value_labels, measures, formats
+
+
+def write_sav(frame, spec, sets, language, path: Path) -> None:
+    """An SPSS .sav with variable labels, value labels, measurement levels and formats."""
+    data, labels, value_labels, measures, formats = labelled(frame, spec, sets, language)
+    pyreadstat.write_sav(
+        data, str(path), column_labels=labels, variable_value_labels=value_labels,
+        variable_measure=measures, variable_format=formats, file_label=spec.title.get(language))
+
+
+def write_dta(frame, spec, sets, language, path: Path) -> None:
+    """A Stata .dta with variable and value labels (labels cut to Stata's 80 characters)."""
+    data, labels, value_labels, _, _ = labelled(frame, spec, sets, language)
+    pyreadstat.write_dta(
+        data, str(path), column_labels={k: v[:80] for k, v in labels.items()},
+        variable_value_labels={k: {c: t[:80] for c, t in v.items()} for k, v in value_labels.items()},
+        file_label=spec.title.get(language)[:80], version=15)
+
+
+def write_table(frame: pd.DataFrame, spec: TableSpec, sets, language, folder: Path, name: str):
+    """Every format of one table into ``folder``; return the paths written."""
+    frame = frame.reset_index(drop=True)
+    paths = [folder / f"{name}.parquet", folder / f"{name}.csv", folder / f"{name}.sav"]
+    frame.to_parquet(paths[0], index=False)
+    frame.to_csv(paths[1], index=False, encoding="utf-8")
+    write_sav(frame, spec, sets, language, paths[2])
+    if name not in NO_STATA:
+        paths.append(folder / f"{name}.dta")
+        write_dta(frame, spec, sets, language, paths[-1])
+    return paths
+
+
+def swap_in(staged: Path, target: Path) -> None:
+    """Replace ``target`` by ``staged`` with renames; the old one is kept until the new is in."""
+    previous = target.with_name(f".{target.name}.previous")
+    if previous.exists():
+        shutil.rmtree(previous)
+    if target.exists():
+        os.rename(target, previous)
+    os.rename(staged, target)
+    if previous.exists():
+        shutil.rmtree(previous)
+
+
+def recover(target: Path) -> None:
+    """Undo a swap cut short: bring back the previous folder if the new one never arrived."""
+    previous = target.with_name(f".{target.name}.previous")
+    if previous.exists() and not target.exists():
+        os.rename(previous, target)
+
+
+def write_folder(target: Path, fill: Callable[[Path], list[Path]]) -> list[Path]:
+    """Fill a staging folder beside ``target`` with ``fill(staging)``, then swap it in."""
+    recover(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
+    try:
+        written = fill(staging)
+        swap_in(staging, target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return [target / p.relative_to(staging) for p in written]

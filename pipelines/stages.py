@@ -10,6 +10,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import uuid
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -17,14 +19,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from data_contracts import ContractResult, apply_contracts, localise
+from data_contracts import RULES, ContractResult, apply_contracts, localise
 from instruments import Instrument, load_builtin, load_instruments
 from pipelines.accounting import row_accounting
 from pipelines.analysis.change import change_table
 from pipelines.analysis.scoring import score_responses
 from pipelines.analysis.tables import improvement_directions, reliability_table
 from pipelines.config import ProgramConfig, load_program
-from pipelines.export import write_json, write_tables
+from pipelines.codebook import R_SCRIPT, SPSS_SCRIPT, codebook, codebook_html, codebook_markdown
+from pipelines.export import atomic_write, write_folder, write_json, write_table
+from pipelines.schema import load_schema, value_sets
+from pipelines.warehouse import update_warehouse
+from pipelines.wide import scores_wide, scores_wide_spec
 from pipelines.ingest import IngestResult, ingest_program
 from pipelines.ingest.pseudonym import load_key
 from reports.render import render_reports
@@ -115,14 +121,16 @@ def run_record(
 ) -> pd.DataFrame:
     """The ``runs`` table row of this run: inputs with SHA-256, versions, row accounting."""
     inputs = ingested.inputs[["source_file", "sha256", "status", "rows"]].to_dict("records")
+    versions = ";".join(sorted(i.label for i in ctx.instruments.values()))
     return pd.DataFrame([{
+        "fingerprint": fingerprint(ctx, ingested, versions),
         "run_id": ctx.run_id,
         "started": ctx.started,
         "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "program": ctx.config.name,
         "code_version": code_version(),
-        "instrument_versions": ";".join(sorted(i.label for i in ctx.instruments.values())),
-        "inputs": str(inputs),
+        "instrument_versions": versions,
+        "inputs": json.dumps(inputs),
         "rows_read": int(accounting["rows_read"].sum()),
         "rows_valid": int(accounting["rows_valid"].sum()),
         "rows_quarantined": int(accounting["rows_quarantined"].sum()),
@@ -130,13 +138,58 @@ def run_record(
     }])
 
 
+def fingerprint(ctx: Context, ingested: IngestResult, versions: str) -> str:
+    """SHA-256 over the inputs' hashes, program.yaml, instrument and code versions."""
+    digest = hashlib.sha256()
+    for sha in sorted(ingested.inputs["sha256"]):
+        digest.update(sha.encode())
+    digest.update((ctx.config.root / "program.yaml").read_bytes())
+    digest.update(versions.encode())
+    digest.update(code_version().encode())
+    return digest.hexdigest()
+
+
 def export(ctx: Context, tables: dict[str, pd.DataFrame]) -> list[Path]:
-    """Stage 5: write every result table (Parquet + CSV) and the run summary."""
-    folder = ctx.config.output_dir / "tables"
-    written = write_tables(tables, folder)
-    runs = tables["runs"].iloc[0].to_dict()
-    written.append(write_json(runs, ctx.config.output_dir / "last_run.json"))
+    """Stage 5: every table as Parquet, CSV, .sav, .dta; codebook; load scripts; warehouse.
+
+    The tables folder is staged and swapped in whole, so a run killed midway
+    leaves the previous outputs intact.
+    """
+    out, lang = ctx.config.output_dir, ctx.config.language
+    specs = dict(load_schema().tables)
+    sets = value_sets(ctx.config, ctx.instruments, {r: v["label"] for r, v in RULES.items()})
+    wide = scores_wide(tables["scores"], ctx.config.wave_order())
+    specs["scores_wide"] = scores_wide_spec(wide, ctx.instruments, ctx.config)
+    files = {**tables, "scores_wide": wide}
+    check_documented(files, specs)
+
+    def fill(staging: Path) -> list[Path]:
+        return [p for name, frame in files.items()
+                for p in write_table(frame, specs[name], sets, lang, staging, name)]
+
+    written = write_folder(out / "tables", fill)
+    book = codebook(specs, files, sets, ctx.instruments, ctx.config, lang)
+    markdown = codebook_markdown(book)
+    for name, text in (("codebook.md", markdown),
+                       ("codebook.html", codebook_html(markdown, "Codebook")),
+                       ("load_in_R.R", R_SCRIPT),
+                       ("load_in_SPSS.sps", SPSS_SCRIPT.format(folder=out))):
+        atomic_write(out / name, lambda tmp, text=text: tmp.write_text(text, encoding="utf-8"))
+        written.append(out / name)
+    written.append(write_json(book, out / "codebook.json"))
+    written.append(write_json(tables["runs"].iloc[0].to_dict(), out / "last_run.json"))
+    update_warehouse(out / "warehouse.duckdb", tables, specs)
+    written.append(out / "warehouse.duckdb")
     return written
+
+
+def check_documented(tables: dict[str, pd.DataFrame], specs: dict) -> None:
+    """Refuse to write a table or column the schema does not document (a bug, not a user error)."""
+    for name, frame in tables.items():
+        spec = specs.get(name)
+        missing = [c for c in frame.columns if spec is None or c not in spec.columns]
+        if missing:
+            raise RuntimeError(f"table {name}: columns not documented in schema.yaml: {missing}")
 
 
 def report(ctx: Context, tables: dict[str, pd.DataFrame]) -> list[Path]:

@@ -15,6 +15,7 @@ import jinja2
 import pandas as pd
 import yaml
 
+from data_contracts.rules import RULES
 from instruments.model import Instrument
 
 HERE = Path(__file__).parent
@@ -48,8 +49,8 @@ class Catalogue:
         return entry[self.language].format(**values)
 
     def rule(self, rule: str) -> str:
-        entry = MESSAGES["rules"].get(rule)
-        return entry[self.language] if entry else rule
+        entry = RULES.get(rule)
+        return entry["label"][self.language] if entry else rule
 
 
 def scale_label(instruments: dict[str, Instrument], inst_id: str, scale: str, lang: str) -> str:
