@@ -15,7 +15,7 @@ def small_program(tmp_path: Path, files: dict[str, str], **settings) -> Path:
         "waves": [{"id": "pre", "order": 1}, {"id": "post", "order": 2}],
         "sources": [{
             "name": "s", "pattern": "stss_*.csv", "identifier": ["email"], "pii": ["name"],
-            "cohort": {"column": "sede"}, "wave": {"filename": r"stss_(\w+)\.csv"},
+            "cohort": {"column": "sede"}, "wave": {"filename": r"stss_([a-z]+)"},
             "instruments": {"stss": {"items": "s{n}"}},
         }],
     }
