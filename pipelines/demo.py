@@ -158,7 +158,7 @@ def proqol_trait(item_id: str, inst: Instrument) -> str:
 def redcap_export(rng, people, instruments, truth) -> pd.DataFrame:
     """REDCap longitudinal raw export rows (one per record x event)."""
     proqol, stss = instruments["proqol"], instruments["stss"]
-    code_of = {c[0]: c[4] for c in COHORTS}
+    code_of = {c[0]: c[5] for c in COHORTS}
     rows = []
     for wave in WAVES:
         present = [p for p in people if wave in p.waves]
@@ -349,7 +349,7 @@ def write_demo(folder: str | Path, seed: int = SEED) -> Path:
     >>> import tempfile
     >>> root = write_demo(tempfile.mkdtemp())
     >>> sorted(p.name for p in (root / "inbox").iterdir())[:2]
-    ['conocimientos_TIC.xlsx', 'estigma_OMSHC_follow_up.csv']
+    ['conocimientos_TIC.xlsx', 'estigma_OMSHC_post.csv']
     """
     root = Path(folder)
     inbox = root / "inbox"

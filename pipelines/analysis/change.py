@@ -43,7 +43,7 @@ def paired_change(before: np.ndarray, after: np.ndarray, level: float = 0.95) ->
     --------
     >>> r = paired_change([10, 12, 14, 16], [12, 15, 15, 19])
     >>> r["n_pairs"], r["mean_diff"], round(r["t"], 4), r["df"]
-    (4, 2.25, 4.7434, 3)
+    (4, 2.25, 4.7001, 3)
     """
     x = np.asarray(before, dtype=float)
     y = np.asarray(after, dtype=float)
@@ -64,10 +64,10 @@ def paired_change(before: np.ndarray, after: np.ndarray, level: float = 0.95) ->
     }
     if n < MIN_PAIRS:
         out["flags"] = f"fewer than {MIN_PAIRS} pairs"
-        return out
+        return {k: (float(v) if isinstance(v, np.floating) else v) for k, v in out.items()}
     if out["sd_diff"] == 0:
         out["flags"] = "no variation in the differences"
-        return out
+        return {k: (float(v) if isinstance(v, np.floating) else v) for k, v in out.items()}
     se = out["sd_diff"] / np.sqrt(n)
     crit = stats.t.ppf(1 - (1 - level) / 2, n - 1)
     out.update(
@@ -78,7 +78,7 @@ def paired_change(before: np.ndarray, after: np.ndarray, level: float = 0.95) ->
         p=2 * stats.t.sf(abs(out["mean_diff"] / se), n - 1),
         d_z=out["mean_diff"] / out["sd_diff"],
     )
-    return out
+    return {k: (float(v) if isinstance(v, np.floating) else v) for k, v in out.items()}
 
 
 def matched_pairs(scores: pd.DataFrame, from_wave: str, to_wave: str) -> pd.DataFrame:

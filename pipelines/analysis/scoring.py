@@ -56,7 +56,7 @@ def subscale_scores(keyed: pd.DataFrame, sub: Subscale) -> pd.DataFrame:
     >>> keyed = pd.DataFrame({"a": [1, 1, 1], "b": [2, 2, None], "c": [3, None, None],
     ...                       "d": [4, 4, 4]}, dtype=float)
     >>> subscale_scores(keyed, sub)["score"].tolist()
-    [10.0, 9.333333333333332, nan]
+    [10.0, 9.333333333333334, nan]
     """
     items = keyed[sub.items]
     answered = items.notna().sum(axis=1)
