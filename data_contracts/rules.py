@@ -3,6 +3,8 @@
 Every ingested row ends up exactly once in the valid data or the quarantine:
 - row problems (an expectation's unexpected rows) quarantine that row, the
   first failing expectation in suite order being its reason;
+- ``date_outside_cohort``: submitted before the cohort's start or after its end,
+  beyond ``date_window`` in program.yaml;
 - ``duplicate_submission``: one person, wave and instrument submitted more
   than once; the latest submission (by timestamp, else by file and row order)
   wins, the others are quarantined;
@@ -71,8 +73,6 @@ def gx_context(config: ProgramConfig):
 def run_suite(context, inst: Instrument, config: ProgramConfig, frame: pd.DataFrame):
     """Validate one instrument's frame with its suite; return the failures."""
     import great_expectations as gx
-    from great_expectations.checkpoint import UpdateDataDocsAction
-
     from data_contracts.suites import build_suite
 
     source = context.data_sources.add_or_update_pandas("capacitar")
@@ -83,7 +83,7 @@ def run_suite(context, inst: Instrument, config: ProgramConfig, frame: pd.DataFr
         gx.ValidationDefinition(name=inst.id, data=batch_def, suite=suite))
     checkpoint = context.checkpoints.add_or_update(gx.Checkpoint(
         name=f"capacitar_{inst.id}", validation_definitions=[definition],
-        actions=[UpdateDataDocsAction(name="data_docs")],
+        actions=[],  # Data Docs are built once per run, after every instrument
         result_format={"result_format": "COMPLETE"}))
     result = checkpoint.run(batch_parameters={"dataframe": frame})
     return [failure_of(r) for run in result.run_results.values() for r in run.results
@@ -108,6 +108,19 @@ def duplicates(frame: pd.DataFrame) -> pd.Series:
         ["submitted_at", "source_file", "source_row"], na_position="first", kind="stable")
     latest = ~order.duplicated(["participant", "wave", "instrument"], keep="last")
     return ~latest.reindex(frame.index)
+
+
+def outside_cohort_dates(frame: pd.DataFrame, config: ProgramConfig) -> pd.Series:
+    """Rows submitted before the cohort's start or after its end, beyond the date window."""
+    window = config.date_window
+    low = {c.id: pd.Timestamp(c.start) - pd.Timedelta(days=window.days_before_start)
+           for c in config.cohorts if c.start}
+    high = {c.id: pd.Timestamp(c.end) + pd.Timedelta(days=window.days_after_end)
+            for c in config.cohorts if c.end}
+    stamps = pd.to_datetime(frame["submitted_at"], errors="coerce")
+    early = stamps < frame["cohort"].map(low).astype("datetime64[ns]")
+    late = stamps > frame["cohort"].map(high).astype("datetime64[ns]")
+    return (early | late).fillna(False).astype(bool)
 
 
 def reason(rule: str, language: str, column: str, value: str, allowed: str = "") -> str:
@@ -155,6 +168,8 @@ def check_instrument(context, inst, config, frame, language):
             q.add(frame.index, "batch_rejected", value=f"{failure.rule} {failure.column}")
         else:
             q.add(failure.rows, failure.rule, failure.column, failure.allowed)
+    dated = outside_cohort_dates(frame, config)
+    q.add(frame.index[dated], "date_outside_cohort", "submitted_at")
     remaining = frame.loc[~q.failing]
     q.add(remaining.index[duplicates(remaining)], "duplicate_submission")
     problems += reject_bad_files(q, inst, config.max_failing_share)
@@ -179,10 +194,13 @@ def summary_rows(frame, inst_id, failures, q: Quarantine) -> list[dict]:
     """Per source file and rule: rows checked, failing the rule, quarantined for it."""
     rows = []
     first = pd.Series(q.first_rule, dtype="str").reindex(frame.index)
-    rules = dict.fromkeys([f.rule for f in failures] + ["duplicate_submission", "batch_rejected"])
+    rules = dict.fromkeys([f.rule for f in failures]
+                          + ["date_outside_cohort", "duplicate_submission", "batch_rejected"])
     for source_file, grp in frame.groupby("source_file"):
         for rule in rules:
             failed = {i for f in failures if f.rule == rule for i in f.rows} & set(grp.index)
+            if rule not in {f.rule for f in failures}:  # pandas-side rules: count what they set aside
+                failed = {i for i in grp.index if q.first_rule.get(i) == rule}
             rows.append({
                 "source_file": source_file, "instrument": inst_id, "rule": rule,
                 "checked": len(grp), "failed": len(failed),
@@ -216,6 +234,7 @@ def apply_contracts(
         records += recs
         summary += rows
         problems += probs
+    context.build_data_docs()
     docs = context.get_docs_sites_urls()
     return ContractResult(
         valid=valid,

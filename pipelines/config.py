@@ -126,6 +126,13 @@ class Pseudonymisation(Strict):
     create_if_missing: bool = False
 
 
+class DateWindow(Strict):
+    """How far from a cohort's dates a submission may be and still belong to it."""
+
+    days_before_start: int = Field(default=30, ge=0)
+    days_after_end: int = Field(default=365, ge=0)
+
+
 class ProgramConfig(Strict):
     """A training program: cohorts, waves, sources and where outputs go."""
 
@@ -142,6 +149,7 @@ class ProgramConfig(Strict):
     )
     sources: list[Source] = Field(min_length=1)
     min_cell_size: int = Field(default=5, ge=1, description="Report figures from fewer are hidden.")
+    date_window: DateWindow = DateWindow()
     max_failing_share: float = Field(
         default=0.5, gt=0, le=1,
         description="A file with a larger share of failing rows is rejected whole (batch problem).")

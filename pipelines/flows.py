@@ -17,7 +17,7 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 from pathlib import Path  # noqa: E402
 
 from prefect import flow, get_run_logger, task  # noqa: E402
-from prefect.artifacts import create_markdown_artifact  # noqa: E402
+from prefect.artifacts import create_markdown_artifact, create_table_artifact  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 
 from pipelines import stages  # noqa: E402
@@ -49,6 +49,11 @@ def validate_task(ctx: stages.Context, ingested):
              accounting["rows_read"].sum(), contracts.data_docs)
     for problem in contracts.problems:
         log.warning("Batch problem: %s", problem)
+    summary = contracts.summary[contracts.summary["failed"] > 0]
+    create_table_artifact(
+        key="validation-summary", description="Rows checked, failing and quarantined per rule",
+        table=[{k: (int(v) if hasattr(v, "__int__") and not isinstance(v, str) else str(v))
+                for k, v in row.items()} for row in summary.to_dict("records")])
     return contracts, accounting
 
 

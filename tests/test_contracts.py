@@ -105,3 +105,21 @@ def test_suites_are_json_in_the_program_and_user_expectations_are_kept(checked):
     stored = json.loads(path.read_text())
     assert any(e.get("meta", {}).get("note") == "added by hand" for e in stored["expectations"])
     assert contracts.data_docs.endswith("index.html")
+
+
+def test_submissions_far_outside_the_cohort_dates_are_quarantined(tmp_path, monkeypatch):
+    monkeypatch.setenv("CAPACITAR_PSEUDONYM_KEY", "k" * 32)
+    text = stss_csv([("Ana", "ana@x.pe", OK), ("Luis", "luis@x.pe", OK), ("Eva", "eva@x.pe", OK)])
+    lines = text.splitlines()
+    dates = ["fecha", "2026-03-05", "2024-01-10", ""]  # in window, two years early, no date
+    text = "\n".join(f"{line},{d}" for line, d in zip(lines, dates)) + "\n"
+    root = small_program(tmp_path, {"stss_pre.csv": text},
+                         cohorts=[{"id": "c1", "site": "Virú", "start": "2026-03-01",
+                                   "end": "2026-03-31"}])
+    import yaml
+    config = yaml.safe_load((root / "program.yaml").read_text())
+    config["sources"][0]["submitted_at"] = "fecha"
+    (root / "program.yaml").write_text(yaml.safe_dump(config, allow_unicode=True))
+    ctx = stages.load_context(root)
+    contracts = stages.validate(ctx, stages.ingest(ctx))
+    assert rules_by_row(contracts, "stss_pre.csv") == {3: "date_outside_cohort"}

@@ -41,7 +41,6 @@ QUARANTINE_COLUMNS = [
     "value",
     "detail",
 ]
-NUMBER = re.compile(r"^[+-]?\d+(?:[.,]0+)?$")
 
 
 @dataclass
@@ -132,16 +131,16 @@ def likert_to_number(cells: pd.Series, options: list[ResponseOption]) -> pd.Seri
     the row while keeping the raw value for the reason.
     """
     labels = option_lookup(options)
+    # Vectorised for the common case (numbers); only leftovers go through the label lookup.
+    numbers = pd.to_numeric(cells.str.replace(",", ".", regex=False), errors="coerce")
+    leftover = numbers.isna() & cells.ne("")
+    if leftover.any():
+        def label_code(cell: str) -> float:
+            code = labels.get(fold(cell))
+            return float(code) if code is not None else np.inf
 
-    def convert(cell: str) -> float:
-        if cell == "":
-            return np.nan
-        if NUMBER.match(cell):
-            return float(cell.replace(",", "."))
-        code = labels.get(fold(cell))
-        return float(code) if code is not None else np.inf
-
-    return cells.map(convert).astype(float)
+        numbers[leftover] = cells[leftover].map(label_code)
+    return numbers.astype(float)
 
 
 def choice_to_code(cells: pd.Series, options: list[ResponseOption]) -> pd.Series:

@@ -59,10 +59,14 @@ def pseudonymise(frame: pd.DataFrame, columns: list[str], key: bytes) -> pd.Seri
     Several columns are joined after normalisation, so list only the columns
     that together identify a person (usually one: an email or a DNI).
     """
-    normalised = frame[columns].map(normalise_identifier)
-    joined = normalised.agg("|".join, axis=1)
+    # Hash each distinct identifier once: exports repeat people across rows and waves.
+    normalised = frame[columns].apply(lambda col: col.map(dict(zip(
+        uniq := col.unique(), (normalise_identifier(v) for v in uniq)))))
+    joined = normalised.agg("|".join, axis=1) if len(columns) > 1 else normalised[columns[0]]
     has_id = normalised.ne("").all(axis=1)
-    return joined.where(has_id, "").map(lambda v: pseudonym(v, key) if v else "")
+    distinct = joined[has_id].unique()
+    hashed = dict(zip(distinct, (pseudonym(v, key) for v in distinct)))
+    return joined.map(hashed).where(has_id, "").astype("str")
 
 
 def load_key(key_file: Path, create_if_missing: bool = False) -> bytes:
