@@ -79,15 +79,20 @@ def verdict(row: pd.Series, t: Catalogue) -> str:
     return t("no_clear_change")
 
 
-def change_rows(change, cohort, instruments, t, min_n) -> list[dict]:
+def change_rows(change, cohort, instruments, t, min_n, waves=None) -> list[dict]:
     """Display rows of the change table for one cohort (suppressed below min_n)."""
     lang = t.language
+    labels = {w.id: w.label.get(lang) or w.id for w in waves or []}
+
+    def wave_label(wave_id: str) -> str:
+        return labels.get(wave_id, wave_id)
+
     rows = []
     for _, r in change[change["cohort"] == cohort].iterrows():
         hidden = r["n_pairs"] < min_n
         rows.append({
             "scale": scale_label(instruments, r["instrument"], r["scale"], lang),
-            "waves": f"{r['from_wave']} → {r['to_wave']}",
+            "waves": f"{wave_label(r['from_wave'])} → {wave_label(r['to_wave'])}",
             "n": r["n_pairs"] if not hidden else "—",
             "hidden": hidden,
             "small": not hidden and r["n_pairs"] < 10,
@@ -150,8 +155,10 @@ def render_reports(tables: dict[str, pd.DataFrame], config, instruments, folder:
         context = {
             "t": t, "config": config, "cohort": cohort, "min_n": min_n,
             "participation": participation_rows(part, instruments, config, t, min_n),
-            "waves": config.wave_order(),
-            "change": change_rows(tables["change"], cohort.id, instruments, t, min_n),
+            "waves": [w.label.get(config.language) or w.id
+                      for w in sorted(config.waves, key=lambda w: w.order)],
+            "change": change_rows(tables["change"], cohort.id, instruments, t, min_n,
+                                  config.waves),
             "reliability": reliability_rows(tables["reliability"], cohort.id, instruments, t,
                                             min_n),
             "quarantine": [{"rule": t.rule(k), "n": int(v)} for k, v in q.items()],
