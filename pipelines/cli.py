@@ -175,7 +175,9 @@ def instruments_show(
 def main() -> None:
     """Entry point: run the app, turning user errors into one clear message."""
     try:
-        app(standalone_mode=False)
+        # In non-standalone mode click returns the exit code of typer.Exit instead of raising.
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
     except CapacitarError as exc:
         Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(2)
