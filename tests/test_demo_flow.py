@@ -1,6 +1,10 @@
 """The demo program end to end through the real Prefect flow."""
 
 import re
+import shutil
+import subprocess
+
+import pytest
 
 from pipelines.ingest.pseudonym import normalise_identifier, pseudonym
 from tests.conftest import outputs_text
@@ -89,3 +93,17 @@ def test_scores_table_columns_are_stable(demo_run):
     assert list(demo_run["tables"]["scores"].columns) == [
         "cohort", "participant", "wave", "instrument", "scale", "score",
         "items_answered", "items_total", "prorated", "band"]
+
+
+@pytest.mark.skipif(shutil.which("pspp") is None, reason="pspp not installed (CI installs it)")
+def test_pspp_opens_the_demo_sav(demo_run):
+    tables = demo_run["root"] / "outputs" / "tables"
+    syntax = demo_run["root"] / "check.sps"
+    syntax.write_text(f"GET FILE='{tables / 'change.sav'}'.\nDISPLAY DICTIONARY.\n"
+                      "DESCRIPTIVES VARIABLES=d_z.\n", encoding="utf-8")
+    out = subprocess.run(["pspp", "-O", "format=txt", str(syntax)], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "d_z de Cohen" in out.stdout and "Trujillo" in out.stdout  # labels (PSPP wraps long ones)
+    mean = demo_run["tables"]["change"]["d_z"].mean()
+    assert f"{mean:.2f}".replace("0.", ".", 1) in out.stdout  # PSPP writes -.11 for -0.11
