@@ -34,6 +34,7 @@ import yaml
 from instruments import load_builtin
 from instruments.model import Instrument
 from pipelines.ingest.pseudonym import write_new_key
+from pipelines.scaffold import write_program_gitignore
 
 SEED = 20260301
 WAVES = ["pre", "post", "follow_up"]
@@ -387,6 +388,7 @@ def write_demo(folder: str | Path, seed: int = SEED) -> Path:
     key_file = root / "secrets" / "pseudonym.key"
     if not key_file.exists():
         write_new_key(key_file)
+    write_program_gitignore(root)
     return root
 
 

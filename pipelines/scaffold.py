@@ -15,6 +15,7 @@ import pandas as pd
 from pipelines.errors import CapacitarError
 from pipelines.ingest.pseudonym import write_new_key
 
+REVERSED = [0, 3, 14, 16, 28]  # ProQOL items 1, 4, 15, 17, 29 (0-based)
 PROGRAM_TEMPLATE = """\
 # capacitar program file. Paths are relative to this folder. README.md documents every field.
 name: Mi programa de formación
@@ -55,7 +56,7 @@ def scaffold_program(folder: str | Path, seed: int = 7) -> Path:
     >>> import tempfile
     >>> root = scaffold_program(Path(tempfile.mkdtemp()) / "p")
     >>> sorted(p.name for p in root.iterdir())
-    ['inbox', 'instruments', 'program.yaml', 'secrets']
+    ['.gitignore', 'inbox', 'instruments', 'program.yaml', 'secrets']
     """
     root = Path(folder)
     if (root / "program.yaml").exists():
@@ -67,7 +68,15 @@ def scaffold_program(folder: str | Path, seed: int = 7) -> Path:
     key_file = root / "secrets" / "pseudonym.key"
     if not key_file.exists():
         write_new_key(key_file)
+    write_program_gitignore(root)
     return root
+
+
+def write_program_gitignore(root: Path) -> None:
+    """Keep the key, raw exports (names, emails) and Data Docs out of version control."""
+    (root / ".gitignore").write_text(
+        "# Never commit the pseudonymisation key or raw exports (they hold personal data).\n"
+        "secrets/\ninbox/\ngx/uncommitted/\n", encoding="utf-8")
 
 
 def example_export(seed: int) -> pd.DataFrame:
@@ -78,6 +87,7 @@ def example_export(seed: int) -> pd.DataFrame:
         trait = rng.normal()
         for wave, day in (("antes", "2026-03-01"), ("despues", "2026-03-31")):
             answers = np.clip(np.round(3 + 0.9 * trait + rng.normal(0, 0.8, 30)), 1, 5)
+            answers[REVERSED] = 6 - answers[REVERSED]  # stored as answered on the form
             row = {"marca_temporal": f"{day} 10:{person:02d}", "nombre": f"Persona {person + 1}",
                    "correo": f"persona{person + 1}@ejemplo.pe", "momento": wave}
             row.update({f"p{n}": int(a) for n, a in enumerate(answers, 1)})
