@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyreadstat
 
@@ -70,7 +71,7 @@ def labelled(frame: pd.DataFrame, spec: TableSpec, sets: dict, language: str):
             measures[name] = "ordinal" if column.values == "waves" else "nominal"
             formats[name] = "F8.0"
         elif column.type == "boolean":
-            out[name] = series.astype("float64")
+            out[name] = series.astype("boolean").to_numpy(dtype="float64", na_value=np.nan)
             value_labels[name] = BOOL_LABELS[language]
             measures[name], formats[name] = "nominal", "F1.0"
         elif column.type in ("integer", "number"):

@@ -24,7 +24,7 @@ from instruments import Instrument, load_builtin, load_instruments
 from pipelines.accounting import row_accounting
 from pipelines.analysis.change import change_table
 from pipelines.analysis.scoring import score_responses
-from pipelines.analysis.tables import improvement_directions, reliability_table
+from pipelines.analysis.tables import improvement_directions, item_tables, reliability_table
 from pipelines.config import ProgramConfig, load_program
 from pipelines.codebook import R_SCRIPT, SPSS_SCRIPT, codebook, codebook_html, codebook_markdown
 from pipelines.export import atomic_write, write_folder, write_json, write_table
@@ -107,11 +107,14 @@ def participation_table(scores: pd.DataFrame) -> pd.DataFrame:
 
 
 def analyse(ctx: Context, contracts: ContractResult, scores: pd.DataFrame) -> dict:
-    """Stage 4: reliability, change and participation tables."""
+    """Stage 4: reliability, item analysis, change and participation tables."""
     directions = improvement_directions(ctx.instruments)
+    items, options = item_tables(contracts.valid, ctx.instruments)
     return {
         "participation": participation_table(scores),
         "reliability": reliability_table(contracts.valid, ctx.instruments),
+        "items": items,
+        "item_options": options,
         "change": change_table(scores, ctx.config.pairs(), directions),
     }
 

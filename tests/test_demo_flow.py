@@ -89,6 +89,36 @@ def test_reliability_table_has_cohort_and_pooled_rows(demo_run):
     assert set(rel["cohort"]) >= {"ALL", "laredo-2026-1"}
 
 
+def test_reliability_table_has_every_coefficient(demo_run):
+    rel = demo_run["tables"]["reliability"]
+    pooled = rel[rel["cohort"] == "ALL"].set_index(["wave", "instrument", "scale", "form"])
+    stss = pooled.loc[("pre", "stss", "total", "")]
+    assert stss["k"] == 17 and stss["alpha_boot_low"] < stss["alpha"] < stss["alpha_boot_high"]
+    assert 0 < stss["omega_h"] < stss["omega_total"] <= 1  # three subscales: Schmid-Leiman
+    assert stss["n_boot"] == 2000 and stss["std_alpha"] > 0 and stss["lambda6"] > 0
+    knowledge = pooled.loc[("pre", "tic_knowledge", "percent_correct")]
+    assert list(knowledge.index) == ["A", "B"]  # KR-20 per form: their items differ
+    assert knowledge["kr20"].notna().all() and knowledge["kr21"].le(knowledge["kr20"]).all()
+    # SEM of percent correct is in percentage points.
+    assert knowledge["sem"].between(3, 30).all()
+    small = rel[rel["cohort"] == "laredo-2026-1"]
+    assert small["flags"].str.contains("n_below_10").all()
+
+
+def test_items_table_flags_and_pooled_rows(demo_run):
+    items = demo_run["tables"]["items"]
+    likert = items[(items["instrument"] == "omshc") & (items["cohort"] == "ALL")
+                   & (items["scale"] == "total")]
+    assert len(likert) == 15 * 3 and likert["r_drop"].between(-1, 1).all()
+    knowledge = items[items["instrument"] == "tic_knowledge"]
+    assert knowledge["difficulty"].between(0, 1).all() and knowledge["mean"].isna().all()
+    options = demo_run["tables"]["item_options"]
+    shares = options.groupby(["cohort", "wave", "instrument", "form", "item"])["share"].sum()
+    single = options[options["instrument"] != "tic_knowledge"]
+    assert single.groupby(["cohort", "wave", "item"])["share"].sum().round(9).eq(1).all()
+    assert len(shares) > 0
+
+
 def test_scores_table_columns_are_stable(demo_run):
     assert list(demo_run["tables"]["scores"].columns) == [
         "cohort", "participant", "wave", "instrument", "scale", "score",
