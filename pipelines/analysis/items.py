@@ -116,7 +116,8 @@ def distractors(
 
     The rest score is the number correct on the other items of the form, so the
     keyed option's point-biserial equals the item's r_drop. A distractor with a
-    positive point-biserial (stronger people chose it) suggests a wrong key.
+    positive point-biserial above the key's (stronger people chose it) suggests
+    a wrong key.
 
     Parameters
     ----------
@@ -148,13 +149,32 @@ def distractors(
                                        "point_biserial"])
 
 
+def _distractors_beating_key(options_table: pd.DataFrame) -> set[str]:
+    """Items where a distractor has a positive point-biserial above the key's.
+
+    Requiring it to beat the key keeps a rarely chosen distractor's noise (one
+    strong person choosing it) from flagging sound items in small cohorts,
+    while a real miskey, whose true answer is the best-discriminating option,
+    is still caught.
+    """
+    if options_table.empty:
+        return set()
+    is_key = options_table["is_key"].astype(bool)
+    key_r = options_table[is_key].groupby("item")["point_biserial"].max()
+    distractor = options_table[~is_key]
+    beats = (distractor["point_biserial"] > 0) & (
+        distractor["point_biserial"] > distractor["item"].map(key_r).fillna(-np.inf))
+    return set(distractor.loc[beats, "item"])
+
+
 def knowledge_items(correct: pd.DataFrame, options_table: pd.DataFrame) -> pd.DataFrame:
     """Classical item analysis of one test form (0/1 matrix, every item on the form).
 
     Columns: item, n, difficulty (share correct), sd, r_drop (corrected
     point-biserial), alpha_if_dropped, discrimination (upper-lower D), flags:
     ``too_hard`` (p < .20), ``too_easy`` (p > .90), ``low_discrimination``
-    (r_drop < .20), ``possible_wrong_key`` (a distractor's point-biserial > 0).
+    (r_drop < .20), ``possible_wrong_key`` (a distractor's point-biserial is
+    positive and higher than the key's).
 
     Examples
     --------
@@ -167,8 +187,7 @@ def knowledge_items(correct: pd.DataFrame, options_table: pd.DataFrame) -> pd.Da
     x = correct.to_numpy(dtype=float)
     r_drop, alpha_drop = drop_item_statistics(x)
     p = x.mean(axis=0) if len(x) else np.full(x.shape[1], np.nan)
-    wrong_key = options_table[~options_table["is_key"].astype(bool)
-                              & (options_table["point_biserial"] > 0)]["item"]
+    wrong_key = _distractors_beating_key(options_table)
     return pd.DataFrame({
         "item": list(correct.columns),
         "n": len(x),
@@ -179,5 +198,5 @@ def knowledge_items(correct: pd.DataFrame, options_table: pd.DataFrame) -> pd.Da
         "discrimination": upper_lower_index(x),
         "flags": _join_flags(("too_hard", p < HARD), ("too_easy", p > EASY),
                              ("low_discrimination", r_drop < LOW_R),
-                             ("possible_wrong_key", np.isin(correct.columns, wrong_key))),
+                             ("possible_wrong_key", np.isin(correct.columns, sorted(wrong_key)))),
     })
