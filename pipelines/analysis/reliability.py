@@ -223,7 +223,11 @@ def resampling_weights(n: int, n_boot: int, seed: int = DEFAULT_SEED) -> np.ndar
     ((3, 5), [5.0, 5.0, 5.0])
     """
     rng = np.random.default_rng(seed)
-    return rng.multinomial(n, np.full(n, 1 / n), size=n_boot).astype(float)
+    # Draw row indices and count them with one bincount over all resamples:
+    # several times faster than rng.multinomial row by row.
+    drawn = rng.integers(0, n, size=(n_boot, n), dtype=np.int64)
+    drawn += (np.arange(n_boot, dtype=np.int64) * n)[:, None]
+    return np.bincount(drawn.ravel(), minlength=n_boot * n).reshape(n_boot, n).astype(float)
 
 
 def bootstrap_alphas(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
