@@ -107,24 +107,30 @@ def change_rows(change, cohort, instruments, t, min_n, waves=None) -> list[dict]
     return rows
 
 
-def reliability_rows(reliability, cohort, instruments, t, min_n) -> list[dict]:
-    """Alpha per scale at the first wave, this cohort beside the pooled program."""
+def reliability_rows(reliability, cohort, instruments, t, min_n, first_wave) -> list[dict]:
+    """Alpha per scale at the first wave, this cohort beside the pooled program.
+
+    Knowledge tests get one row per form (their items differ); small cohorts
+    (n < 10) are marked so readers lean on the pooled figure.
+    """
     lang = t.language
     if reliability.empty:
         return []
-    first_wave = reliability["wave"].iloc[0] if "wave" in reliability else None
-    mine = reliability[(reliability["cohort"] == cohort) & (reliability["wave"] == first_wave)]
-    pooled = reliability[(reliability["cohort"] == "ALL") & (reliability["wave"] == first_wave)]
+    at_first = reliability[reliability["wave"] == first_wave]
+    mine = at_first[at_first["cohort"] == cohort]
+    pooled = at_first[at_first["cohort"] == "ALL"].set_index(["instrument", "scale", "form"])
     rows = []
     for _, r in mine.iterrows():
-        match = pooled[(pooled["instrument"] == r["instrument"]) & (pooled["scale"] == r["scale"])]
+        key = (r["instrument"], r["scale"], r["form"])
         hidden = r["n"] < min_n
+        label = scale_label(instruments, r["instrument"], r["scale"], lang)
         rows.append({
-            "scale": scale_label(instruments, r["instrument"], r["scale"], lang),
+            "scale": f"{label} ({t('form')} {r['form']})" if r["form"] else label,
             "n": "—" if hidden else r["n"],
             "alpha": "—" if hidden else number(r["alpha"], lang, 2),
-            "pooled": number(match["alpha"].iloc[0], lang, 2) if len(match) else "—",
+            "pooled": number(pooled.loc[key, "alpha"], lang, 2) if key in pooled.index else "—",
             "low": not hidden and pd.notna(r["alpha"]) and r["alpha"] < 0.70,
+            "few": not hidden and r["n"] < 10,
         })
     return rows
 
@@ -160,7 +166,7 @@ def render_reports(tables: dict[str, pd.DataFrame], config, instruments, folder:
             "change": change_rows(tables["change"], cohort.id, instruments, t, min_n,
                                   config.waves),
             "reliability": reliability_rows(tables["reliability"], cohort.id, instruments, t,
-                                            min_n),
+                                            min_n, config.wave_order()[0]),
             "quarantine": [{"rule": t.rule(k), "n": int(v)} for k, v in q.items()],
         }
         path = folder / f"cohort_{cohort.id}_{config.language}.html"

@@ -105,6 +105,18 @@ def test_reliability_table_has_every_coefficient(demo_run):
     assert small["flags"].str.contains("n_below_10").all()
 
 
+def test_cohort_report_shows_first_wave_reliability_with_caveats(demo_run):
+    reports = demo_run["root"] / "outputs" / "reports"
+    rel = demo_run["tables"]["reliability"]
+    big = (reports / "cohort_alto-trujillo-2026-1_es.html").read_text(encoding="utf-8")
+    row = rel[(rel["cohort"] == "alto-trujillo-2026-1") & (rel["wave"] == "pre")
+              & (rel["instrument"] == "stss") & (rel["scale"] == "total")].iloc[0]
+    assert f"{row['alpha']:.2f}".replace(".", ",") in big
+    assert "forma A" in big  # knowledge test reliability per form
+    small = (reports / "cohort_viru-2026-1_es.html").read_text(encoding="utf-8")
+    assert "menos de 10 personas: lea la cifra del programa completo" in small
+
+
 def test_items_table_flags_and_pooled_rows(demo_run):
     items = demo_run["tables"]["items"]
     likert = items[(items["instrument"] == "omshc") & (items["cohort"] == "ALL")
