@@ -149,3 +149,19 @@ def test_pspp_opens_the_demo_sav(demo_run):
     assert "d_z de Cohen" in out.stdout and "Trujillo" in out.stdout  # labels (PSPP wraps long ones)
     mean = demo_run["tables"]["change"]["d_z"].mean()
     assert f"{mean:.2f}".replace("0.", ".", 1) in out.stdout  # PSPP writes -.11 for -0.11
+
+
+@pytest.mark.skipif(shutil.which("pspp") is None, reason="pspp not installed (CI installs it)")
+def test_pspp_opens_reliability_and_item_tables(demo_run):
+    tables = demo_run["root"] / "outputs" / "tables"
+    syntax = demo_run["root"] / "check_items.sps"
+    syntax.write_text(
+        f"GET FILE='{tables / 'reliability.sav'}'.\nDESCRIPTIVES VARIABLES=omega_total.\n"
+        f"GET FILE='{tables / 'item_options.sav'}'.\nFREQUENCIES VARIABLES=is_key.\n",
+        encoding="utf-8")
+    out = subprocess.run(["pspp", "-O", "format=txt", str(syntax)], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    options = demo_run["tables"]["item_options"]
+    assert f"{int(options['is_key'].eq(True).sum())}" in out.stdout  # keyed options counted
+    assert "Omega total" in out.stdout
