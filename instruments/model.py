@@ -95,6 +95,10 @@ class Subscale(Strict):
     higher_is: Literal["better", "worse", "neutral"] = "neutral"
     bands: list[Band] = []
     bands_source: str = ""
+    # A published internal-consistency estimate, used for the Reliable Change
+    # Index when the program's own baseline sample is too small (n < 30).
+    reliability: float | None = Field(default=None, gt=0, lt=1)
+    reliability_source: str = ""
 
     @model_validator(mode="after")
     def _check_items(self) -> Subscale:

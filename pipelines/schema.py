@@ -84,6 +84,10 @@ def value_sets(config, instruments: dict[str, Instrument], rules: dict) -> dict[
             scales.setdefault("percent_correct", Text(es="% correctas", en="% correct"))
             scales.setdefault("anchor_percent_correct",
                               Text(es="% correctas (ítems ancla)", en="% correct (anchor items)"))
+            if len(inst.forms) > 1:
+                scales.setdefault("equated_percent_correct",
+                                  Text(es="% correctas equiparado (forma de referencia)",
+                                       en="% correct, equated (reference form)"))
     cohorts = [(c.id, Text(es=c.site, en=c.site)) for c in config.cohorts]
     return {
         "cohorts": cohorts,

@@ -22,9 +22,11 @@ import pandas as pd
 from data_contracts import RULES, ContractResult, apply_contracts, localise
 from instruments import Instrument, load_builtin, load_instruments
 from pipelines.accounting import row_accounting
-from pipelines.analysis.change import change_table
 from pipelines.analysis.scoring import score_responses
-from pipelines.analysis.tables import improvement_directions, item_tables, reliability_table
+from pipelines.analysis.tables import (
+    change_tables, improvement_directions, item_tables, models_table, rci_references,
+    reliability_table,
+)
 from pipelines.config import ProgramConfig, load_program
 from pipelines.codebook import R_SCRIPT, SPSS_SCRIPT, codebook, codebook_html, codebook_markdown
 from pipelines.export import atomic_write, write_folder, write_json, write_table
@@ -95,7 +97,7 @@ def ingest_summary(ingested: IngestResult) -> pd.DataFrame:
 
 def score(ctx: Context, contracts: ContractResult) -> pd.DataFrame:
     """Stage 3: the scores table."""
-    return score_responses(contracts.valid, ctx.instruments)
+    return score_responses(contracts.valid, ctx.instruments, ctx.config.wave_order()[0])
 
 
 def participation_table(scores: pd.DataFrame) -> pd.DataFrame:
@@ -107,15 +109,22 @@ def participation_table(scores: pd.DataFrame) -> pd.DataFrame:
 
 
 def analyse(ctx: Context, contracts: ContractResult, scores: pd.DataFrame) -> dict:
-    """Stage 4: reliability, item analysis, change and participation tables."""
+    """Stage 4: reliability, item analysis, change, models and participation tables."""
     directions = improvement_directions(ctx.instruments)
     items, options = item_tables(contracts.valid, ctx.instruments)
+    reliability = reliability_table(contracts.valid, ctx.instruments)
+    references = rci_references(scores, reliability, ctx.instruments, ctx.config.wave_order()[0])
+    change, individual, transitions = change_tables(scores, ctx.config.pairs(), directions,
+                                                    references)
     return {
         "participation": participation_table(scores),
-        "reliability": reliability_table(contracts.valid, ctx.instruments),
+        "reliability": reliability,
         "items": items,
         "item_options": options,
-        "change": change_table(scores, ctx.config.pairs(), directions),
+        "change": change,
+        "individual_change": individual,
+        "band_transitions": transitions,
+        "models": models_table(scores, ctx.config.pairs(), change),
     }
 
 

@@ -64,7 +64,9 @@ def scale_label(instruments: dict[str, Instrument], inst_id: str, scale: str, la
             return f"{title}: {sub.label.get(lang)}"
     pretty = {"percent_correct": {"es": "% de respuestas correctas", "en": "% correct"},
               "anchor_percent_correct": {"es": "% correctas en ítems ancla",
-                                         "en": "% correct on anchor items"}}
+                                         "en": "% correct on anchor items"},
+              "equated_percent_correct": {"es": "% correctas equiparado entre formas",
+                                          "en": "% correct, equated across forms"}}
     return f"{title}: {pretty.get(scale, {}).get(lang, scale)}"
 
 

@@ -11,12 +11,13 @@ import numpy as np
 import pandas as pd
 
 from instruments.model import Instrument, Subscale
+from pipelines.analysis.equating import form_equating
 
 ID_COLUMNS = ["cohort", "participant", "wave", "instrument"]
 SCORE_COLUMNS = [
     *ID_COLUMNS, "scale", "score", "items_answered", "items_total", "prorated", "band",
 ]
-KNOWLEDGE_SCALES = ("percent_correct", "anchor_percent_correct")
+KNOWLEDGE_SCALES = ("percent_correct", "anchor_percent_correct", "equated_percent_correct")
 
 
 def reverse_keyed(responses: pd.DataFrame, inst: Instrument) -> pd.DataFrame:
@@ -108,18 +109,24 @@ def correct_matrix(responses: pd.DataFrame, inst: Instrument) -> pd.DataFrame:
     return correct
 
 
-def score_knowledge(responses: pd.DataFrame, inst: Instrument) -> pd.DataFrame:
-    """Percent correct on the row's whole form and on the anchor items."""
+def score_knowledge(responses: pd.DataFrame, inst: Instrument,
+                    baseline_wave: str | None = None) -> pd.DataFrame:
+    """Percent correct on the row's whole form and on the anchor items.
+
+    With two or more forms sharing anchor items and a ``baseline_wave``, also
+    ``equated_percent_correct``: every form put on the first form's scale by
+    Tucker linear equating fitted at the baseline wave (not clipped to 0-100).
+    """
     correct = correct_matrix(responses, inst)
     answered = responses[inst.item_ids].notna() & correct.notna()
     ids = responses[ID_COLUMNS].reset_index(drop=True)
-    parts = []
+    parts = {}
     for scale, columns in (("percent_correct", inst.item_ids),
                            ("anchor_percent_correct", inst.anchor_items)):
         if not columns:
             continue
         on_form = correct[columns].notna().sum(axis=1)
-        part = ids.assign(
+        parts[scale] = ids.assign(
             scale=scale,
             score=(100 * correct[columns].sum(axis=1) / on_form).reset_index(drop=True),
             items_answered=answered[columns].sum(axis=1).astype("int64").reset_index(drop=True),
@@ -127,21 +134,48 @@ def score_knowledge(responses: pd.DataFrame, inst: Instrument) -> pd.DataFrame:
             prorated=False,
             band=pd.Series([None] * len(ids), dtype="str"),
         )
-        parts.append(part)
-    return pd.concat(parts, ignore_index=True)[SCORE_COLUMNS]
+    lines, _ = equating_lines(responses, parts, inst, baseline_wave)
+    if lines:
+        form = responses["form"].astype(str).reset_index(drop=True)
+        slope = form.map({f: line[0] for f, line in lines.items()}).astype(float)
+        intercept = form.map({f: line[1] for f, line in lines.items()}).astype(float)
+        equated = parts["percent_correct"].assign(scale="equated_percent_correct")
+        parts["equated"] = equated.assign(score=equated["score"] * slope + intercept)
+    return pd.concat(parts.values(), ignore_index=True)[SCORE_COLUMNS]
+
+
+def equating_lines(responses: pd.DataFrame, parts: dict, inst: Instrument,
+                   baseline_wave: str | None) -> tuple[dict, list[str]]:
+    """{form: (slope, intercept)} onto the first form, and flags; {} when not applicable."""
+    if baseline_wave is None or len(inst.forms) < 2 or "anchor_percent_correct" not in parts:
+        return {}, []
+    base = pd.DataFrame({
+        "form": responses["form"].astype(str).to_numpy(),
+        "wave": responses["wave"].to_numpy(),
+        "percent_correct": parts["percent_correct"]["score"].to_numpy(),
+        "anchor_percent_correct": parts["anchor_percent_correct"]["score"].to_numpy(),
+    })
+    return form_equating(base[base["wave"] == baseline_wave], inst.forms[0].id)
 
 
 def score_responses(
-    valid: dict[str, pd.DataFrame], instruments: dict[str, Instrument]
+    valid: dict[str, pd.DataFrame], instruments: dict[str, Instrument],
+    baseline_wave: str | None = None,
 ) -> pd.DataFrame:
-    """The ``scores`` table for every instrument's valid responses."""
+    """The ``scores`` table for every instrument's valid responses.
+
+    ``baseline_wave`` (the program's first wave) enables form equating of
+    knowledge tests with several forms.
+    """
     parts = []
     for inst_id, frame in valid.items():
         if frame.empty:
             continue
         inst = instruments[inst_id]
-        scorer = score_knowledge if inst.kind == "knowledge" else score_scale
-        parts.append(scorer(frame, inst))
+        if inst.kind == "knowledge":
+            parts.append(score_knowledge(frame, inst, baseline_wave))
+        else:
+            parts.append(score_scale(frame, inst))
     return pd.concat(parts, ignore_index=True) if parts else empty_scores()
 
 

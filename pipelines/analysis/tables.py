@@ -1,7 +1,8 @@
 """Group the per-scale statistics into the result tables of DESIGN.md.
 
 These functions only split and stack; every formula lives in the statistics
-modules (``reliability``, ``items``, ``change``), so there is one place per formula.
+modules (``reliability``, ``items``, ``change``, ``gains``, ``models``), so there
+is one place per formula.
 """
 
 from __future__ import annotations
@@ -12,9 +13,14 @@ import numpy as np
 import pandas as pd
 
 from instruments.model import Instrument, Subscale
+from pipelines.analysis.change import holm, matched_pairs, paired_change, reliable_change
+from pipelines.analysis.gains import hake_gain, individual_gains, normalized_change
 from pipelines.analysis.items import distractors, knowledge_items, likert_items
+from pipelines.analysis.models import (
+    FEW_COHORTS, cohort_fixed_model, d_z_variance, random_cohort_model, random_effects_meta,
+)
 from pipelines.analysis.reliability import DEFAULT_BOOT, scale_reliability
-from pipelines.analysis.scoring import correct_matrix, reverse_keyed
+from pipelines.analysis.scoring import KNOWLEDGE_SCALES, correct_matrix, reverse_keyed
 
 POOLED = "ALL"  # the cohort value of program-wide (pooled) rows
 GROUP_KEYS = ["cohort", "wave", "instrument", "scale", "form"]
@@ -34,7 +40,8 @@ def improvement_directions(instruments: dict[str, Instrument]) -> dict[tuple[str
     for inst in instruments.values():
         if inst.kind == "knowledge":
             directions.update({(inst.id, s): "higher" for s in
-                               ("percent_correct", "anchor_percent_correct")})
+                               ("percent_correct", "anchor_percent_correct",
+                                "equated_percent_correct")})
         for sub in inst.subscales:
             directions[(inst.id, sub.id)] = {"better": "higher", "worse": "lower"}.get(
                 sub.higher_is, "")
@@ -171,3 +178,186 @@ def item_tables(
     options_table = options_table.reindex(columns=OPTION_COLUMNS)
     options_table["is_key"] = options_table["is_key"].astype("boolean")  # NA for Likert
     return items_table.reindex(columns=ITEM_COLUMNS), options_table
+
+
+# ---- change -----------------------------------------------------------------
+
+CHANGE_COLUMNS = [
+    "cohort", "instrument", "scale", "from_wave", "to_wave", "n_pairs",
+    "mean_from", "sd_from", "mean_to", "sd_to", "mean_diff", "sd_diff", "ci_low", "ci_high",
+    "t", "df", "p", "p_holm", "d_z", "d_z_ci_low", "d_z_ci_high", "d_av", "g_av",
+    "wilcoxon_v", "wilcoxon_p", "rank_biserial", "improvement",
+    "rci_improved", "rci_no_change", "rci_deteriorated", "rci_s_diff", "rci_reliability",
+    "rci_reliability_source", "hake_g", "mean_individual_gain", "normalized_change_c",
+    "n_normalized_change", "n_from", "n_lost", "attrition_diff", "attrition_d", "flags"]
+INDIVIDUAL_COLUMNS = ["cohort", "participant", "instrument", "scale", "from_wave", "to_wave",
+                      "score_from", "score_to", "diff", "rci", "rci_category"]
+TRANSITION_COLUMNS = ["cohort", "instrument", "scale", "from_wave", "to_wave", "band_from",
+                      "band_to", "n"]
+RCI_MIN_BASELINE_N = 30
+
+
+def rci_references(scores: pd.DataFrame, reliability: pd.DataFrame,
+                   instruments: dict[str, Instrument], baseline_wave: str) -> dict:
+    """(instrument, scale) -> (baseline SD, r_xx, source) for the Reliable Change Index.
+
+    SD and alpha come from the whole program at the baseline wave (cohort
+    reliability is unstable in small cohorts). Below 30 people at baseline,
+    a published alpha declared in the instrument is used when there is one.
+    Knowledge scales use the n-weighted alpha (KR-20) of their forms.
+    """
+    base = scores[scores["wave"] == baseline_wave]
+    pooled = reliability[(reliability["cohort"] == POOLED) & (reliability["wave"] == baseline_wave)]
+    refs = {}
+    for (inst_id, scale), grp in base.groupby(["instrument", "scale"]):
+        rel_scale = "percent_correct" if scale == "equated_percent_correct" else scale
+        rows = pooled[(pooled["instrument"] == inst_id) & (pooled["scale"] == rel_scale)
+                      & pooled["alpha"].notna()]
+        n = int(rows["n"].sum())
+        alpha = float((rows["alpha"] * rows["n"]).sum() / n) if n else np.nan
+        source = f"pooled baseline alpha (n = {n})"
+        sub = next((s for s in instruments[inst_id].subscales if s.id == scale), None)
+        if (n < RCI_MIN_BASELINE_N or not np.isfinite(alpha)) and sub and sub.reliability:
+            alpha, source = sub.reliability, f"published: {sub.reliability_source}"
+        refs[(inst_id, scale)] = (float(grp["score"].std(ddof=1)), alpha, source)
+    return refs
+
+
+def _attrition(at_from: pd.Series, completers: set) -> dict:
+    """Baseline scores of people lost at the later wave vs completers."""
+    lost = at_from[~at_from.index.isin(list(completers))]
+    kept = at_from[at_from.index.isin(list(completers))]
+    out = {"n_from": len(at_from), "n_lost": len(lost), "attrition_diff": np.nan,
+           "attrition_d": np.nan}
+    if len(lost) and len(kept):
+        out["attrition_diff"] = float(lost.mean() - kept.mean())
+    if len(lost) > 1 and len(kept) > 1:
+        pooled_var = ((len(lost) - 1) * lost.var() + (len(kept) - 1) * kept.var()) / (
+            len(lost) + len(kept) - 2)
+        if pooled_var > 0:
+            out["attrition_d"] = out["attrition_diff"] / float(np.sqrt(pooled_var))
+    return out
+
+
+def _knowledge_gains(pre: np.ndarray, post: np.ndarray) -> dict:
+    c = normalized_change(pre, post)
+    return {"hake_g": hake_gain(pre.mean(), post.mean()),
+            "mean_individual_gain": float(np.nanmean(individual_gains(pre, post)))
+            if np.any(pre < 100) else np.nan,
+            "normalized_change_c": float(np.nanmean(c)) if np.isfinite(c).any() else np.nan,
+            "n_normalized_change": int(np.isfinite(c).sum())}
+
+
+def change_tables(
+    scores: pd.DataFrame, pairs: list[tuple[str, str]], improvement: dict[tuple[str, str], str],
+    references: dict | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The ``change``, ``individual_change`` and ``band_transitions`` tables.
+
+    ``change``: every cohort x instrument x scale x wave pair on people present
+    at both waves (paired tests, effect sizes signed positive = improvement,
+    Holm across the scales of a cohort x pair, RCI counts, knowledge gains,
+    attrition). ``references`` are the RCI references of :func:`rci_references`.
+    """
+    references = references or {}
+    rows, people, transitions = [], [], []
+    index = ["cohort", "instrument", "scale", "participant"]
+    for from_wave, to_wave in pairs:
+        matched = matched_pairs(scores, from_wave, to_wave)
+        at_from = scores[scores["wave"] == from_wave].set_index(index)["score"].dropna()
+        for (cohort, inst, scale), grp in matched.groupby(["cohort", "instrument", "scale"]):
+            better = improvement.get((inst, scale), "")
+            before, after = grp["from"].to_numpy(), grp["to"].to_numpy()
+            row = {"cohort": cohort, "instrument": inst, "scale": scale, "from_wave": from_wave,
+                   "to_wave": to_wave, **paired_change(before, after, better),
+                   "improvement": better}
+            sd, r_xx, source = references.get((inst, scale), (np.nan, np.nan, ""))
+            category = reliable_change(after - before, sd, r_xx, better)
+            s_diff = np.sqrt(2) * sd * np.sqrt(1 - r_xx) if 0 <= r_xx < 1 else np.nan
+            row.update(rci_s_diff=s_diff, rci_reliability=r_xx, rci_reliability_source=source,
+                       **{f"rci_{c}": int((category == c).sum()) if better else np.nan
+                          for c in ("improved", "no_change", "deteriorated")})
+            if scale in KNOWLEDGE_SCALES:
+                row.update(_knowledge_gains(before, after))
+            mine = at_from.xs((cohort, inst, scale), level=[0, 1, 2], drop_level=True)
+            row.update(_attrition(mine, set(grp["participant"])))
+            rows.append(row)
+            people.append(grp.assign(from_wave=from_wave, to_wave=to_wave, diff=after - before,
+                                     rci=(after - before) / s_diff, rci_category=category)
+                          .rename(columns={"from": "score_from", "to": "score_to"}))
+        transitions.append(band_transitions(scores, from_wave, to_wave))
+    change = pd.DataFrame(rows, columns=CHANGE_COLUMNS)
+    change["p_holm"] = change.groupby(["cohort", "from_wave", "to_wave"])["p"].transform(holm)
+    individual = pd.concat(people, ignore_index=True) if people else pd.DataFrame()
+    moves = pd.concat(transitions, ignore_index=True) if transitions else pd.DataFrame()
+    return (change, individual.reindex(columns=INDIVIDUAL_COLUMNS),
+            moves.reindex(columns=TRANSITION_COLUMNS))
+
+
+def band_transitions(scores: pd.DataFrame, from_wave: str, to_wave: str) -> pd.DataFrame:
+    """People moving from each band to each band (cross-table, long), per cohort and pooled."""
+    if "band" not in scores:
+        return pd.DataFrame(columns=TRANSITION_COLUMNS)
+    banded = scores[scores["band"].notna() & scores["wave"].isin([from_wave, to_wave])]
+    if banded.empty:
+        return pd.DataFrame(columns=TRANSITION_COLUMNS)
+    wide = banded.pivot_table(index=["cohort", "instrument", "scale", "participant"],
+                              columns="wave", values="band", aggfunc="first")
+    wide = wide.reindex(columns=[from_wave, to_wave]).dropna().reset_index()
+    wide = pd.concat([wide, wide.assign(cohort=POOLED)])
+    counts = wide.groupby(["cohort", "instrument", "scale", from_wave, to_wave]).size()
+    return (counts.rename("n").reset_index()
+            .rename(columns={from_wave: "band_from", to_wave: "band_to"})
+            .assign(from_wave=from_wave, to_wave=to_wave))
+
+
+# ---- models across cohorts ---------------------------------------------------
+
+MODEL_COLUMNS = ["model", "instrument", "scale", "from_wave", "to_wave", "term", "estimate",
+                 "se", "ci_low", "ci_high", "p", "n_obs", "n_groups", "tau2", "i2", "q",
+                 "converged", "flags"]
+
+
+def _meta_rows(change: pd.DataFrame) -> list[dict]:
+    rows = []
+    usable = change[change["d_z"].notna() & (change["n_pairs"] >= 3)]
+    for (inst, scale, f, t), grp in usable.groupby(["instrument", "scale", "from_wave",
+                                                    "to_wave"]):
+        v = d_z_variance(grp["d_z"].to_numpy(), grp["n_pairs"].to_numpy())
+        for method in ("REML", "DL"):
+            r = random_effects_meta(grp["d_z"], v, method=method)
+            rows.append({"model": f"meta_{method.lower()}", "instrument": inst, "scale": scale,
+                         "from_wave": f, "to_wave": t, "term": "pooled_d_z",
+                         **{k: r[k] for k in ("estimate", "se", "ci_low", "ci_high", "p",
+                                              "tau2", "i2", "q")},
+                         "n_obs": int(grp["n_pairs"].sum()), "n_groups": r["k"],
+                         "converged": bool(np.isfinite(r["estimate"])),
+                         "flags": "" if r["k"] >= 2 else "fewer_than_2_cohorts"})
+    return rows
+
+
+def models_table(scores: pd.DataFrame, pairs: list[tuple[str, str]],
+                 change: pd.DataFrame) -> pd.DataFrame:
+    """The ``models`` table: mixed models of change and the meta-analysis of d_z.
+
+    Per instrument x scale x wave pair: the random-cohort mixed model (3+
+    cohorts), the cohort fixed-effects form (up to 10 cohorts), both on every
+    person observed at either wave; and REML and DerSimonian-Laird
+    random-effects pooling of the cohorts' d_z (positive = improvement).
+    """
+    rows = []
+    for from_wave, to_wave in pairs:
+        both = scores[scores["wave"].isin([from_wave, to_wave]) & scores["score"].notna()]
+        for (inst, scale), grp in both.groupby(["instrument", "scale"]):
+            long = grp.assign(post=(grp["wave"] == to_wave).astype(float))[
+                ["cohort", "participant", "post", "score"]].reset_index(drop=True)
+            keys = {"instrument": inst, "scale": scale, "from_wave": from_wave,
+                    "to_wave": to_wave}
+            fitted = random_cohort_model(long)
+            if long["cohort"].nunique() <= FEW_COHORTS:
+                fitted += cohort_fixed_model(long)
+            rows += [{**keys, **r} for r in fitted]
+    rows += _meta_rows(change)
+    table = pd.DataFrame(rows).reindex(columns=MODEL_COLUMNS)
+    table["converged"] = table["converged"].astype("boolean")
+    return table

@@ -1,0 +1,53 @@
+"""Knowledge gain on percent-correct scores (0-100)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def hake_gain(mean_pre: float, mean_post: float) -> float:
+    """Hake's (1998) class-average normalized gain <g> = (post - pre) / (100 - pre).
+
+    NaN when the class average at pre is already 100.
+
+    Examples
+    --------
+    >>> hake_gain(40.0, 70.0)
+    0.5
+    """
+    if not np.isfinite(mean_pre) or mean_pre >= 100:
+        return float("nan")
+    return float((mean_post - mean_pre) / (100 - mean_pre))
+
+
+def individual_gains(pre, post) -> np.ndarray:
+    """Each person's normalized gain (post - pre) / (100 - pre); NaN when pre = 100.
+
+    Examples
+    --------
+    >>> individual_gains([50, 100, 80], [75, 90, 60]).tolist()
+    [0.5, nan, -1.0]
+    """
+    pre, post = np.asarray(pre, dtype=float), np.asarray(post, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(pre < 100, (post - pre) / (100 - pre), np.nan)
+
+
+def normalized_change(pre, post) -> np.ndarray:
+    """Marx & Cummings (2007) normalized change c per person.
+
+    c = (post - pre) / (100 - pre) when post > pre; (post - pre) / pre when
+    post < pre; 0 when equal; NaN (the person is dropped) when pre = post = 0
+    or pre = post = 100. Unlike Hake's g, c is defined at pre = 100.
+
+    Examples
+    --------
+    >>> normalized_change([50, 100, 80, 60, 100], [75, 90, 60, 60, 100]).tolist()
+    [0.5, -0.1, -0.25, 0.0, nan]
+    """
+    pre, post = np.asarray(pre, dtype=float), np.asarray(post, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        c = np.where(post > pre, (post - pre) / (100 - pre),
+                     np.where(post < pre, (post - pre) / pre, 0.0))
+    dropped = (pre == post) & ((pre == 0) | (pre == 100))
+    return np.where(dropped, np.nan, c)

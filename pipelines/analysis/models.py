@@ -1,0 +1,171 @@
+"""Models across cohorts: linear mixed models of change and a meta-analysis of d_z.
+
+Every function returns rows for the ``models`` table (one row per model term)
+and never raises on a model that cannot be fitted: the row carries NaN, a
+``converged`` of False and a flag naming the problem.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import statsmodels.formula.api as smf
+from scipy import optimize, stats
+
+FEW_COHORTS = 10  # up to this many cohorts, also fit the cohort fixed-effects form
+MIN_COHORTS_RANDOM = 3
+
+
+def _term_rows(fit, model: str, terms: dict[str, str], n_obs: int, n_groups: int,
+               flags: list[str], converged: bool) -> list[dict]:
+    ci = fit.conf_int()
+    rows = []
+    for name, label in terms.items():
+        rows.append({"model": model, "term": label, "estimate": float(fit.fe_params[name]),
+                     "se": float(fit.bse_fe[name]), "ci_low": float(ci.loc[name, 0]),
+                     "ci_high": float(ci.loc[name, 1]), "p": float(fit.pvalues[name]),
+                     "n_obs": n_obs, "n_groups": n_groups, "converged": converged,
+                     "flags": ";".join(flags)})
+    return rows
+
+
+def _failed(model: str, n_obs: int, n_groups: int, flag: str) -> list[dict]:
+    return [{"model": model, "term": "change", "estimate": np.nan, "se": np.nan,
+             "ci_low": np.nan, "ci_high": np.nan, "p": np.nan, "n_obs": n_obs,
+             "n_groups": n_groups, "converged": False, "flags": flag}]
+
+
+def _fit(model, reml: bool = True):
+    """Fit with a chain of optimisers; statsmodels' warnings become flags."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit = model.fit(reml=reml, method=["lbfgs", "bfgs", "cg"])
+    messages = [str(w.message).lower() for w in caught]
+    flags = []
+    if any("boundary" in m for m in messages):
+        flags.append("boundary_fit")
+    if any("converge" in m or "singular" in m for m in messages):
+        flags.append("convergence_warning")
+    return fit, flags
+
+
+def random_cohort_model(long: pd.DataFrame) -> list[dict]:
+    """score ~ post + (1 + post | cohort) + (1 | participant in cohort), REML.
+
+    ``long`` has one row per person and wave with columns cohort, participant,
+    post (0 = from wave, 1 = to wave) and score. The ``change`` term is the
+    average change across cohorts (the fixed effect of post), the same model
+    as lme4's ``lmer(score ~ post + (1 + post | cohort) + (1 | cohort:participant))``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> rows = []
+    >>> for c in range(6):
+    ...     for p in range(10):
+    ...         base = 40 + rng.normal(0, 5)
+    ...         rows += [(f"c{c}", f"c{c}p{p}", 0, base + rng.normal(0, 3)),
+    ...                  (f"c{c}", f"c{c}p{p}", 1, base - 4 + rng.normal(0, 3))]
+    >>> long = pd.DataFrame(rows, columns=["cohort", "participant", "post", "score"])
+    >>> change = random_cohort_model(long)[1]
+    >>> change["term"], round(change["estimate"])
+    ('change', -4)
+    """
+    n_obs, n_groups = len(long), long["cohort"].nunique()
+    name = "mixed_random_cohorts"
+    if n_groups < MIN_COHORTS_RANDOM:
+        return _failed(name, n_obs, n_groups, f"fewer_than_{MIN_COHORTS_RANDOM}_cohorts")
+    try:
+        model = smf.mixedlm("score ~ post", long, groups="cohort", re_formula="~post",
+                            vc_formula={"participant": "0 + C(participant)"})
+        fit, flags = _fit(model)
+    except (ValueError, np.linalg.LinAlgError) as error:
+        return _failed(name, n_obs, n_groups, f"not_fitted: {error}"[:200])
+    return _term_rows(fit, name, {"Intercept": "from_wave_mean", "post": "change"}, n_obs,
+                      n_groups, flags, bool(fit.converged))
+
+
+def cohort_fixed_model(long: pd.DataFrame) -> list[dict]:
+    """score ~ 0 + cohort + cohort:post + (1 | participant), REML: change per cohort.
+
+    The form for programs with few cohorts, where a cohort variance cannot be
+    estimated: each cohort's change is a fixed effect (term ``change[<cohort>]``),
+    people are a random intercept (so the unpaired are used, not dropped).
+    """
+    n_obs, n_groups = len(long), long["cohort"].nunique()
+    name = "mixed_cohort_fixed"
+    try:
+        model = smf.mixedlm("score ~ 0 + C(cohort) + C(cohort):post", long,
+                            groups="participant")
+        fit, flags = _fit(model)
+    except (ValueError, np.linalg.LinAlgError) as error:
+        return _failed(name, n_obs, n_groups, f"not_fitted: {error}"[:200])
+    terms = {}
+    for cohort in sorted(long["cohort"].unique()):
+        terms[f"C(cohort)[{cohort}]"] = f"from_wave_mean[{cohort}]"
+        terms[f"C(cohort)[{cohort}]:post"] = f"change[{cohort}]"
+    return _term_rows(fit, name, terms, n_obs, n_groups, flags, bool(fit.converged))
+
+
+def d_z_variance(d_z: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Sampling variance of d_z: 1/n + d_z^2 / (2n) (Borenstein et al., 2009).
+
+    Examples
+    --------
+    >>> float(d_z_variance(np.array([0.5]), np.array([20]))[0])
+    0.05625
+    """
+    return 1 / n + d_z**2 / (2 * n)
+
+
+def _tau2_reml(y: np.ndarray, v: np.ndarray) -> float:
+    """REML estimate of the between-cohort variance tau^2 (>= 0)."""
+    def restricted_nll(tau2: float) -> float:
+        w = 1 / (v + tau2)
+        mu = (w * y).sum() / w.sum()
+        return 0.5 * (np.log(v + tau2).sum() + np.log(w.sum()) + (w * (y - mu) ** 2).sum())
+
+    upper = max(10 * np.var(y, ddof=1), 1e-6) if len(y) > 1 else 1.0
+    fit = optimize.minimize_scalar(restricted_nll, bounds=(0, upper), method="bounded",
+                                   options={"xatol": 1e-12})
+    return float(fit.x) if restricted_nll(fit.x) < restricted_nll(0.0) else 0.0
+
+
+def random_effects_meta(y, v, method: str = "REML", level: float = 0.95) -> dict:
+    """Random-effects meta-analysis (DerSimonian-Laird or REML), as metafor::rma.
+
+    Returns estimate, se, ci_low, ci_high, p (z test), tau2, i2 (percent), q
+    (Cochran's Q), k. Needs 2+ studies (cohorts) with finite effects.
+
+    Examples
+    --------
+    >>> r = random_effects_meta([0.2, 0.5, 0.8], [0.04, 0.05, 0.06], method="DL")
+    >>> round(r["estimate"], 4), round(r["tau2"], 4), r["k"]
+    (0.4779, 0.0407, 3)
+    """
+    y, v = np.asarray(y, dtype=float), np.asarray(v, dtype=float)
+    keep = np.isfinite(y) & np.isfinite(v) & (v > 0)
+    y, v = y[keep], v[keep]
+    k = len(y)
+    if k < 2:
+        return {"estimate": np.nan, "se": np.nan, "ci_low": np.nan, "ci_high": np.nan,
+                "p": np.nan, "tau2": np.nan, "i2": np.nan, "q": np.nan, "k": k}
+    w = 1 / v
+    fixed = (w * y).sum() / w.sum()
+    q = float((w * (y - fixed) ** 2).sum())
+    if method == "DL":
+        tau2 = float(max(0.0, (q - (k - 1)) / (w.sum() - (w**2).sum() / w.sum())))
+    else:
+        tau2 = _tau2_reml(y, v)
+    w_star = 1 / (v + tau2)
+    estimate = float((w_star * y).sum() / w_star.sum())
+    se = float(np.sqrt(1 / w_star.sum()))
+    crit = stats.norm.ppf(1 - (1 - level) / 2)
+    # I^2 as metafor: tau^2 / (tau^2 + typical within-study variance).
+    typical = (k - 1) * w.sum() / (w.sum() ** 2 - (w**2).sum())
+    return {"estimate": estimate, "se": se, "ci_low": float(estimate - crit * se),
+            "ci_high": float(estimate + crit * se),
+            "p": float(2 * stats.norm.sf(abs(estimate / se))),
+            "tau2": tau2, "i2": float(100 * tau2 / (tau2 + typical)), "q": q, "k": k}

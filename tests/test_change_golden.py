@@ -1,0 +1,77 @@
+"""Change statistics and models against R (values in tests/golden/, made by
+tests/golden/make_golden_change.R: stats::t.test, stats::wilcox.test, a d_z interval by
+uniroot on pt(ncp=), lme4::lmer and metafor::rma; versions in VERSIONS_change.txt)."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines.analysis.change import paired_change
+from pipelines.analysis.models import (
+    cohort_fixed_model, d_z_variance, random_cohort_model, random_effects_meta,
+)
+
+GOLDEN = Path(__file__).parent / "golden"
+DATA = pd.read_csv(GOLDEN / "change_data.csv")
+EXPECTED = pd.read_csv(GOLDEN / "golden_change.csv").set_index("set")
+
+
+@pytest.mark.parametrize("name", list(EXPECTED.index))
+@pytest.mark.parametrize("column", ["mean_diff", "t", "df", "p", "ci_low", "ci_high", "d_z",
+                                    "d_z_ci_low", "d_z_ci_high", "d_av", "g_av",
+                                    "wilcoxon_v", "wilcoxon_p"])
+def test_paired_change_equals_r(name, column):
+    data = DATA[DATA["set"] == name]
+    ours = paired_change(data["pre"], data["post"], better="higher")
+    assert ours[column] == pytest.approx(EXPECTED.loc[name, column], abs=1e-9, rel=1e-9)
+
+
+MIXED = pd.read_csv(GOLDEN / "mixed_data.csv")
+LME4 = pd.read_csv(GOLDEN / "golden_mixed.csv")
+
+
+def test_random_cohort_model_fixed_effects_equal_lme4():
+    ours = {r["term"]: r for r in random_cohort_model(MIXED)}
+    theirs = LME4[LME4["model"] == "random_cohorts"].set_index("term")["estimate"]
+    assert ours["from_wave_mean"]["estimate"] == pytest.approx(theirs["(Intercept)"], abs=1e-4)
+    assert ours["change"]["estimate"] == pytest.approx(theirs["post"], abs=1e-4)
+    assert ours["change"]["converged"] and ours["change"]["n_groups"] == 40
+
+
+def test_cohort_fixed_model_equals_lme4():
+    few = MIXED[MIXED["cohort"].isin(["c01", "c02", "c03", "c04"])]
+    ours = {r["term"]: r for r in cohort_fixed_model(few)}
+    theirs = LME4[LME4["model"] == "cohort_fixed"].set_index("term")
+    for cohort in ["c01", "c02", "c03", "c04"]:
+        assert ours[f"change[{cohort}]"]["estimate"] == pytest.approx(
+            theirs.loc[f"factor(cohort){cohort}:post", "estimate"], abs=1e-4)
+        assert ours[f"change[{cohort}]"]["se"] == pytest.approx(
+            theirs.loc[f"factor(cohort){cohort}:post", "se"], rel=2e-3)
+        assert ours[f"from_wave_mean[{cohort}]"]["estimate"] == pytest.approx(
+            theirs.loc[f"factor(cohort){cohort}", "estimate"], abs=1e-4)
+
+
+def test_model_that_cannot_be_fitted_is_a_flagged_row():
+    two = MIXED[MIXED["cohort"].isin(["c01", "c02"])]
+    [row] = random_cohort_model(two)
+    assert not row["converged"] and row["flags"] == "fewer_than_3_cohorts"
+    assert np.isnan(row["estimate"])
+
+
+META = pd.read_csv(GOLDEN / "meta_data.csv")
+METAFOR = pd.read_csv(GOLDEN / "golden_meta.csv").set_index("method")
+
+
+def test_d_z_variance_formula_matches_the_r_script():
+    np.testing.assert_allclose(d_z_variance(META["yi"], META["n"]), META["vi"], rtol=1e-12)
+
+
+# metafor stops its REML iterations when tau^2 changes by less than 1e-5 (control
+# threshold); ours converges further, hence the looser relative tolerance for REML.
+@pytest.mark.parametrize("method,tol", [("DL", 1e-9), ("REML", 5e-5)])
+@pytest.mark.parametrize("column", ["estimate", "se", "ci_low", "ci_high", "tau2", "i2", "q"])
+def test_meta_analysis_equals_metafor(method, tol, column):
+    ours = random_effects_meta(META["yi"], META["vi"], method=method)
+    assert ours[column] == pytest.approx(METAFOR.loc[method, column], rel=tol, abs=tol)
