@@ -46,6 +46,9 @@ COHORTS = [  # id, site, size, start, end, redcap code
     ("laredo-2026-1", "Laredo", 4, "2026-05-04", "2026-05-29", 5),
 ]
 RETENTION = {"pre": 1.0, "post": 0.92, "follow_up": 0.78}
+# Answer model: Likert items are thresholded normals (loading, thresholds); test items are
+# logistic in ability - difficulty (discrimination); change varies per item (individual SD).
+LOADING, THRESHOLDS, INDIVIDUAL_SD, DISCRIMINATION = 0.72, (-1.3, -0.45, 0.45, 1.3), 0.3, 1.3
 # True mean change in SD units of the latent trait, relative to pre.
 TRUE_EFFECTS = {
     "knowledge": {"post": 1.1, "follow_up": 0.9},
@@ -124,13 +127,13 @@ def likert(rng, latent: np.ndarray, loadings: np.ndarray, shift: np.ndarray) -> 
     """1-5 answers from a one-factor model with item thresholds (people x items)."""
     noise = rng.normal(size=(len(latent), len(loadings))) * np.sqrt(1 - loadings**2)
     y = latent[:, None] * loadings + noise + shift
-    return np.digitize(y, [-1.3, -0.45, 0.45, 1.3]) + 1
+    return np.digitize(y, THRESHOLDS) + 1
 
 
 def trait_at(person: Person, trait: str, wave: str, rng) -> float:
     """A person's latent trait at a wave: baseline + true effect + individual change."""
     effect = TRUE_EFFECTS[trait].get(wave, 0.0)
-    individual = rng.normal(0, 0.3) if wave != "pre" else 0.0
+    individual = rng.normal(0, INDIVIDUAL_SD) if wave != "pre" else 0.0
     return person.traits[trait] + effect + individual
 
 
@@ -142,8 +145,49 @@ def scale_answers(rng, people, wave, inst: Instrument, trait_of_item) -> np.ndar
         trait = trait_of_item(item_id)
         latent = np.array([trait_at(p, trait, wave, rng) for p in people])
         sign = -1.0 if item_id in reverse else 1.0
-        columns.append(likert(rng, sign * latent, np.array([0.72]), np.array([0.0]))[:, 0])
+        columns.append(likert(rng, sign * latent, np.array([LOADING]), np.array([0.0]))[:, 0])
     return np.column_stack(columns)
+
+
+SCALE_TRAITS = {("omshc", None): "stigma", ("stss", None): "sts",
+                ("proqol", "compassion_satisfaction"): "compassion",
+                ("proqol", "burnout"): "burnout", ("proqol", "secondary_traumatic_stress"): "sts"}
+
+
+def expected_changes(truth: dict, instruments: dict[str, Instrument]) -> dict:
+    """Population change from pre, in score units, implied by the simulator's model.
+
+    {(instrument, scale, wave): expected mean change}. Likert scales in closed
+    form (an item is a thresholded normal: E[item] = 1 + sum P(y > threshold),
+    reverse keys cancel by the thresholds' symmetry); anchor items of the
+    knowledge test by Gauss-Hermite quadrature of the logistic answer model.
+    """
+    from scipy import stats
+
+    effects = truth["true_effects_sd_units"]
+    expected = {}
+    for inst_id in ("omshc", "stss", "proqol"):
+        for sub in instruments[inst_id].subscales:
+            trait = SCALE_TRAITS.get((inst_id, sub.id)) or SCALE_TRAITS[(inst_id, None)]
+            for wave, effect in effects[trait].items():
+                sd = np.sqrt(LOADING**2 * (1 + INDIVIDUAL_SD**2) + 1 - LOADING**2)
+                item = sum(stats.norm.sf((t - LOADING * effect) / sd) - stats.norm.sf(t)
+                           for t in THRESHOLDS)
+                expected[(inst_id, sub.id, wave)] = len(sub.items) * item
+    nodes, weights = np.polynomial.hermite_e.hermegauss(60)
+    weights = weights / weights.sum()
+    anchors = instruments["tic_knowledge"].anchor_items
+    difficulty = np.array([truth["knowledge_item_difficulty"][i] for i in anchors])
+
+    def percent(mean: float, sd: float) -> float:
+        ability = mean + sd * nodes[:, None]
+        p = 1 / (1 + np.exp(-DISCRIMINATION * (ability - difficulty)))
+        return 100 * float((weights[:, None] * p).sum(axis=0).mean())
+
+    for wave, effect in effects["knowledge"].items():
+        expected[("tic_knowledge", "anchor_percent_correct", wave)] = (
+            percent(effect, np.sqrt(1 + INDIVIDUAL_SD**2)) - percent(0.0, 1.0))
+    return expected
 
 
 def proqol_trait(item_id: str, inst: Instrument) -> str:
@@ -249,6 +293,7 @@ def omshc_sheets(rng, people, inst, truth) -> dict[str, pd.DataFrame]:
 def knowledge_sheet(rng, people, inst: Instrument, truth) -> pd.DataFrame:
     """The knowledge test as a tutor types it: one row per person and wave."""
     difficulty = {i: rng.normal(-0.2, 0.8) for i in inst.item_ids}
+    truth["knowledge_item_difficulty"] = difficulty
     site_of = {c[0]: c[1] for c in COHORTS}
     other = {"A": "B", "B": "A"}
     rows = []
@@ -275,7 +320,7 @@ def knowledge_sheet(rng, people, inst: Instrument, truth) -> pd.DataFrame:
 def answer(rng, inst, key, item_id, logit) -> str:
     """The chosen option: the key with logistic probability, else a distractor."""
     options = [str(o.code) for o in inst.options_for(item_id)]
-    if rng.random() < 1 / (1 + np.exp(-1.3 * logit)):
+    if rng.random() < 1 / (1 + np.exp(-DISCRIMINATION * logit)):
         chosen = str(key)
     else:
         chosen = str(rng.choice([o for o in options if o != str(key)]))

@@ -46,6 +46,39 @@ def test_recovered_effects_point_the_right_way(demo_run):
     assert ((burnout["ci_low"] < 0) & (burnout["ci_high"] > 0)).mean() >= 0.5
 
 
+def test_cohort_intervals_cover_the_simulators_expected_change(demo_run):
+    from instruments import load_builtin
+    from pipelines.demo import expected_changes
+
+    expected = expected_changes(demo_run["truth"], load_builtin())
+    change = demo_run["tables"]["change"].set_index(["instrument", "scale", "to_wave"])
+    change = change[change["from_wave"] == "pre"]
+    covered = []
+    for (inst, scale, wave), value in expected.items():
+        rows = change.loc[(inst, scale, wave)]
+        covered += ((rows["ci_low"] <= value) & (value <= rows["ci_high"])).tolist()
+    # ~120 nominal 95% intervals (5 cohorts x 12 scales x 2 pairs); subscales share people,
+    # so misses come in clusters: require 85%. A sign or scale bug gives far less.
+    assert len(covered) >= 100 and sum(covered) / len(covered) >= 0.85
+
+
+def test_models_recover_the_program_effect(demo_run):
+    from instruments import load_builtin
+    from pipelines.demo import expected_changes
+
+    expected = expected_changes(demo_run["truth"], load_builtin())
+    models = demo_run["tables"]["models"]
+    mixed = models[(models["model"] == "mixed_random_cohorts") & (models["term"] == "change")
+                   & (models["from_wave"] == "pre")].set_index(["instrument", "scale", "to_wave"])
+    for key in [("omshc", "total", "post"), ("tic_knowledge", "anchor_percent_correct", "post")]:
+        row = mixed.loc[key]
+        assert abs(row["estimate"] - expected[key]) < 3 * row["se"], key
+    meta = models[(models["model"] == "meta_reml") & (models["scale"] == "percent_correct")
+                  & (models["to_wave"] == "post")].iloc[0]
+    assert meta["ci_low"] > 0 and meta["n_groups"] == 5  # d_z pooled, positive = improvement
+    assert models["estimate"].notna().sum() > 0.9 * len(models)
+
+
 def test_retyped_email_is_one_person(demo_run):
     key = (demo_run["root"] / "secrets" / "pseudonym.key").read_text().strip().encode()
     retyped = demo_run["truth"]["retyped_email"]
@@ -91,7 +124,7 @@ def test_reliability_table_has_cohort_and_pooled_rows(demo_run):
 
 def test_reliability_table_has_every_coefficient(demo_run):
     rel = demo_run["tables"]["reliability"]
-    pooled = rel[rel["cohort"] == "ALL"].set_index(["wave", "instrument", "scale", "form"])
+    pooled = rel[rel["cohort"] == "ALL"].set_index(["wave", "instrument", "scale", "form"]).sort_index()
     stss = pooled.loc[("pre", "stss", "total", "")]
     assert stss["k"] == 17 and stss["alpha_boot_low"] < stss["alpha"] < stss["alpha_boot_high"]
     assert 0 < stss["omega_h"] < stss["omega_total"] <= 1  # three subscales: Schmid-Leiman

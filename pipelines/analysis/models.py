@@ -21,6 +21,8 @@ MIN_COHORTS_RANDOM = 3
 def _term_rows(fit, model: str, terms: dict[str, str], n_obs: int, n_groups: int,
                flags: list[str], converged: bool) -> list[dict]:
     ci = fit.conf_int()
+    if not np.isfinite(fit.bse_fe.to_numpy()).all():
+        flags = [*flags, "se_not_estimable"]
     rows = []
     for name, label in terms.items():
         rows.append({"model": model, "term": label, "estimate": float(fit.fe_params[name]),
@@ -58,6 +60,9 @@ def random_cohort_model(long: pd.DataFrame) -> list[dict]:
     post (0 = from wave, 1 = to wave) and score. The ``change`` term is the
     average change across cohorts (the fixed effect of post), the same model
     as lme4's ``lmer(score ~ post + (1 + post | cohort) + (1 | cohort:participant))``.
+    When the cohorts' change does not vary (the slope variance sits on its
+    boundary and its standard errors cannot be computed), the model is refitted
+    with a random intercept only and flagged ``random_slope_dropped``.
 
     Examples
     --------
@@ -77,14 +82,20 @@ def random_cohort_model(long: pd.DataFrame) -> list[dict]:
     name = "mixed_random_cohorts"
     if n_groups < MIN_COHORTS_RANDOM:
         return _failed(name, n_obs, n_groups, f"fewer_than_{MIN_COHORTS_RANDOM}_cohorts")
+    terms = {"Intercept": "from_wave_mean", "post": "change"}
     try:
-        model = smf.mixedlm("score ~ post", long, groups="cohort", re_formula="~post",
-                            vc_formula={"participant": "0 + C(participant)"})
-        fit, flags = _fit(model)
+        fit, flags = _fit(_random_cohort_spec(long, "~post"))
+        if not np.isfinite(fit.bse_fe.to_numpy()).all():
+            fit, flags = _fit(_random_cohort_spec(long, "1"))
+            flags = ["random_slope_dropped", *flags]
     except (ValueError, np.linalg.LinAlgError) as error:
         return _failed(name, n_obs, n_groups, f"not_fitted: {error}"[:200])
-    return _term_rows(fit, name, {"Intercept": "from_wave_mean", "post": "change"}, n_obs,
-                      n_groups, flags, bool(fit.converged))
+    return _term_rows(fit, name, terms, n_obs, n_groups, flags, bool(fit.converged))
+
+
+def _random_cohort_spec(long: pd.DataFrame, re_formula: str):
+    return smf.mixedlm("score ~ post", long, groups="cohort", re_formula=re_formula,
+                       vc_formula={"participant": "0 + C(participant)"})
 
 
 def cohort_fixed_model(long: pd.DataFrame) -> list[dict]:
