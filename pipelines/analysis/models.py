@@ -20,14 +20,17 @@ MIN_COHORTS_RANDOM = 3
 
 def _term_rows(fit, model: str, terms: dict[str, str], n_obs: int, n_groups: int,
                flags: list[str], converged: bool) -> list[dict]:
-    ci = fit.conf_int()
-    if not np.isfinite(fit.bse_fe.to_numpy()).all():
+    with warnings.catch_warnings():
+        # A singular covariance gives NaN standard errors: flagged below, not printed.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ci, bse, pvalues = fit.conf_int(), fit.bse_fe, fit.pvalues
+    if not np.isfinite(bse.to_numpy()).all():
         flags = [*flags, "se_not_estimable"]
     rows = []
     for name, label in terms.items():
         rows.append({"model": model, "term": label, "estimate": float(fit.fe_params[name]),
-                     "se": float(fit.bse_fe[name]), "ci_low": float(ci.loc[name, 0]),
-                     "ci_high": float(ci.loc[name, 1]), "p": float(fit.pvalues[name]),
+                     "se": float(bse[name]), "ci_low": float(ci.loc[name, 0]),
+                     "ci_high": float(ci.loc[name, 1]), "p": float(pvalues[name]),
                      "n_obs": n_obs, "n_groups": n_groups, "converged": converged,
                      "flags": ";".join(flags)})
     return rows
@@ -85,7 +88,10 @@ def random_cohort_model(long: pd.DataFrame) -> list[dict]:
     terms = {"Intercept": "from_wave_mean", "post": "change"}
     try:
         fit, flags = _fit(_random_cohort_spec(long, "~post"))
-        if not np.isfinite(fit.bse_fe.to_numpy()).all():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            slope_fit_ok = np.isfinite(fit.bse_fe.to_numpy()).all()
+        if not slope_fit_ok:
             fit, flags = _fit(_random_cohort_spec(long, "1"))
             flags = ["random_slope_dropped", *flags]
     except (ValueError, np.linalg.LinAlgError) as error:

@@ -64,8 +64,7 @@ def cronbach_alpha(items: pd.DataFrame | np.ndarray) -> float:
 
 def _correlations(x: np.ndarray) -> np.ndarray | None:
     """Item correlation matrix, or None when an item is constant (r undefined)."""
-    sd = x.std(axis=0, ddof=1)
-    if x.shape[0] < 2 or np.any(sd == 0):
+    if x.shape[0] < 2 or np.any(x.std(axis=0, ddof=1) == 0):
         return None
     return np.corrcoef(x, rowvar=False)
 
