@@ -100,7 +100,16 @@ class Source(Strict):
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     pattern: str = Field(description="Glob inside the inbox, e.g. 'redcap_*.csv'.")
-    format: Literal["csv", "xlsx"] = "csv"
+    format: Literal["csv", "xlsx", "sav", "dta", "redcap", "kobo", "odk", "qualtrics",
+                    "gforms"] = Field(default="csv", description=(
+        "csv/xlsx/sav/dta as they are; redcap, kobo, odk, qualtrics, gforms undo that tool's "
+        "export habits (header rows, group prefixes, status and metadata columns)."))
+    dictionary: str | None = Field(
+        default=None, description="REDCap: glob of the data dictionary CSV in the inbox.")
+    keep_unfinished: bool = Field(
+        default=False, description="Qualtrics: keep responses with Finished = 0.")
+    keep_rejected: bool = Field(
+        default=False, description="Kobo/ODK: keep submissions rejected in review.")
     sheet: str | int = 0
     header_row: int = Field(default=1, ge=1, description="Row number of the header (1-based).")
     encoding: str | None = Field(default=None, description="Detected when not given.")
@@ -124,6 +133,10 @@ class Pseudonymisation(Strict):
 
     key_file: str = "secrets/pseudonym.key"
     create_if_missing: bool = False
+    link_file: str | None = Field(
+        default=None, description=(
+            "Optional CSV (outside the outputs) linking each pseudonym to its normalised "
+            "identifier, for authorised re-identification. Off by default."))
 
 
 class DateWindow(Strict):
@@ -172,6 +185,9 @@ class ProgramConfig(Strict):
             unknown = [w for w in pair if w not in known]
             if unknown:
                 raise ValueError(f"wave_pairs names unknown waves {unknown}")
+        link = self.pseudonymisation.link_file
+        if link and Path(link).parts[:1] == Path(self.output).parts[:1]:
+            raise ValueError("pseudonymisation.link_file must be outside the output folder")
         return self
 
     def wave_order(self) -> list[str]:

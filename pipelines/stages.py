@@ -34,7 +34,7 @@ from pipelines.schema import load_schema, value_sets
 from pipelines.warehouse import update_warehouse
 from pipelines.wide import scores_wide, scores_wide_spec
 from pipelines.ingest import IngestResult, ingest_program
-from pipelines.ingest.pseudonym import load_key
+from pipelines.ingest.pseudonym import load_key, write_link_file
 from reports.render import render_reports
 
 
@@ -72,7 +72,11 @@ def ingest(ctx: Context) -> IngestResult:
     """Stage 1: raw exports -> canonical responses (PII gone, pseudonyms in)."""
     pseudo = ctx.config.pseudonymisation
     key = load_key(ctx.config.path(pseudo.key_file), pseudo.create_if_missing)
-    return ingest_program(ctx.config, ctx.instruments, key)
+    result = ingest_program(ctx.config, ctx.instruments, key)
+    if pseudo.link_file and result.links is not None:
+        write_link_file(ctx.config.path(pseudo.link_file), result.links)
+    result.links = None  # identifiers never travel further (task results, logs)
+    return result
 
 
 def validate(ctx: Context, ingested: IngestResult) -> ContractResult:

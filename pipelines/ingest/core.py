@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,8 +22,10 @@ import pandas as pd
 from instruments.model import Instrument, ResponseOption
 from pipelines.config import InstrumentMapping, Locator, ProgramConfig, Source
 from pipelines.errors import SourceError
-from pipelines.ingest.pseudonym import pseudonymise
-from pipelines.ingest.readers import read_table
+from pipelines.ingest.adapters import read_export
+from pipelines.ingest.export import Export
+from pipelines.ingest.pseudonym import normalise_identifier, pseudonymise
+from pipelines.ingest.text import fold
 
 KEYS = ["cohort", "participant", "wave", "instrument", "source_file", "source_row"]
 EXTRA_KEYS = ["submitted_at", "form"]
@@ -52,21 +53,7 @@ class IngestResult:
     accounting: pd.DataFrame
     inputs: pd.DataFrame
     problems: list[str] = field(default_factory=list)
-
-
-def fold(text: object) -> str:
-    """Compare-friendly text: no accents, lower case, single spaces.
-
-    Examples
-    --------
-    >>> fold("  Muy a MENUDO ")
-    'muy a menudo'
-    >>> fold("Rara Vez") == fold("rara vez")
-    True
-    """
-    decomposed = unicodedata.normalize("NFKD", str(text))
-    plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return " ".join(plain.casefold().split())
+    links: pd.DataFrame | None = None
 
 
 def sha256_of(path: Path) -> str:
@@ -173,9 +160,12 @@ class FileFrame:
     source: Source
     table: pd.DataFrame
     keys: pd.DataFrame  # cohort, participant, wave, source_file, source_row, submitted_at
+    export: Export
+    links: pd.DataFrame | None = None  # pseudonym -> identifier, only with a link file
 
 
-def file_keys(table: pd.DataFrame, path: Path, source: Source, config, key) -> pd.DataFrame:
+def file_keys(table: pd.DataFrame, path: Path, source: Source, config, key,
+              export: Export) -> pd.DataFrame:
     """The key columns of every row of one file (participant already pseudonymised)."""
     missing = [c for c in source.identifier + source.pii if c not in table.columns]
     if missing:
@@ -187,15 +177,37 @@ def file_keys(table: pd.DataFrame, path: Path, source: Source, config, key) -> p
     keys["participant"] = pseudonymise(table, source.identifier, key)
     keys["wave"] = locate(table, source.wave, path, "wave")
     keys["source_file"] = path.name
-    keys["source_row"] = table.index + source.header_row + 1
-    if source.submitted_at:
-        if source.submitted_at not in table.columns:
-            raise SourceError(f"the submitted_at column {source.submitted_at!r} is not in the file")
-        stamps = pd.to_datetime(table[source.submitted_at], errors="coerce", format="mixed")
-        keys["submitted_at"] = stamps
+    keys["source_row"] = export.rows.astype("int64")
+    stamp_column = source.submitted_at or export.submitted_at
+    if stamp_column:
+        if stamp_column not in table.columns:
+            raise SourceError(f"the submitted_at column {stamp_column!r} is not in the file")
+        keys["submitted_at"] = parse_times(table[stamp_column], export.dayfirst)
     else:
         keys["submitted_at"] = pd.NaT
     return keys
+
+
+def parse_times(cells: pd.Series, dayfirst: bool = False) -> pd.Series:
+    """Submission times as timestamps (NaT when unreadable), tolerating the tools' styles.
+
+    Examples
+    --------
+    >>> parse_times(pd.Series(["2026-03-01 10:15:00", "1/03/2026 9:00:00", ""]),
+    ...             dayfirst=True).dt.month.tolist()
+    [3.0, 3.0, nan]
+    """
+    # Google Forms in Spanish writes "a. m."/"p. m.": make them parseable.
+    text = cells.str.replace(r"\s*a\.\s*m\.", " AM", regex=True).str.replace(
+        r"\s*p\.\s*m\.", " PM", regex=True).str.replace(r"\s*GMT[+-]\d+$", "", regex=True)
+    # ISO dates (year first) are never day-first, whatever the locale.
+    iso = text.str.match(r"^\d{4}[-/]")
+    stamps = pd.Series(pd.NaT, index=cells.index, dtype="datetime64[ns, UTC]")
+    for rows, day_first in ((iso, False), (~iso, dayfirst)):
+        if rows.any():
+            stamps[rows] = pd.to_datetime(text[rows], errors="coerce", format="mixed",
+                                          dayfirst=day_first, utc=True)
+    return stamps.dt.tz_localize(None)
 
 
 def instrument_rows(
@@ -216,13 +228,22 @@ def instrument_rows(
 
     reject(keys["participant"].eq(""), "missing_identifier",
            "no identifier (" + ", ".join(ff.source.identifier) + ") in this row")
-    if mapping.complete_column:
-        if mapping.complete_column not in ff.table.columns:
-            raise SourceError(f"the status column {mapping.complete_column!r} is not in the file")
-        status = ff.table[mapping.complete_column]
+    for rule in ff.export.row_rules:
+        reject(rule.mask.reindex(keep.index, fill_value=False), rule.rule, rule.detail,
+               rule.column, ff.table.get(rule.column))
+    first_item = next(iter(item_columns(mapping, first_form_items(inst))), None)
+    form_rows = ff.export.form_rows.get(first_item)
+    if form_rows is not None:
+        reject(~form_rows.reindex(keep.index, fill_value=False), "other_redcap_form",
+               "row of another REDCap instrument (repeating instrument rows)")
+    complete_column = mapping.complete_column or ff.export.complete_columns.get(first_item)
+    if complete_column:
+        if complete_column not in ff.table.columns:
+            raise SourceError(f"the status column {complete_column!r} is not in the file")
+        status = ff.table[complete_column]
         reject(~status.isin(mapping.complete_values), "form_incomplete",
                f"form status is not complete ({'/'.join(mapping.complete_values)})",
-               mapping.complete_column, status)
+               complete_column, status)
     if inst.kind == "knowledge":
         items, form = knowledge_items(ff, inst, mapping, reject)
         keys = keys.assign(form=form)
@@ -235,6 +256,34 @@ def instrument_rows(
     return canonical.reset_index(drop=True), rejects
 
 
+def first_form_items(inst: Instrument) -> list[str]:
+    """Item ids in file order for a template mapping: the first form's for a knowledge test."""
+    return inst.forms[0].items if inst.kind == "knowledge" and inst.forms else inst.item_ids
+
+
+def with_value_labels(cells: pd.Series, labels: dict[str, str] | None,
+                      options: list[ResponseOption]) -> pd.Series:
+    """Cells the instrument does not know, read through the tool's value labels.
+
+    A code whose label the instrument knows becomes that label (SPSS 1 = "b"),
+    and a label the tool defined becomes its code (REDCap label exports).
+    """
+    if not labels:
+        return cells
+    known = option_lookup(options)
+    by_label = {fold(label): code for code, label in labels.items()}
+
+    def fix(cell: str) -> str:
+        if cell == "" or fold(cell) in known:
+            return cell
+        if cell in labels and fold(labels[cell]) in known:
+            return labels[cell]
+        return by_label.get(fold(cell), cell)
+
+    unique = cells.unique()
+    return cells.map(dict(zip(unique, (fix(c) for c in unique))))
+
+
 def likert_items(ff: FileFrame, inst: Instrument, mapping, reject) -> pd.DataFrame:
     """Numeric item columns of a scale; rows with unreadable answers rejected."""
     columns = item_columns(mapping, inst.item_ids)
@@ -243,7 +292,9 @@ def likert_items(ff: FileFrame, inst: Instrument, mapping, reject) -> pd.DataFra
         raise SourceError(f"{inst.id}: mapped item columns {absent[:5]} are not in the file")
     items = pd.DataFrame(index=ff.table.index)
     for raw, item_id in columns.items():
-        values = likert_to_number(ff.table[raw], inst.options_for(item_id))
+        cells = with_value_labels(ff.table[raw], ff.export.value_labels.get(raw),
+                                  inst.options_for(item_id))
+        values = likert_to_number(cells, inst.options_for(item_id))
         bad = np.isinf(values)
         reject(bad, "unreadable_answer", f"answer is neither a code nor a label of {item_id}",
                item_id, ff.table[raw])
@@ -267,7 +318,9 @@ def knowledge_items(ff: FileFrame, inst: Instrument, mapping, reject):
         for raw, item_id in item_columns(mapping, spec.items).items():
             if raw not in ff.table.columns:
                 raise SourceError(f"{inst.id} form {form_id}: column {raw!r} is not in the file")
-            codes = choice_to_code(ff.table.loc[rows, raw], inst.options_for(item_id))
+            cells = with_value_labels(ff.table.loc[rows, raw], ff.export.value_labels.get(raw),
+                                      inst.options_for(item_id))
+            codes = choice_to_code(cells, inst.options_for(item_id))
             items.loc[rows, item_id] = codes
     return items, form.where(form.isin(known))
 
@@ -303,6 +356,7 @@ def ingest_program(
     accounting: list[dict] = []
     inputs: list[dict] = []
     problems: list[str] = []
+    links: list[pd.DataFrame] = []
     for source in config.sources:
         unknown = [i for i in source.instruments if i not in instruments]
         if unknown:
@@ -314,7 +368,9 @@ def ingest_program(
         for path in paths:
             entry = {"source": source.name, "source_file": path.name, "sha256": sha256_of(path)}
             try:
-                ff = read_file(path, source, config, key)
+                ff = read_file(path, source, config, key, instruments)
+                if ff.links is not None:
+                    links.append(ff.links)
                 for inst_id, mapping in source.instruments.items():
                     canonical, rejected = instrument_rows(ff, instruments[inst_id], mapping)
                     frames[inst_id].append(canonical)
@@ -339,20 +395,60 @@ def ingest_program(
         inputs=pd.DataFrame(inputs, columns=[
             "source", "source_file", "sha256", "status", "rows", "message"]),
         problems=problems,
+        links=pd.concat(links).drop_duplicates() if links else None,
     )
 
 
-def read_file(path: Path, source: Source, config: ProgramConfig, key: bytes) -> FileFrame:
-    """Read one file and resolve its row keys; PII columns are dropped here."""
-    table = read_table(
-        path, source.format, sheet=source.sheet, header_row=source.header_row,
-        encoding=source.encoding, delimiter=source.delimiter,
-    )
-    if table.empty:
+def read_file(path: Path, source: Source, config: ProgramConfig, key: bytes,
+              instruments: dict[str, Instrument]) -> FileFrame:
+    """Read one file with its adapter and resolve its row keys; PII columns are dropped here."""
+    export = read_export(path, source, config.inbox_dir)
+    if export.table.empty:
         raise SourceError("the file has a header but no data rows")
-    keys = file_keys(table, path, source, config, key)
-    personal = [c for c in source.identifier + source.pii if c in table.columns]
-    return FileFrame(path=path, source=source, table=table.drop(columns=personal), keys=keys)
+    resolve_names(export, configured_columns(source, instruments))
+    table = export.table
+    keys = file_keys(table, path, source, config, key, export)
+    personal = [c for c in source.identifier + source.pii + export.personal if c in table.columns]
+    links = link_records(table, source, keys["participant"]) \
+        if config.pseudonymisation.link_file else None
+    return FileFrame(path=path, source=source, table=table.drop(columns=personal), keys=keys,
+                     export=export, links=links)
+
+
+def configured_columns(source: Source, instruments: dict[str, Instrument]) -> list[str]:
+    """Every column name program.yaml uses for this source."""
+    names = [*source.identifier, *source.pii]
+    for locator in (source.cohort, source.wave):
+        names += [locator.column] if locator.column else []
+    names += [source.submitted_at] if source.submitted_at else []
+    for inst_id, mapping in source.instruments.items():
+        inst = instruments.get(inst_id)
+        if inst is None:
+            continue
+        names += list(item_columns(mapping, first_form_items(inst)))
+        names += [mapping.complete_column] if mapping.complete_column else []
+        names += [mapping.form.column] if mapping.form and mapping.form.column else []
+    return names
+
+
+def resolve_names(export: Export, names: list[str]) -> None:
+    """Let program.yaml name a column by alias or with other accents/case: copy it under that name."""
+    for name in names:
+        found = export.column(name)
+        if found is not None and found != name and name not in export.table.columns:
+            export.table[name] = export.table[found]
+            if found in export.value_labels:
+                export.value_labels[name] = export.value_labels[found]
+            if found in export.personal:
+                export.personal.append(name)
+
+
+def link_records(ff_table: pd.DataFrame, source: Source, participants: pd.Series) -> pd.DataFrame:
+    """Pseudonym -> normalised identifier pairs of one file, for the optional link file."""
+    ids = ff_table[source.identifier].apply(lambda c: c.map(normalise_identifier))
+    identifier = ids.agg("|".join, axis=1) if len(source.identifier) > 1 else ids.iloc[:, 0]
+    return pd.DataFrame({"participant": participants, "identifier": identifier}).loc[
+        participants.ne("")].drop_duplicates()
 
 
 def empty_responses(inst: Instrument) -> pd.DataFrame:

@@ -98,3 +98,19 @@ def write_new_key(key_file: Path) -> None:
     key_file.parent.mkdir(parents=True, exist_ok=True)
     key_file.write_text(secrets.token_hex(32) + "\n", encoding="utf-8")
     key_file.chmod(0o600)
+
+
+def write_link_file(path: Path, links: pd.DataFrame) -> None:
+    """Merge pseudonym -> identifier pairs into the link file (owner-only permissions).
+
+    The link file is the only place a pseudonym meets its identifier; keep it
+    apart from the outputs, for authorised re-identification only.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        links = pd.concat([pd.read_csv(path, dtype=str, keep_default_na=False), links])
+    links = links.drop_duplicates().sort_values(["participant", "identifier"])
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    links.to_csv(tmp, index=False)
+    tmp.chmod(0o600)
+    tmp.replace(path)
