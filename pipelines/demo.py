@@ -345,6 +345,39 @@ def retype_one_email(people, sheets, knowledge, redcap, truth) -> None:
 
 
 # --- the program folder -----------------------------------------------------------
+REDCAP_DICTIONARY = "diccionario_redcap_bienestar.csv"
+
+
+def redcap_dictionary(instruments) -> pd.DataFrame:
+    """The REDCap project's data dictionary, as REDCap exports it (18 columns).
+
+    Name, email and phone are flagged "Identifier? y": capacitar drops them
+    even if program.yaml forgot to list them.
+    """
+    from pipelines.ingest.adapters import DICTIONARY_COLUMNS
+
+    def field(name, form, kind, label, choices="", identifier=""):
+        row = dict.fromkeys(DICTIONARY_COLUMNS, "")
+        row.update({"Variable / Field Name": name, "Form Name": form, "Field Type": kind,
+                    "Field Label": label, "Choices, Calculations, OR Slider Labels": choices,
+                    "Identifier?": identifier})
+        return row
+
+    sites = " | ".join(f"{c[5]}, {c[1]}" for c in COHORTS)
+    rows = [field("record_id", "registro", "text", "Record ID"),
+            field("nombre_completo", "registro", "text", "Nombre completo", identifier="y"),
+            field("correo", "registro", "text", "Correo electrónico", identifier="y"),
+            field("telefono", "registro", "text", "Teléfono", identifier="y"),
+            field("sede", "registro", "dropdown", "Sede", sites),
+            field("fecha_encuesta", "registro", "text", "Fecha")]
+    for inst_id in ("proqol", "stss"):
+        inst = instruments[inst_id]
+        choices = " | ".join(f"{o.code}, {o.es}" for o in inst.response_options)
+        rows += [field(f"{inst_id}_{n}", inst_id, "radio", f"{inst_id.upper()} {n}", choices)
+                 for n in range(1, len(inst.item_ids) + 1)]
+    return pd.DataFrame(rows)
+
+
 def program_yaml(name: str) -> dict:
     """The demo's program.yaml as a dict."""
     return {
@@ -361,14 +394,14 @@ def program_yaml(name: str) -> dict:
              "label": {"es": "Seguimiento (3 meses)", "en": "Follow-up (3 months)"}},
         ],
         "sources": [
-            {"name": "redcap_bienestar", "pattern": "redcap_bienestar_*.csv", "format": "csv",
-             "identifier": ["correo"], "pii": ["nombre_completo", "telefono", "record_id"],
+            {"name": "redcap_bienestar", "pattern": "redcap_bienestar_*.csv", "format": "redcap",
+             "dictionary": REDCAP_DICTIONARY,
+             "identifier": ["correo"], "pii": ["record_id"],
              "cohort": {"column": "sede", "map": {str(c[5]): c[0] for c in COHORTS}},
              "wave": {"column": "redcap_event_name", "map": {v: k for k, v in EVENTS.items()}},
              "submitted_at": "fecha_encuesta",
-             "instruments": {
-                 "proqol": {"items": "proqol_{n}", "complete_column": "proqol_complete"},
-                 "stss": {"items": "stss_{n}", "complete_column": "stss_complete"}}},
+             # Each form's <form>_complete column comes from the data dictionary.
+             "instruments": {"proqol": {"items": "proqol_{n}"}, "stss": {"items": "stss_{n}"}}},
             {"name": "estigma_excel", "pattern": "estigma_OMSHC_*.csv", "format": "csv",
              "identifier": ["Correo"], "pii": ["Nombre y apellidos"],
              "cohort": {"column": "Sede"},
@@ -413,6 +446,7 @@ def write_demo(folder: str | Path, seed: int = SEED) -> Path:
     retype_one_email(people, sheets, knowledge, redcap, truth)
 
     redcap.to_csv(inbox / "redcap_bienestar_export_2026-09-01.csv", index=False, encoding="utf-8")
+    redcap_dictionary(instruments).to_csv(inbox / REDCAP_DICTIONARY, index=False)
     for wave, frame in sheets.items():
         name = {"follow_up": "seguimiento"}.get(wave, wave)
         frame.to_csv(inbox / f"estigma_OMSHC_{name}.csv", sep=";", index=False, encoding="cp1252")

@@ -104,12 +104,22 @@ def score(ctx: Context, contracts: ContractResult) -> pd.DataFrame:
     return score_responses(contracts.valid, ctx.instruments, ctx.config.wave_order()[0])
 
 
-def participation_table(scores: pd.DataFrame) -> pd.DataFrame:
-    """People with a valid response per cohort x wave x instrument."""
-    return (
-        scores.groupby(["cohort", "wave", "instrument"])["participant"].nunique()
-        .rename("n").reset_index()
-    )
+def participation_table(scores: pd.DataFrame, first_wave: str | None = None) -> pd.DataFrame:
+    """People with a valid response per cohort x wave x instrument, and who lacks a baseline.
+
+    A person seen at a later wave but not at ``first_wave`` is kept (their
+    wave figures count) and reported in ``n_unmatched``.
+    """
+    people = scores[["cohort", "wave", "instrument", "participant"]].drop_duplicates()
+    baseline = people[people["wave"] == first_wave][["cohort", "instrument", "participant"]]
+    people = people.merge(baseline.assign(matched=True), how="left",
+                          on=["cohort", "instrument", "participant"])
+    people["matched"] = people["matched"].fillna(False).astype(bool)
+    grouped = people.groupby(["cohort", "wave", "instrument"])
+    table = grouped["participant"].nunique().rename("n").to_frame()
+    table["n_matched_first_wave"] = grouped["matched"].sum().astype("int64")
+    table["n_unmatched"] = table["n"] - table["n_matched_first_wave"]
+    return table.reset_index()
 
 
 def analyse(ctx: Context, contracts: ContractResult, scores: pd.DataFrame) -> dict:
@@ -121,7 +131,7 @@ def analyse(ctx: Context, contracts: ContractResult, scores: pd.DataFrame) -> di
     change, individual, transitions = change_tables(scores, ctx.config.pairs(), directions,
                                                     references)
     return {
-        "participation": participation_table(scores),
+        "participation": participation_table(scores, ctx.config.wave_order()[0]),
         "reliability": reliability,
         "items": items,
         "item_options": options,

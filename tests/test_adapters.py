@@ -106,3 +106,63 @@ def test_link_file_inside_outputs_is_refused(tmp_path):
     (tmp_path / "program.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True))
     with pytest.raises(ConfigError, match="outside the output folder"):
         load_program(tmp_path / "program.yaml")
+
+
+def test_person_seen_only_at_post_is_kept_and_reported_unmatched():
+    from pipelines.stages import participation_table
+
+    scores = pd.DataFrame({"cohort": "c1", "instrument": "omshc", "scale": "total",
+                           "participant": ["a", "b", "a", "b", "z"],
+                           "wave": ["pre", "pre", "post", "post", "post"],
+                           "score": [1.0, 2, 3, 4, 5]})
+    table = participation_table(scores, "pre").set_index("wave")
+    assert table.loc["post", "n"] == 3 and table.loc["post", "n_unmatched"] == 1
+    assert table.loc["pre", "n_unmatched"] == 0 and table.loc["post", "n_matched_first_wave"] == 2
+
+
+def test_every_output_of_a_run_over_all_export_kinds_is_free_of_personal_data(tmp_path):
+    """All nine kinds in one program, run through every stage; then scan every output file."""
+    from pipelines import stages
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    sources = []
+    for kind, writer in sorted(WRITERS.items()):
+        folder = tmp_path / kind
+        folder.mkdir()
+        source, _ = writer(folder)
+        for path in folder.iterdir():  # one file per kind in the shared inbox, unique names
+            path.rename(inbox / f"{kind}__{path.name}")
+        source["pattern"] = f"{kind}__{source['pattern']}"
+        if source.get("dictionary"):
+            source["dictionary"] = f"{kind}__{source['dictionary']}"
+        sources.append(source)
+    config = {"name": "t", "cohorts": [{"id": "c1", "site": "Virú"}],
+              "waves": [{"id": "pre", "order": 1}, {"id": "post", "order": 2}],
+              "sources": sources}
+    (tmp_path / "program.yaml").write_text(yaml.safe_dump(config, allow_unicode=True))
+    os.environ["CAPACITAR_PSEUDONYM_KEY"] = KEY.decode()
+    try:
+        ctx = stages.load_context(tmp_path)
+        ingested = stages.ingest(ctx)
+        assert ingested.problems == []
+        contracts = stages.validate(ctx, ingested)
+        scores = stages.score(ctx, contracts)
+        tables = stages.analyse(ctx, contracts, scores)
+        tables.update(scores=scores, quarantine=contracts.quarantine,
+                      validation_summary=contracts.summary,
+                      accounting=stages.accounting_table(ingested, contracts))
+        tables["runs"] = stages.run_record(ctx, ingested, contracts, tables["accounting"])
+        stages.export(ctx, tables)
+        stages.report(ctx, tables)
+    finally:
+        del os.environ["CAPACITAR_PSEUDONYM_KEY"]
+    assert tables["participation"]["n"].max() == len(PEOPLE)  # one person per pseudonym
+    chunks = [p.read_bytes().decode("utf-8", errors="ignore")
+              for p in (tmp_path / "outputs").rglob("*") if p.is_file()]
+    text = "\n".join(chunks).casefold()
+    assert len(chunks) > 20
+    for name, pre, post, dni in PEOPLE:
+        for secret in (name, name.split()[1], pre.strip(), post, dni, "190.12.34.56",
+                       "Ana Enumeradora", "tablet3", "otra@x.pe", "preview@x.pe"):
+            assert secret.casefold() not in text, secret

@@ -144,3 +144,13 @@ def test_pspp_opens_the_sav_with_labels_and_the_same_means(program):
     assert "Puntaje" in result.stdout and "Virú" in result.stdout
     mean = tables["scores"]["score"].mean()
     assert f"{mean:.2f}" in result.stdout
+
+
+def test_schema_file_loads_with_both_languages_everywhere():
+    from pipelines.schema import load_schema
+
+    load_schema.cache_clear()
+    schema = load_schema()
+    for name, table in schema.tables.items():
+        for column, spec in table.columns.items():
+            assert spec.label.es and spec.label.en, f"{name}.{column}"
