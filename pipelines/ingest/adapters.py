@@ -16,7 +16,7 @@ import pandas as pd
 
 from pipelines.errors import SourceError
 from pipelines.ingest.export import Export, RowRule, strip_prefixes
-from pipelines.ingest.readers import read_table
+from pipelines.ingest.readers import EXTRA, read_table
 from pipelines.ingest.text import fold
 
 FALSE_TEXT = {"0", "false", "falso", "no"}
@@ -27,8 +27,12 @@ def generic(path: Path, source, fmt: str | None = None) -> Export:
     fmt = fmt or source.format
     table = read_table(path, fmt, sheet=source.sheet, header_row=source.header_row,
                        encoding=source.encoding, delimiter=source.delimiter)
-    return Export(table=table, rows=pd.Series(table.index + source.header_row + 1,
-                                              index=table.index))
+    export = Export(table=table, rows=pd.Series(table.index, index=table.index))
+    if EXTRA in table.columns:
+        export.row_rules.append(RowRule(
+            table[EXTRA].ne(""), "malformed_row",
+            "more cells than the header: an unquoted delimiter inside an answer?", EXTRA))
+    return export
 
 
 def by_extension(path: Path, source) -> Export:
@@ -50,8 +54,9 @@ def spss_stata(path: Path, source) -> Export:
     table.columns = [str(c) for c in table.columns]
     labels = {col: {_cell_text(code): str(label) for code, label in mapping.items()}
               for col, mapping in meta.variable_value_labels.items()}
+    table.index = table.index + 1  # SPSS/Stata case numbers
     table = table.loc[table.ne("").any(axis=1)]
-    return Export(table=table, rows=pd.Series(table.index + 1, index=table.index),
+    return Export(table=table, rows=pd.Series(table.index, index=table.index),
                   value_labels=labels)
 
 

@@ -51,29 +51,64 @@ def looks_like_html(text: str) -> bool:
     return head.startswith("<!doctype html") or head.startswith("<html")
 
 
+EXTRA = "__extra_cells__"  # cells beyond the header, kept so the row can be quarantined
+
+
 def read_csv_text(
     path: Path, header_row: int = 1, encoding: str | None = None, delimiter: str | None = None
 ) -> pd.DataFrame:
-    """Read a CSV export as text cells (no type guessing: IDs keep leading zeros)."""
+    """Read a CSV export as text cells (no type guessing: IDs keep leading zeros).
+
+    The index is each record's line number in the file (multi-line quoted
+    cells counted right). A row with more cells than the header keeps them,
+    joined, in ``__extra_cells__`` so the caller can set it aside.
+    """
     raw = path.read_bytes()
     if not raw.strip():
         raise SourceError("the file is empty")
     text, _ = decode_bytes(raw, encoding)
     if looks_like_html(text):
         raise SourceError("the file is a web page (HTML), not a CSV export; export it again")
+    if "\x00" in text:
+        raise SourceError("the file holds binary data (NUL bytes), not CSV text")
     sep = delimiter or sniff_delimiter(text)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep)
+    records, lines, line = [], [], 1
     try:
-        frame = pd.read_csv(
-            io.StringIO(text),
-            sep=sep,
-            dtype=str,
-            keep_default_na=False,
-            skiprows=header_row - 1,
-            skip_blank_lines=False,  # keep line numbers true to the file
-        )
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        for record in reader:
+            records.append(record)
+            lines.append(line)
+            line = reader.line_num + 1
+    except csv.Error as exc:
         raise SourceError(f"cannot parse as CSV with delimiter {sep!r}: {exc}") from None
+    if len(records) < header_row:
+        raise SourceError(f"the file has fewer than {header_row} lines: no header row")
+    header = unique_names(records[header_row - 1])
+    body, numbers = records[header_row:], lines[header_row:]
+    width = len(header)
+    cells = [(r + [""] * (width - len(r)))[:width] for r in body]
+    frame = pd.DataFrame(cells, columns=header, index=pd.Index(numbers, dtype="int64"), dtype=str)
+    if any(len(r) > width for r in body):
+        frame[EXTRA] = [sep.join(r[width:]) for r in body]
     return frame
+
+def unique_names(header: list[str]) -> list[str]:
+    """Header cells as usable column names: blanks named, repeats numbered (as pandas does).
+
+    Examples
+    --------
+    >>> unique_names(["q1", "", "q1", " q2 "])
+    ['q1', 'Unnamed: 1', 'q1.1', 'q2']
+    """
+    names, seen = [], {}
+    for i, cell in enumerate(header):
+        name = cell.strip() or f"Unnamed: {i}"
+        if name in seen:
+            seen[name] += 1
+            name = f"{name}.{seen[name]}"
+        seen.setdefault(name, 0)
+        names.append(name)
+    return names
 
 
 def read_xlsx_text(path: Path, sheet: str | int = 0, header_row: int = 1) -> pd.DataFrame:
@@ -90,6 +125,7 @@ def read_xlsx_text(path: Path, sheet: str | int = 0, header_row: int = 1) -> pd.
     if isinstance(sheet, int) and sheet >= len(workbook.sheet_names):
         raise SourceError(f"no sheet number {sheet}; the workbook has {workbook.sheet_names}")
     frame = pd.read_excel(workbook, sheet_name=sheet, header=header_row - 1, dtype=object)
+    frame.index = pd.Index(frame.index + header_row + 1, dtype="int64")  # spreadsheet row numbers
     return frame.map(cell_text)
 
 
@@ -114,6 +150,8 @@ def read_table(
     delimiter: str | None = None,
 ) -> pd.DataFrame:
     """Read one export as a frame of stripped text cells; SourceError when unreadable.
+
+    The index is the row number a spreadsheet shows for each row.
 
     Examples
     --------
