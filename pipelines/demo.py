@@ -428,7 +428,7 @@ def write_demo(folder: str | Path, seed: int = SEED) -> Path:
     >>> import tempfile
     >>> root = write_demo(tempfile.mkdtemp())
     >>> sorted(p.name for p in (root / "inbox").iterdir())[:2]
-    ['conocimientos_TIC.xlsx', 'estigma_OMSHC_post.csv']
+    ['conocimientos_TIC.xlsx', 'diccionario_redcap_bienestar.csv']
     """
     root = Path(folder)
     inbox = root / "inbox"
