@@ -166,3 +166,11 @@ def test_every_output_of_a_run_over_all_export_kinds_is_free_of_personal_data(tm
         for secret in (name, name.split()[1], pre.strip(), post, dni, "190.12.34.56",
                        "Ana Enumeradora", "tablet3", "otra@x.pe", "preview@x.pe"):
             assert secret.casefold() not in text, secret
+
+
+def test_missing_redcap_dictionary_is_one_message_and_other_files_go_on(tmp_path):
+    config, _ = program(tmp_path, "redcap")
+    (tmp_path / "inbox" / "redcap_dictionary.csv").unlink()
+    result = ingest_program(config, {"omshc": load_builtin()["omshc"]}, KEY)
+    assert len(result.problems) == 1
+    assert "redcap_export.csv" in result.problems[0] and "data dictionary" in result.problems[0]
