@@ -25,7 +25,7 @@ from pipelines.accounting import row_accounting
 from pipelines.analysis.scoring import score_responses
 from pipelines.analysis.tables import (
     change_tables, improvement_directions, item_tables, models_table, rci_references,
-    reliability_table,
+    reliability_table, wave_means,
 )
 from pipelines.config import ProgramConfig, load_program
 from pipelines.codebook import R_SCRIPT, SPSS_SCRIPT, codebook, codebook_html, codebook_markdown
@@ -139,6 +139,7 @@ def analyse(ctx: Context, contracts: ContractResult, scores: pd.DataFrame) -> di
         "individual_change": individual,
         "band_transitions": transitions,
         "models": models_table(scores, ctx.config.pairs(), change),
+        "wave_means": wave_means(scores),
     }
 
 

@@ -361,3 +361,35 @@ def models_table(scores: pd.DataFrame, pairs: list[tuple[str, str]],
     table = pd.DataFrame(rows).reindex(columns=MODEL_COLUMNS)
     table["converged"] = table["converged"].astype("boolean")
     return table
+
+
+# ---- per-wave means ----------------------------------------------------------
+
+WAVE_MEAN_COLUMNS = ["cohort", "wave", "instrument", "scale", "n", "mean", "sd", "ci_low",
+                     "ci_high"]
+
+
+def wave_means(scores: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """Mean score with a t-based CI per cohort (and ALL) x wave x instrument x scale.
+
+    Everyone with a score at the wave counts (not only people present at both
+    waves: that is the ``change`` table's job).
+
+    Examples
+    --------
+    >>> s = pd.DataFrame({"cohort": "c", "wave": "pre", "instrument": "i", "scale": "t",
+    ...                   "score": [1.0, 2.0, 3.0]})
+    >>> wave_means(s).query("cohort == 'c'")[["n", "mean", "sd"]].values.tolist()
+    [[3.0, 2.0, 1.0]]
+    """
+    from scipy import stats
+
+    scored = scores[scores["score"].notna()]
+    both = pd.concat([scored, scored.assign(cohort=POOLED)])
+    table = both.groupby(["cohort", "wave", "instrument", "scale"])["score"].agg(
+        n="count", mean="mean", sd="std").reset_index()
+    se = table["sd"] / np.sqrt(table["n"])
+    crit = stats.t.ppf(1 - (1 - level) / 2, (table["n"] - 1).clip(lower=1))
+    table["ci_low"] = (table["mean"] - crit * se).where(table["n"] > 1)
+    table["ci_high"] = (table["mean"] + crit * se).where(table["n"] > 1)
+    return table[WAVE_MEAN_COLUMNS]
