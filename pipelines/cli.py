@@ -92,6 +92,21 @@ def validate(program: Path = typer.Argument(..., help="Program folder (holding p
 
 
 @app.command()
+def report(program: Path = typer.Argument(..., help="Program folder (holding program.yaml)."),
+           no_pdf: bool = typer.Option(False, "--no-pdf", help="HTML only.")):
+    """Re-render the reports (es and en, HTML and PDF) from the stored result tables."""
+    from pipelines import stages
+
+    ctx = preflight(program)
+    try:
+        tables = stages.stored_tables(ctx)
+    except FileNotFoundError as missing:
+        fail(f"{missing}; run `capacitar run {program}` first")
+    written = stages.report(ctx, tables, pdf=not no_pdf)
+    console.print(f"Rendered {len(written)} files; program report: {written[0]}")
+
+
+@app.command()
 def demo(folder: Path = typer.Argument(Path("capacitar-demo"), help="Where to write the demo.")):
     """Write the demo program (simulated raw exports) into FOLDER and run it."""
     from pipelines.demo import write_demo

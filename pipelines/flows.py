@@ -115,7 +115,9 @@ def summarise(ctx, tables, reports: list[Path], problems: list[str]) -> dict:
         f"- rows read {acc['rows_read'].sum()}, valid {acc['rows_valid'].sum()}, "
         f"quarantined {acc['rows_quarantined'].sum()}",
         f"- outputs: {ctx.config.output_dir}",
-        f"- program report: {reports[0]}",
+        f"- program report: [{reports[0].name}]({reports[0].resolve().as_uri()})",
+        *[f"- report: [{p.name}]({p.resolve().as_uri()})" for p in reports[1:]
+          if p.suffix == ".html"],
         *[f"- skipped: {p}" for p in problems],
     ]
     return {

@@ -219,9 +219,26 @@ def check_documented(tables: dict[str, pd.DataFrame], specs: dict) -> None:
             raise RuntimeError(f"table {name}: columns not documented in schema.yaml: {missing}")
 
 
-def report(ctx: Context, tables: dict[str, pd.DataFrame]) -> list[Path]:
-    """Stage 6: HTML reports per cohort plus a program index."""
-    return render_reports(tables, ctx.config, ctx.instruments, ctx.config.output_dir / "reports")
+def report(ctx: Context, tables: dict[str, pd.DataFrame], pdf: bool = True) -> list[Path]:
+    """Stage 6: cohort and program reports, es and en, HTML (and PDF with Chromium)."""
+    return render_reports(tables, ctx.config, ctx.instruments,
+                          ctx.config.output_dir / "reports", pdf=pdf)
+
+
+REPORT_TABLES = ["participation", "change", "reliability", "items", "band_transitions",
+                 "models", "wave_means", "quarantine"]
+
+
+def stored_tables(ctx: Context) -> dict[str, pd.DataFrame]:
+    """The result tables a previous run wrote (Parquet), for re-rendering reports."""
+    folder = ctx.config.output_dir / "tables"
+    tables = {}
+    for name in REPORT_TABLES:
+        path = folder / f"{name}.parquet"
+        if not path.exists():
+            raise FileNotFoundError(f"no stored results: {path} is missing")
+        tables[name] = pd.read_parquet(path)
+    return tables
 
 
 def check_accounting(accounting: pd.DataFrame) -> None:

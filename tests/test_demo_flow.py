@@ -103,7 +103,7 @@ def test_no_personal_data_in_any_output(demo_run):
 
 def test_reports_per_cohort_with_small_cohort_suppressed(demo_run):
     reports = demo_run["root"] / "outputs" / "reports"
-    pages = sorted(p.name for p in reports.glob("cohort_*.html"))
+    pages = sorted(p.name for p in reports.glob("cohort_*_es.html"))
     assert len(pages) == 5
     small = (reports / "cohort_laredo-2026-1_es.html").read_text(encoding="utf-8")
     assert "menos de 5 personas" in small
