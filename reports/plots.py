@@ -68,7 +68,8 @@ def means_panels(panels: list[dict], labels: dict) -> str:
         if panel.get("note"):
             ax.text(0.02, 0.02, panel["note"], transform=ax.transAxes, fontsize=7, color=GREY)
         ax.margins(x=0.15)
-    axes[0].legend(frameon=False, fontsize=8, loc="best")
+    if axes[0].get_legend_handles_labels()[0]:
+        axes[0].legend(frameon=False, fontsize=8, loc="best")
     fig.tight_layout()
     return to_svg(fig)
 

@@ -112,3 +112,27 @@ def test_a_four_person_cohort_shows_no_mean_percentage_or_count(demo_run, lang):
     row = program.split("Laredo")[2].split("\n")[0]  # its row in "cohorts side by side"
     assert "oculto" in row or "hidden" in row
     assert not re.search(r"\d", re.sub(r"\(&lt; \d+\)", "", row))
+
+
+def test_report_command_rerenders_from_stored_tables(demo_run):
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    page = reports_dir(demo_run) / "program_en.html"
+    page.unlink()
+    result = CliRunner().invoke(app, ["report", str(demo_run["root"]), "--no-pdf"])
+    assert result.exit_code == 0, result.output
+    assert page.exists() and "Cohorts side by side" in page.read_text("utf-8")
+
+
+def test_report_command_without_a_previous_run_is_one_message(tmp_path):
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+    from pipelines.demo import write_demo
+
+    root = write_demo(tmp_path / "demo")
+    result = CliRunner().invoke(app, ["report", str(root), "--no-pdf"])
+    assert result.exit_code == 2 and "run `capacitar run" in result.output
+    assert "Traceback" not in result.output
