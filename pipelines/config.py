@@ -166,6 +166,10 @@ class ProgramConfig(Strict):
     max_failing_share: float = Field(
         default=0.5, gt=0, le=1,
         description="A file with a larger share of failing rows is rejected whole (batch problem).")
+    dask_address: str | None = Field(
+        default=None, pattern=r"^(tcp|tls|inproc|ucx)://.+",
+        description="Dask scheduler (tcp://host:8786) for the per-cohort analysis; "
+                    "default: local threads.")
 
     # Set by load_program: the folder the file was read from.
     root: Path = Field(default=Path("."), exclude=True)

@@ -2,6 +2,12 @@
 
 Runs on Prefect's embedded (ephemeral) API by default: no server needed.
 This is the only module that imports Prefect.
+
+A run holds the program folder's lock, first hashes the inbox (nothing new:
+it records that and stops), then ingests, validates and scores everything,
+analyses only the cohorts whose data changed (fanned out over tasks, on Dask
+when asked), refreshes the program-wide figures, writes the outputs and the
+reports, and records its state last.
 """
 
 from __future__ import annotations
@@ -14,20 +20,39 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # The first start of the embedded server migrates its SQLite database: slow on a cold machine.
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
+import math  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import pandas as pd  # noqa: E402
 from prefect import flow, get_run_logger, task  # noqa: E402
 from prefect.artifacts import create_markdown_artifact, create_table_artifact  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
+from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 from pipelines import stages  # noqa: E402
+from pipelines.errors import CapacitarError  # noqa: E402
+from pipelines.incremental import cohort_fingerprints, stale_cohorts  # noqa: E402
+from pipelines.locking import program_lock  # noqa: E402
+from pipelines.progress import progress  # noqa: E402
+
+
+def transient_io(task, task_run, state) -> bool:
+    """Retry a stage only on an OS-level I/O error (a folder mid-sync), never a user's mistake."""
+    try:
+        exc = state.result(raise_on_failure=False)
+    except Exception:  # noqa: BLE001 - an unreadable state is not worth a retry
+        return False
+    return isinstance(exc, OSError) and not isinstance(exc, CapacitarError)
+
 
 # Tables are passed in memory between tasks; caching them by input hash would
 # hash whole DataFrames for nothing.
 stage_task = task(cache_policy=NO_CACHE, persist_result=False)
+io_task = task(cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=3,
+               retry_condition_fn=transient_io)
 
 
-@stage_task
+@io_task
 def ingest_task(ctx: stages.Context):
     result = stages.ingest(ctx)
     log = get_run_logger()
@@ -52,8 +77,7 @@ def validate_task(ctx: stages.Context, ingested):
     summary = contracts.summary[contracts.summary["failed"] > 0]
     create_table_artifact(
         key="validation-summary", description="Rows checked, failing and quarantined per rule",
-        table=[{k: (int(v) if hasattr(v, "__int__") and not isinstance(v, str) else str(v))
-                for k, v in row.items()} for row in summary.to_dict("records")])
+        table=json_safe(summary))
     return contracts, accounting
 
 
@@ -65,14 +89,45 @@ def score_task(ctx: stages.Context, contracts):
 
 
 @stage_task
-def analyse_task(ctx: stages.Context, contracts, scores):
-    tables = stages.analyse(ctx, contracts, scores)
-    get_run_logger().info("Analysis: %d reliability rows, %d change rows",
-                          len(tables["reliability"]), len(tables["change"]))
-    return tables
+def analyse_group_task(ctx: stages.Context, valid: dict, scores: pd.DataFrame) -> dict:
+    """The cohort tables of one group of cohorts (runs on a thread or a Dask worker)."""
+    return stages.analyse_cohorts(ctx, valid, scores)
+
+
+@flow(name="capacitar-analyse-cohorts", log_prints=False)
+def analyse_cohorts_flow(ctx: stages.Context, parts: list) -> list[dict]:
+    """Fan the changed cohorts out over the task runner, one task per group of cohorts."""
+    futures = [analyse_group_task.submit(ctx, valid, scores) for valid, scores in parts]
+    with progress("Analysing cohorts", len(futures)) as advance:
+        results = []
+        for future in futures:
+            results.append(future.result())
+            advance()
+    return results
+
+
+def cohort_runner(dask_address: str | None):
+    """A Dask task runner on an existing cluster, or local threads (the default)."""
+    if not dask_address:
+        return ThreadPoolTaskRunner(max_workers=os.cpu_count() or 2)
+    try:
+        from prefect_dask import DaskTaskRunner
+    except ImportError as missing:
+        raise CapacitarError("--dask-address needs prefect-dask: "
+                             "pip install 'capacitar[dask]'") from missing
+    return DaskTaskRunner(address=dask_address)
 
 
 @stage_task
+def pooled_task(ctx: stages.Context, contracts, scores, fresh: list, previous, kept: list):
+    pooled = stages.analyse_pooled(ctx, contracts.valid, scores)
+    tables = stages.assemble(ctx, scores, fresh, pooled, previous, kept)
+    get_run_logger().info("Analysis: %d reliability rows, %d change rows, %d model rows",
+                          len(tables["reliability"]), len(tables["change"]), len(tables["models"]))
+    return tables
+
+
+@io_task
 def export_task(ctx: stages.Context, tables):
     written = stages.export(ctx, tables)
     get_run_logger().info("Wrote %d files to %s", len(written), ctx.config.output_dir)
@@ -80,48 +135,151 @@ def export_task(ctx: stages.Context, tables):
 
 
 @stage_task
-def report_task(ctx: stages.Context, tables):
-    written = stages.report(ctx, tables)
-    get_run_logger().info("Rendered %d report pages", len(written))
-    return written
+def report_task(ctx: stages.Context, tables, pdf: bool = True):
+    rendered = stages.report_folder(ctx, tables, pdf=pdf)
+    get_run_logger().info("Rendered %d report files: %d PDFs printed, %d unchanged kept",
+                          len(rendered.paths), rendered.printed, rendered.reused)
+    return rendered.paths
 
 
 @flow(name="capacitar-evaluate", log_prints=False)
-def evaluate_program(program_dir: str) -> dict:
-    """Ingest, validate, score, analyse, export and report one program folder."""
+def evaluate_program(program_dir: str, force: bool = False, dask_address: str | None = None,
+                     lock_timeout: float = 600, pdf: bool = True) -> dict:
+    """Evaluate one program folder: ingest, validate, score, analyse, export and report.
+
+    Parameters
+    ----------
+    program_dir : folder holding program.yaml
+    force : recompute everything even when nothing changed
+    dask_address : run the per-cohort analysis on this Dask scheduler (``tcp://host:8786``)
+    lock_timeout : seconds to wait for another run of the same program to finish
+    pdf : print the reports to PDF (needs Chromium)
+    """
     ctx = stages.load_context(program_dir)
+    log = get_run_logger()
+    with program_lock(ctx.config.root, ctx.run_id, lock_timeout, on_wait=log.info):
+        plan = stages.plan(ctx)
+        if plan.nothing_new and not force:
+            return no_new_data(ctx, plan)
+        try:
+            return full_run(ctx, plan, force, dask_address or ctx.config.dask_address, pdf)
+        except Exception as exc:
+            stages.record_run(ctx, stages.run_record(ctx, None, None, None, plan,
+                                                     status="failed", problems=[str(exc)]))
+            raise
+
+
+def full_run(ctx: stages.Context, plan, force: bool, dask_address: str | None, pdf: bool) -> dict:
+    """Every stage, analysing only cohorts whose data changed since the last good run."""
     ingested = ingest_task(ctx)
     contracts, accounting = validate_task(ctx, ingested)
     scores = score_task(ctx, contracts)
-    tables = analyse_task(ctx, contracts, scores)
+    fingerprints = cohort_fingerprints(contracts.valid, stages.analysis_context(ctx))
+    previous = None if force or plan.previous is None else stages.stored_cohort_tables(ctx)
+    stale = stale_cohorts(fingerprints, plan.previous if previous is not None else None)
+    kept = [c for c in fingerprints if c not in stale]
+    get_run_logger().info("Cohorts to analyse: %d changed or new, %d unchanged (reused)",
+                          len(stale), len(kept))
+    groups = stages.cohort_groups(stale, 4 * (os.cpu_count() or 2))
+    parts = [stages.cohort_inputs(contracts.valid, scores, g) for g in groups]
+    runner = cohort_runner(dask_address)
+    fresh = analyse_cohorts_flow.with_options(task_runner=runner)(ctx, parts) if parts else []
+    tables = pooled_task(ctx, contracts, scores, fresh, previous, kept)
     tables = {
         "scores": scores, **tables, "quarantine": contracts.quarantine,
         "validation_summary": contracts.summary, "accounting": accounting,
-        "runs": stages.run_record(ctx, ingested, contracts, accounting),
+        "runs": stages.run_record(ctx, ingested, contracts, accounting, plan,
+                                  recomputed=len(stale), reused=len(kept)),
     }
     export_task(ctx, tables)
-    reports = report_task(ctx, tables)
-    summary = summarise(ctx, tables, reports, ingested.problems + contracts.problems)
-    summary["data_docs"] = contracts.data_docs
-    create_markdown_artifact(markdown=summary["markdown"], key="capacitar-run-summary")
+    reports = report_task(ctx, tables, pdf)
+    stages.save_run_state(ctx, plan, fingerprints)
+    summary = summarise(ctx, tables, reports, ingested.problems + contracts.problems, plan)
+    summary.update(data_docs=contracts.data_docs, cohorts_recomputed=stale, cohorts_reused=kept)
+    create_markdown_artifact(markdown=summary["markdown"], key="capacitar-run-summary",
+                             description=f"capacitar run {ctx.run_id}")
+    create_table_artifact(key="capacitar-change", table=json_safe(change_view(tables["change"])),
+                          description="Change per cohort, scale and wave pair "
+                                      "(effect sizes positive = improvement)")
     return summary
 
 
-def summarise(ctx, tables, reports: list[Path], problems: list[str]) -> dict:
-    """A short run summary: counts, where outputs are, what was skipped."""
+def no_new_data(ctx: stages.Context, plan) -> dict:
+    """Record a run that found nothing new, and say so."""
+    stages.record_run(ctx, stages.run_record(ctx, None, None, None, plan, status="no_new_data",
+                                             recomputed=0))
+    last = plan.previous or {}
+    text = (f"# capacitar run {ctx.run_id}: {ctx.config.name}\n"
+            f"No new data: the {len(plan.inputs)} input files, program.yaml and instruments are "
+            f"those of run {last.get('run_id')} ({last.get('finished')}). Outputs unchanged: "
+            f"{ctx.config.output_dir}")
+    get_run_logger().info("No new data since run %s: outputs unchanged", last.get("run_id"))
+    create_markdown_artifact(markdown=text, key="capacitar-run-summary",
+                             description=f"capacitar run {ctx.run_id} (no new data)")
+    return {"run_id": ctx.run_id, "status": "no_new_data", "output_dir": str(ctx.config.output_dir),
+            "report": str(ctx.config.output_dir / "reports" / f"program_{ctx.config.language}.html"),
+            "previous_run": last.get("run_id"), "problems": [], "markdown": text}
+
+
+CHANGE_VIEW = ["cohort", "instrument", "scale", "from_wave", "to_wave", "n_pairs", "mean_from",
+               "mean_to", "mean_diff", "ci_low", "ci_high", "p_holm", "d_z", "d_z_ci_low",
+               "d_z_ci_high", "rci_improved", "rci_deteriorated", "flags"]
+ARTIFACT_ROWS = 2000  # an artifact is for a glance in the UI; the full table is in outputs
+
+
+def change_view(change: pd.DataFrame) -> pd.DataFrame:
+    """The change table's headline columns, capped in length for the Prefect UI."""
+    return change[CHANGE_VIEW].head(ARTIFACT_ROWS)
+
+
+def json_safe(frame: pd.DataFrame) -> list[dict]:
+    """Records with plain Python values: NaN/NA -> None, numpy numbers -> int/float."""
+    def plain(value):
+        if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+            return None
+        if hasattr(value, "item"):  # numpy scalars
+            value = value.item()
+        if isinstance(value, float) and math.isnan(value):
+            return None
+        return value if isinstance(value, (int, float, bool, str)) else str(value)
+    return [{k: plain(v) for k, v in row.items()} for row in frame.to_dict("records")]
+
+
+def headline_lines(tables: dict) -> list[str]:
+    """One line per scale: the pooled effect (REML) before -> after, for the run summary."""
+    models = tables["models"]
+    pooled = models[(models["model"] == "meta_reml") & models["estimate"].notna()]
+    lines = []
+    for row in pooled.itertuples():
+        lines.append(f"- {row.instrument} {row.scale} {row.from_wave}->{row.to_wave}: pooled d_z "
+                     f"{row.estimate:.2f} (95% CI {row.ci_low:.2f} to {row.ci_high:.2f}, "
+                     f"{row.n_groups} cohorts; positive = improvement)")
+    return lines
+
+
+def summarise(ctx, tables, reports: list[Path], problems: list[str], plan=None) -> dict:
+    """A short run summary: what came in, what was set aside, headline changes, report links."""
     acc = tables["accounting"]
+    quarantine = tables["quarantine"]["rule"].value_counts()
+    changed = set(plan.changed_files) if plan else set()
+    files = [f"- `{e['source_file']}`" + (" (new or changed)" if e["source_file"] in changed
+                                         else "") for e in (plan.inputs if plan else [])]
     lines = [
         f"# capacitar run {ctx.run_id}: {ctx.config.name}",
         f"- rows read {acc['rows_read'].sum()}, valid {acc['rows_valid'].sum()}, "
         f"quarantined {acc['rows_quarantined'].sum()}",
         f"- outputs: {ctx.config.output_dir}",
         f"- program report: [{reports[0].name}]({reports[0].resolve().as_uri()})",
-        *[f"- report: [{p.name}]({p.resolve().as_uri()})" for p in reports[1:]
-          if p.suffix == ".html"],
+        "", "## What came in", *files,
+        "", "## Set aside (quarantine)", *[f"- {rule}: {n}" for rule, n in quarantine.items()],
+        "", "## Headline changes", *headline_lines(tables),
+        "", "## Reports",
+        *[f"- [{p.name}]({p.resolve().as_uri()})" for p in reports[1:] if p.suffix == ".html"],
         *[f"- skipped: {p}" for p in problems],
     ]
     return {
         "run_id": ctx.run_id,
+        "status": "complete",
         "output_dir": str(ctx.config.output_dir),
         "report": str(reports[0]),
         "rows_read": int(acc["rows_read"].sum()),

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import uuid
 from dataclasses import dataclass
@@ -24,18 +23,21 @@ from instruments import Instrument, load_builtin, load_instruments
 from pipelines.accounting import row_accounting
 from pipelines.analysis.scoring import score_responses
 from pipelines.analysis.tables import (
-    change_tables, improvement_directions, item_tables, models_table, rci_references,
-    reliability_table, wave_means,
+    POOLED, apply_rci, band_transitions, change_tables, improvement_directions, item_tables,
+    models_table, rci_references, reliability_table, wave_means,
 )
 from pipelines.config import ProgramConfig, load_program
 from pipelines.codebook import R_SCRIPT, SPSS_SCRIPT, codebook, codebook_html, codebook_markdown
+from pipelines.incremental import (
+    ANALYSIS_VERSION, Plan, instruments_digest, plan_run, run_fingerprint, save_state,
+)
 from pipelines.export import atomic_write, write_folder, write_json, write_table
 from pipelines.schema import load_schema, value_sets
 from pipelines.warehouse import update_warehouse
 from pipelines.wide import scores_wide, scores_wide_spec
 from pipelines.ingest import IngestResult, ingest_program
 from pipelines.ingest.pseudonym import load_key, write_link_file
-from reports.render import render_reports
+from reports.render import Rendered, render_report_folder
 
 
 @dataclass
@@ -122,58 +124,208 @@ def participation_table(scores: pd.DataFrame, first_wave: str | None = None) -> 
     return table.reset_index()
 
 
+COHORT_TABLES = ["reliability", "items", "item_options", "change", "individual_change",
+                 "band_transitions", "wave_means"]
+
+
+def analysis_context(ctx: Context) -> str:
+    """What a cohort's figures depend on besides its own rows (for its fingerprint)."""
+    return json.dumps({
+        "waves": ctx.config.wave_order(), "pairs": ctx.config.pairs(),
+        "instruments": instruments_digest(ctx.instruments),
+        "analysis": ANALYSIS_VERSION, "code": code_version()})
+
+
+def cohorts_present(valid: dict[str, pd.DataFrame]) -> list[str]:
+    """Cohorts with at least one valid row, in a stable order."""
+    found = {str(c) for frame in valid.values() if not frame.empty for c in frame["cohort"]}
+    return sorted(found)
+
+
+def cohort_groups(cohorts: list[str], n_groups: int) -> list[list[str]]:
+    """Split cohorts into at most ``n_groups`` groups of about equal size (tasks to run).
+
+    >>> cohort_groups(["a", "b", "c", "d", "e"], 2)
+    [['a', 'c', 'e'], ['b', 'd']]
+    """
+    n_groups = max(1, min(n_groups, len(cohorts)))
+    return [cohorts[i::n_groups] for i in range(n_groups)] if cohorts else []
+
+
+def cohort_inputs(valid: dict[str, pd.DataFrame], scores: pd.DataFrame, cohorts: list[str]
+                  ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    """The valid responses and scores of ``cohorts`` only (what one analysis task needs)."""
+    wanted = set(cohorts)
+    return ({i: f[f["cohort"].astype(str).isin(wanted)] for i, f in valid.items()},
+            scores[scores["cohort"].astype(str).isin(wanted)])
+
+
+def analyse_cohorts(ctx: Context, valid: dict[str, pd.DataFrame], scores: pd.DataFrame
+                    ) -> dict[str, pd.DataFrame]:
+    """Cohort-level rows (no pooled rows) of the cohort tables for the cohorts given.
+
+    Every figure here depends on one cohort's data only, so cohorts can be
+    analysed in any grouping, on any worker, and reused while unchanged. RCI
+    columns are left for :func:`assemble` (they use program-wide references).
+    """
+    items, options = item_tables(valid, ctx.instruments, scope="cohorts")
+    change, individual, transitions = change_tables(
+        scores, ctx.config.pairs(), improvement_directions(ctx.instruments), scope="cohorts")
+    return {"reliability": reliability_table(valid, ctx.instruments, scope="cohorts"),
+            "items": items, "item_options": options, "change": change,
+            "individual_change": individual, "band_transitions": transitions,
+            "wave_means": wave_means(scores, scope="cohorts")}
+
+
+def analyse_pooled(ctx: Context, valid: dict[str, pd.DataFrame], scores: pd.DataFrame
+                   ) -> dict[str, pd.DataFrame]:
+    """Program-wide (cohort ``ALL``) rows of the cohort tables: refreshed on every run."""
+    items, options = item_tables(valid, ctx.instruments, scope="pooled")
+    transitions = [band_transitions(scores, f, t, scope="pooled") for f, t in ctx.config.pairs()]
+    return {"reliability": reliability_table(valid, ctx.instruments, scope="pooled"),
+            "items": items, "item_options": options,
+            "band_transitions": pd.concat(transitions, ignore_index=True),
+            "wave_means": wave_means(scores, scope="pooled")}
+
+
+def cohort_rank(config: ProgramConfig):
+    """Sort key: declared cohorts in program.yaml's order, then others, pooled rows last."""
+    declared = {c.id: i for i, c in enumerate(config.cohorts)}
+    return lambda cohort: (cohort == POOLED, declared.get(cohort, len(declared)), cohort)
+
+
+def stack(parts: list[pd.DataFrame], rank) -> pd.DataFrame:
+    """Concatenate table parts, cohorts in ``rank`` order, row order within a cohort kept."""
+    used = [p for p in parts if p is not None and not p.empty]
+    if not used:
+        return parts[0].iloc[0:0] if parts else pd.DataFrame()
+    table = pd.concat(used, ignore_index=True)
+    order = table["cohort"].astype(str).map(lambda c: rank(c))
+    positions = sorted(range(len(table)), key=lambda i: order.iat[i])
+    return table.iloc[positions].reset_index(drop=True)
+
+
+def assemble(ctx: Context, scores: pd.DataFrame, fresh: list[dict], pooled: dict,
+             previous: dict[str, pd.DataFrame] | None = None, kept: list[str] = ()) -> dict:
+    """The analysis tables from fresh cohort rows, reused cohort rows and pooled rows.
+
+    Then what depends on the whole program: RCI (pooled baseline references),
+    participation and the models across cohorts.
+    """
+    rank, tables = cohort_rank(ctx.config), {}
+    for name in COHORT_TABLES:
+        reused = None
+        if previous is not None and kept:
+            reused = previous[name][previous[name]["cohort"].astype(str).isin(set(kept))]
+        tables[name] = stack([*(f[name] for f in fresh), reused, pooled.get(name)], rank)
+    first = ctx.config.wave_order()[0]
+    references = rci_references(scores, tables["reliability"], ctx.instruments, first)
+    tables["change"], tables["individual_change"] = apply_rci(
+        tables["change"], tables["individual_change"], references,
+        improvement_directions(ctx.instruments))
+    tables["participation"] = participation_table(scores, first)
+    tables["models"] = models_table(scores, ctx.config.pairs(), tables["change"])
+    return tables
+
+
 def analyse(ctx: Context, contracts: ContractResult, scores: pd.DataFrame) -> dict:
-    """Stage 4: reliability, item analysis, change, models and participation tables."""
-    directions = improvement_directions(ctx.instruments)
-    items, options = item_tables(contracts.valid, ctx.instruments)
-    reliability = reliability_table(contracts.valid, ctx.instruments)
-    references = rci_references(scores, reliability, ctx.instruments, ctx.config.wave_order()[0])
-    change, individual, transitions = change_tables(scores, ctx.config.pairs(), directions,
-                                                    references)
-    return {
-        "participation": participation_table(scores, ctx.config.wave_order()[0]),
-        "reliability": reliability,
-        "items": items,
-        "item_options": options,
-        "change": change,
-        "individual_change": individual,
-        "band_transitions": transitions,
-        "models": models_table(scores, ctx.config.pairs(), change),
-        "wave_means": wave_means(scores),
-    }
+    """Stage 4 (everything, in one process): reliability, items, change, models, participation.
+
+    The flow runs the same steps with the cohorts fanned out over tasks and
+    unchanged cohorts reused; results are identical.
+    """
+    valid = contracts.valid
+    fresh = analyse_cohorts(ctx, valid, scores)
+    return assemble(ctx, scores, [fresh], analyse_pooled(ctx, valid, scores))
+
+
+def stored_cohort_tables(ctx: Context) -> dict[str, pd.DataFrame] | None:
+    """The cohort tables of the last good run, or None when any is missing."""
+    folder = ctx.config.output_dir / "tables"
+    paths = {name: folder / f"{name}.parquet" for name in COHORT_TABLES}
+    if not all(p.exists() for p in paths.values()):
+        return None
+    return {name: pd.read_parquet(p) for name, p in paths.items()}
+
+
+def plan(ctx: Context) -> Plan:
+    """Hash the inbox: what would be read, and whether anything changed since the last run."""
+    return plan_run(ctx.config, ctx.instruments, code_version())
+
+
+RUN_COLUMNS = ["fingerprint", "run_id", "started", "finished", "program", "status",
+               "code_version", "instrument_versions", "inputs", "rows_read", "rows_valid",
+               "rows_quarantined", "cohorts_recomputed", "cohorts_reused", "problems"]
 
 
 def run_record(
-    ctx: Context, ingested: IngestResult, contracts: ContractResult, accounting: pd.DataFrame
+    ctx: Context, ingested: IngestResult | None, contracts: ContractResult | None,
+    accounting: pd.DataFrame | None, plan: Plan | None = None, status: str = "complete",
+    recomputed: int | None = None, reused: int | None = None, problems: list[str] = (),
 ) -> pd.DataFrame:
-    """The ``runs`` table row of this run: inputs with SHA-256, versions, row accounting."""
-    inputs = ingested.inputs[["source_file", "sha256", "status", "rows"]].to_dict("records")
-    versions = ";".join(sorted(i.label for i in ctx.instruments.values()))
-    return pd.DataFrame([{
-        "fingerprint": fingerprint(ctx, ingested, versions),
-        "run_id": ctx.run_id,
-        "started": ctx.started,
+    """The ``runs`` table row of this run: inputs with SHA-256, versions, row accounting.
+
+    A run with no new data or a failed run has no accounting (null counts).
+    """
+    plan = plan or ctx_plan_from(ctx, ingested)
+    inputs = (ingested.inputs[["source_file", "sha256", "status", "rows"]].to_dict("records")
+              if ingested is not None else [
+                  {"source_file": e["source_file"], "sha256": e["sha256"]} for e in plan.inputs])
+    def total(column: str):
+        return int(accounting[column].sum()) if accounting is not None else None
+    problems = [*(ingested.problems if ingested else []),
+                *(contracts.problems if contracts else []), *problems]
+    row = {
+        "fingerprint": plan.fingerprint, "run_id": ctx.run_id, "started": ctx.started,
         "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "program": ctx.config.name,
-        "code_version": code_version(),
-        "instrument_versions": versions,
-        "inputs": json.dumps(inputs),
-        "rows_read": int(accounting["rows_read"].sum()),
-        "rows_valid": int(accounting["rows_valid"].sum()),
-        "rows_quarantined": int(accounting["rows_quarantined"].sum()),
-        "problems": " | ".join(ingested.problems + contracts.problems),
-    }])
+        "program": ctx.config.name, "status": status, "code_version": code_version(),
+        "instrument_versions": ";".join(sorted(i.label for i in ctx.instruments.values())),
+        "inputs": json.dumps(inputs), "rows_read": total("rows_read"),
+        "rows_valid": total("rows_valid"), "rows_quarantined": total("rows_quarantined"),
+        "cohorts_recomputed": recomputed, "cohorts_reused": reused,
+        "problems": " | ".join(problems),
+    }
+    table = pd.DataFrame([row], columns=RUN_COLUMNS)
+    for column in ("rows_read", "rows_valid", "rows_quarantined", "cohorts_recomputed",
+                   "cohorts_reused"):
+        table[column] = table[column].astype("Int64")
+    return table
 
 
-def fingerprint(ctx: Context, ingested: IngestResult, versions: str) -> str:
-    """SHA-256 over the inputs' hashes, program.yaml, instrument and code versions."""
-    digest = hashlib.sha256()
-    for sha in sorted(ingested.inputs["sha256"]):
-        digest.update(sha.encode())
-    digest.update((ctx.config.root / "program.yaml").read_bytes())
-    digest.update(versions.encode())
-    digest.update(code_version().encode())
-    return digest.hexdigest()
+def ctx_plan_from(ctx: Context, ingested: IngestResult) -> Plan:
+    """A plan from what ingest read (for callers that did not plan first)."""
+    inputs = ingested.inputs[["source", "source_file", "sha256"]].to_dict("records")
+    return Plan(run_fingerprint(inputs, ctx.config.root / "program.yaml", ctx.instruments,
+                                code_version()), inputs)
+
+
+def record_run(ctx: Context, record: pd.DataFrame) -> None:
+    """Add a run row (no new data, failed) to the warehouse without touching other tables."""
+    specs = dict(load_schema().tables)
+    update_warehouse(ctx.config.output_dir / "warehouse.duckdb", {"runs": record}, specs)
+
+
+def run_history(ctx: Context, last: int = 10) -> pd.DataFrame:
+    """The last runs recorded in the warehouse, newest first (empty before any run)."""
+    import duckdb
+
+    path = ctx.config.output_dir / "warehouse.duckdb"
+    if not path.exists():
+        return pd.DataFrame(columns=RUN_COLUMNS)
+    with duckdb.connect(str(path), read_only=True) as con:
+        names = {r[0] for r in con.execute("SHOW TABLES").fetchall()}
+        if "runs" not in names:
+            return pd.DataFrame(columns=RUN_COLUMNS)
+        return con.execute('SELECT * FROM runs ORDER BY started DESC, finished DESC LIMIT ?',
+                           [last]).df()
+
+
+def save_run_state(ctx: Context, plan: Plan, cohorts: dict[str, str]) -> None:
+    """Remember this successful run (fingerprint, inputs, cohort fingerprints): written last."""
+    save_state(ctx.config.output_dir, {
+        "fingerprint": plan.fingerprint, "run_id": ctx.run_id, "started": ctx.started,
+        "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "inputs": plan.inputs, "cohorts": cohorts})
 
 
 def export(ctx: Context, tables: dict[str, pd.DataFrame]) -> list[Path]:
@@ -221,8 +373,13 @@ def check_documented(tables: dict[str, pd.DataFrame], specs: dict) -> None:
 
 def report(ctx: Context, tables: dict[str, pd.DataFrame], pdf: bool = True) -> list[Path]:
     """Stage 6: cohort and program reports, es and en, HTML (and PDF with Chromium)."""
-    return render_reports(tables, ctx.config, ctx.instruments,
-                          ctx.config.output_dir / "reports", pdf=pdf)
+    return report_folder(ctx, tables, pdf).paths
+
+
+def report_folder(ctx: Context, tables: dict[str, pd.DataFrame], pdf: bool = True) -> Rendered:
+    """Stage 6, with what was reused: unchanged pages keep their PDF (not re-printed)."""
+    return render_report_folder(tables, ctx.config, ctx.instruments,
+                                ctx.config.output_dir / "reports", pdf=pdf)
 
 
 REPORT_TABLES = ["participation", "change", "reliability", "items", "band_transitions",

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +22,7 @@ import yaml
 
 from data_contracts.rules import RULES
 from instruments.model import Instrument
+from pipelines.export import write_folder
 from pipelines.schema import load_schema
 from reports import plots
 from reports.pdf import print_all
@@ -556,39 +559,101 @@ def cohort_context(data: ReportData, cohort) -> dict:
     }
 
 
-def render_reports(tables: dict[str, pd.DataFrame], config, instruments, folder: Path,
-                   pdf: bool = True) -> list[Path]:
-    """Write a report per cohort and a program report, in Spanish and English, HTML and PDF.
+def report_pages(tables: dict[str, pd.DataFrame], config, instruments) -> dict[str, str]:
+    """Every report page's HTML by file name, the program report in the program's language first.
 
-    Returns the paths written (the program report in the program's language first).
-    PDFs need Chromium/Chrome; without one they are skipped with a logged message.
+    Index pages (``index_<lang>.html``, a stable entry point) repeat the program report.
     """
     env = environment()
-    folder.mkdir(parents=True, exist_ok=True)
-    pages: list[Path] = []
+    pages: dict[str, str] = {}
     for lang in sorted(LANGUAGES, key=lambda code: code != config.language):
         t = Catalogue(lang)
         data = ReportData(tables, config, instruments, t)
         common = {"t": t, "config": config, "min_n": config.min_cell_size, "lang": lang,
                   "other": [code for code in LANGUAGES if code != lang]}
-        cohorts = []
+        cohorts, cohort_pages = [], {}
         for cohort in config.cohorts:
-            path = folder / f"cohort_{cohort.id}_{lang}.html"
-            path.write_text(env.get_template("cohort.html.j2").render(
-                **common, **cohort_context(data, cohort)), encoding="utf-8")
-            cohorts.append({"cohort": cohort, "file": path.name})
-            pages.append(path)
-        program = folder / f"program_{lang}.html"
-        program.write_text(env.get_template("program.html.j2").render(
+            name = f"cohort_{cohort.id}_{lang}.html"
+            cohort_pages[name] = env.get_template("cohort.html.j2").render(
+                **common, **cohort_context(data, cohort))
+            cohorts.append({"cohort": cohort, "file": name})
+        program = env.get_template("program.html.j2").render(
             **common, cohorts=cohorts, grid=data.cohort_grid(), means_svg=data.means_plot(None),
             forests=data.forest_plots(), models=data.model_rows(),
-            reliability=data.program_reliability(), methods=data.methods()), encoding="utf-8")
-        index = folder / f"index_{lang}.html"  # stable entry point: the program report
-        index.write_text(program.read_text(encoding="utf-8"), encoding="utf-8")
-        pages.insert(0 if lang == config.language else len(pages), program)
-    pdfs: list[Path] = []
-    if pdf:
-        pdfs, message = print_all(pages)
-        if message:
-            log.warning(message)
-    return [*pages, *pdfs]
+            reliability=data.program_reliability(), methods=data.methods())
+        pages.update({f"program_{lang}.html": program, **cohort_pages,
+                      f"index_{lang}.html": program})
+    return pages
+
+
+@dataclass
+class Rendered:
+    """What a report run wrote: every page, and how many PDFs were printed or reused."""
+
+    paths: list[Path]
+    printed: int = 0
+    reused: int = 0
+    message: str = ""
+
+
+def render_reports(tables: dict[str, pd.DataFrame], config, instruments, folder: Path,
+                   pdf: bool = True) -> list[Path]:
+    """Write a report per cohort and a program report, in Spanish and English, HTML and PDF.
+
+    Returns the paths written (the program report in the program's language first).
+    See :func:`render_report_folder` for what is reused between runs.
+    """
+    return render_report_folder(tables, config, instruments, folder, pdf).paths
+
+
+def render_report_folder(tables: dict[str, pd.DataFrame], config, instruments, folder: Path,
+                         pdf: bool = True) -> Rendered:
+    """Render into a staging folder and swap it in whole (a failed run keeps the old reports).
+
+    A page whose HTML is byte-identical to the one already published keeps its
+    PDF (hard-linked, not re-printed): printing is the slow part, and most
+    cohorts do not change between weekly runs. PDFs need Chromium/Chrome;
+    without one they are skipped with a logged message.
+    """
+    pages = report_pages(tables, config, instruments)
+    result = Rendered([])
+
+    def fill(staging: Path) -> list[Path]:
+        written, to_print = [], []
+        for name, html in pages.items():
+            path = staging / name
+            path.write_text(html, encoding="utf-8")
+            written.append(path)
+            if not pdf or name.startswith("index_"):
+                continue
+            if reuse_pdf(folder / name, html, path.with_suffix(".pdf")):
+                result.reused += 1
+                written.append(path.with_suffix(".pdf"))
+            else:
+                to_print.append(path)
+        if to_print:
+            printed, result.message = print_all(to_print)
+            written += printed
+            result.printed = len(printed)
+        return [p for p in written if not p.name.startswith("index_")] + [
+            p for p in written if p.name.startswith("index_")]
+
+    result.paths = write_folder(folder, fill)
+    if result.message:
+        log.warning(result.message)
+    return result
+
+
+def reuse_pdf(published: Path, html: str, target: Path) -> bool:
+    """Link the published PDF into ``target`` when its HTML is unchanged; False otherwise."""
+    old_pdf = published.with_suffix(".pdf")
+    try:
+        if not old_pdf.exists() or published.read_text(encoding="utf-8") != html:
+            return False
+        try:
+            os.link(old_pdf, target)
+        except OSError:  # file systems without hard links
+            shutil.copy2(old_pdf, target)
+        return True
+    except OSError:
+        return False

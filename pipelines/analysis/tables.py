@@ -48,10 +48,26 @@ def improvement_directions(instruments: dict[str, Instrument]) -> dict[tuple[str
     return directions
 
 
-def with_pooled(frame: pd.DataFrame) -> Iterator[tuple[tuple[str, str], pd.DataFrame]]:
+SCOPES = ("all", "cohorts", "pooled")
+
+
+def at_levels(frame: pd.DataFrame, scope: str = "all") -> pd.DataFrame:
+    """``frame`` per cohort, pooled (cohort ALL), or both stacked, as ``scope`` asks.
+
+    ``cohorts`` and ``pooled`` let a run recompute only the cohorts whose data
+    changed while refreshing the program-wide rows.
+    """
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {SCOPES}, not {scope!r}")
+    parts = ([frame] if scope != "pooled" else []) + (
+        [frame.assign(cohort=POOLED)] if scope != "cohorts" else [])
+    return pd.concat(parts)
+
+
+def with_pooled(frame: pd.DataFrame, scope: str = "all"
+                ) -> Iterator[tuple[tuple[str, str], pd.DataFrame]]:
     """(cohort, wave) groups, then the same waves pooled over cohorts (cohort ALL)."""
-    both = pd.concat([frame, frame.assign(cohort=POOLED)])
-    yield from both.groupby(["cohort", "wave"], sort=True)
+    yield from at_levels(frame, scope).groupby(["cohort", "wave"], sort=True)
 
 
 def subscale_groups(inst: Instrument, sub: Subscale) -> list[list[int]] | None:
@@ -89,14 +105,15 @@ def knowledge_form_groups(frame: pd.DataFrame, inst: Instrument):
 
 def reliability_table(
     valid: dict[str, pd.DataFrame], instruments: dict[str, Instrument],
-    n_boot: int = DEFAULT_BOOT, seed: int = 20261122,
+    n_boot: int = DEFAULT_BOOT, seed: int = 20261122, scope: str = "all",
 ) -> pd.DataFrame:
     """Reliability per cohort x wave x instrument x scale (x form), plus pooled rows.
 
     Pooled rows (cohort ``ALL``) use every cohort's respondents at that wave:
     small cohorts need them. Scale items are reverse-keyed first. Knowledge
     tests: KR-20 per form on ``percent_correct`` and over all forms on the anchor
-    items. ``sem`` is in the units of the scale's score.
+    items. ``sem`` is in the units of the scale's score. ``scope``: "all",
+    "cohorts" (no pooled rows) or "pooled" (only them).
     """
     rows = []
     for inst_id, frame in valid.items():
@@ -105,13 +122,13 @@ def reliability_table(
             continue
         if inst.kind == "scale":
             keyed = pd.concat([frame[["cohort", "wave"]], reverse_keyed(frame, inst)], axis=1)
-            for (cohort, wave), grp in with_pooled(keyed):
+            for (cohort, wave), grp in with_pooled(keyed, scope):
                 for sub in inst.subscales:
                     keys = dict(cohort=cohort, wave=wave, instrument=inst_id, scale=sub.id, form="")
                     rows.append(_reliability_row(keys, grp[sub.items], n_boot, seed, sub,
                                                  subscale_groups(inst, sub)))
             continue
-        for (cohort, wave), grp in with_pooled(frame):
+        for (cohort, wave), grp in with_pooled(frame, scope):
             keys = dict(cohort=cohort, wave=wave, instrument=inst_id)
             for form, correct, _ in knowledge_form_groups(grp, inst):
                 rows.append(_reliability_row({**keys, "scale": "percent_correct",
@@ -137,7 +154,7 @@ def _likert_frequencies(keys: dict, raw: pd.DataFrame, inst: Instrument) -> list
 
 
 def item_tables(
-    valid: dict[str, pd.DataFrame], instruments: dict[str, Instrument]
+    valid: dict[str, pd.DataFrame], instruments: dict[str, Instrument], scope: str = "all",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The ``items`` table (one row per item per scale or form) and ``item_options``.
 
@@ -154,16 +171,16 @@ def item_tables(
         if inst.kind == "scale":
             keyed = pd.concat([frame[["cohort", "wave"]], reverse_keyed(frame, inst)], axis=1)
             raw = pd.concat([frame[["cohort", "wave"]], frame[inst.item_ids]], axis=1)
-            for (cohort, wave), grp in with_pooled(keyed):
+            for (cohort, wave), grp in with_pooled(keyed, scope):
                 keys = dict(cohort=cohort, wave=wave, instrument=inst_id)
                 for sub in inst.subscales:
                     table = likert_items(grp[sub.items]).assign(**keys, scale=sub.id, form="")
                     items.append(table)
-            for (cohort, wave), grp in with_pooled(raw):
+            for (cohort, wave), grp in with_pooled(raw, scope):
                 keys = dict(cohort=cohort, wave=wave, instrument=inst_id, form="")
                 options.append(pd.DataFrame(_likert_frequencies(keys, grp[inst.item_ids], inst)))
             continue
-        for (cohort, wave), grp in with_pooled(frame):
+        for (cohort, wave), grp in with_pooled(frame, scope):
             keys = dict(cohort=cohort, wave=wave, instrument=inst_id)
             for form, correct, answers in knowledge_form_groups(grp, inst):
                 codes = {i: [str(o.code) for o in inst.options_for(i)] for i in form.items}
@@ -250,7 +267,7 @@ def _knowledge_gains(pre: np.ndarray, post: np.ndarray) -> dict:
 
 def change_tables(
     scores: pd.DataFrame, pairs: list[tuple[str, str]], improvement: dict[tuple[str, str], str],
-    references: dict | None = None,
+    references: dict | None = None, scope: str = "all",
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """The ``change``, ``individual_change`` and ``band_transitions`` tables.
 
@@ -258,8 +275,8 @@ def change_tables(
     at both waves (paired tests, effect sizes signed positive = improvement,
     Holm across the scales of a cohort x pair, RCI counts, knowledge gains,
     attrition). ``references`` are the RCI references of :func:`rci_references`.
+    ``scope`` applies to the band transitions (change rows are per cohort).
     """
-    references = references or {}
     rows, people, transitions = [], [], []
     index = ["cohort", "instrument", "scale", "participant"]
     for from_wave, to_wave in pairs:
@@ -271,30 +288,66 @@ def change_tables(
             row = {"cohort": cohort, "instrument": inst, "scale": scale, "from_wave": from_wave,
                    "to_wave": to_wave, **paired_change(before, after, better),
                    "improvement": better}
-            sd, r_xx, source = references.get((inst, scale), (np.nan, np.nan, ""))
-            category = reliable_change(after - before, sd, r_xx, better)
-            s_diff = np.sqrt(2) * sd * np.sqrt(1 - r_xx) if 0 <= r_xx < 1 else np.nan
-            row.update(rci_s_diff=s_diff, rci_reliability=r_xx, rci_reliability_source=source,
-                       **{f"rci_{c}": int((category == c).sum()) if better else np.nan
-                          for c in ("improved", "no_change", "deteriorated")})
             if scale in KNOWLEDGE_SCALES:
                 row.update(_knowledge_gains(before, after))
             mine = at_from.xs((cohort, inst, scale), level=[0, 1, 2], drop_level=True)
             row.update(_attrition(mine, set(grp["participant"])))
             rows.append(row)
-            people.append(grp.assign(from_wave=from_wave, to_wave=to_wave, diff=after - before,
-                                     rci=(after - before) / s_diff, rci_category=category)
+            people.append(grp.assign(from_wave=from_wave, to_wave=to_wave, diff=after - before)
                           .rename(columns={"from": "score_from", "to": "score_to"}))
-        transitions.append(band_transitions(scores, from_wave, to_wave))
+        transitions.append(band_transitions(scores, from_wave, to_wave, scope))
     change = pd.DataFrame(rows, columns=CHANGE_COLUMNS)
     change["p_holm"] = change.groupby(["cohort", "from_wave", "to_wave"])["p"].transform(holm)
     individual = pd.concat(people, ignore_index=True) if people else pd.DataFrame()
+    individual = individual.reindex(columns=INDIVIDUAL_COLUMNS)
+    change, individual = apply_rci(change, individual, references or {}, improvement)
     moves = pd.concat(transitions, ignore_index=True) if transitions else pd.DataFrame()
-    return (change, individual.reindex(columns=INDIVIDUAL_COLUMNS),
-            moves.reindex(columns=TRANSITION_COLUMNS))
+    return change, individual, moves.reindex(columns=TRANSITION_COLUMNS)
 
 
-def band_transitions(scores: pd.DataFrame, from_wave: str, to_wave: str) -> pd.DataFrame:
+RCI_CATEGORIES = ("improved", "no_change", "deteriorated")
+
+
+def apply_rci(change: pd.DataFrame, individual: pd.DataFrame, references: dict,
+              improvement: dict[tuple[str, str], str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Reliable Change Index columns of ``change`` and ``individual_change`` from the references.
+
+    Kept apart from the paired statistics because the references are
+    program-wide: when a cohort is added they move, and every cohort's RCI
+    counts are refreshed without recomputing the cohorts' other figures.
+    """
+    change, individual = change.copy(), individual.copy()
+    individual.columns.name = None
+    individual["rci"], individual["rci_category"] = np.nan, ""
+    for (inst, scale), rows in individual.groupby(["instrument", "scale"]).groups.items():
+        sd, r_xx, _ = references.get((inst, scale), (np.nan, np.nan, ""))
+        s_diff = np.sqrt(2) * sd * np.sqrt(1 - r_xx) if 0 <= r_xx < 1 else np.nan
+        diff = individual.loc[rows, "diff"].to_numpy(dtype=float)
+        individual.loc[rows, "rci"] = diff / s_diff
+        individual.loc[rows, "rci_category"] = reliable_change(
+            diff, sd, r_xx, improvement.get((inst, scale), ""))
+    keys = ["cohort", "instrument", "scale", "from_wave", "to_wave"]
+    counts = (pd.crosstab([individual[k] for k in keys], individual["rci_category"])
+              .reindex(columns=list(RCI_CATEGORIES), fill_value=0)
+              .add_prefix("rci_").reset_index())
+    change = change.drop(columns=[f"rci_{c}" for c in RCI_CATEGORIES]).merge(
+        counts, on=keys, how="left")
+    for column in (f"rci_{c}" for c in RCI_CATEGORIES):
+        change[column] = change[column].fillna(0).where(change["improvement"].fillna("") != "")
+    refs = [references.get((i, s), (np.nan, np.nan, ""))
+            for i, s in zip(change["instrument"], change["scale"])]
+    r_xx = np.array([r for _, r, _ in refs], dtype=float)
+    sd = np.array([d for d, _, _ in refs], dtype=float)
+    with np.errstate(invalid="ignore"):
+        change["rci_s_diff"] = np.where((r_xx >= 0) & (r_xx < 1),
+                                        np.sqrt(2) * sd * np.sqrt(1 - r_xx), np.nan)
+    change["rci_reliability"] = r_xx
+    change["rci_reliability_source"] = [src for _, _, src in refs]
+    return change[CHANGE_COLUMNS], individual[INDIVIDUAL_COLUMNS]
+
+
+def band_transitions(scores: pd.DataFrame, from_wave: str, to_wave: str,
+                     scope: str = "all") -> pd.DataFrame:
     """People moving from each band to each band (cross-table, long), per cohort and pooled."""
     if "band" not in scores:
         return pd.DataFrame(columns=TRANSITION_COLUMNS)
@@ -304,7 +357,7 @@ def band_transitions(scores: pd.DataFrame, from_wave: str, to_wave: str) -> pd.D
     wide = banded.pivot_table(index=["cohort", "instrument", "scale", "participant"],
                               columns="wave", values="band", aggfunc="first")
     wide = wide.reindex(columns=[from_wave, to_wave]).dropna().reset_index()
-    wide = pd.concat([wide, wide.assign(cohort=POOLED)])
+    wide = at_levels(wide, scope)
     counts = wide.groupby(["cohort", "instrument", "scale", from_wave, to_wave]).size()
     return (counts.rename("n").reset_index()
             .rename(columns={from_wave: "band_from", to_wave: "band_to"})
@@ -321,6 +374,8 @@ MODEL_COLUMNS = ["model", "instrument", "scale", "from_wave", "to_wave", "term",
 def _meta_rows(change: pd.DataFrame) -> list[dict]:
     rows = []
     usable = change[change["d_z"].notna() & (change["n_pairs"] >= 3)]
+    # The REML optimiser's last digits depend on the order of the cohorts: fix it.
+    usable = usable.sort_values(["cohort"], kind="stable")
     for (inst, scale, f, t), grp in usable.groupby(["instrument", "scale", "from_wave",
                                                     "to_wave"]):
         v = d_z_variance(grp["d_z"].to_numpy(), grp["n_pairs"].to_numpy())
@@ -369,7 +424,7 @@ WAVE_MEAN_COLUMNS = ["cohort", "wave", "instrument", "scale", "n", "mean", "sd",
                      "ci_high"]
 
 
-def wave_means(scores: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+def wave_means(scores: pd.DataFrame, level: float = 0.95, scope: str = "all") -> pd.DataFrame:
     """Mean score with a t-based CI per cohort (and ALL) x wave x instrument x scale.
 
     Everyone with a score at the wave counts (not only people present at both
@@ -385,7 +440,7 @@ def wave_means(scores: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     from scipy import stats
 
     scored = scores[scores["score"].notna()]
-    both = pd.concat([scored, scored.assign(cohort=POOLED)])
+    both = at_levels(scored, scope)
     table = both.groupby(["cohort", "wave", "instrument", "scale"])["score"].agg(
         n="count", mean="mean", sd="std").reset_index()
     se = table["sd"] / np.sqrt(table["n"])
