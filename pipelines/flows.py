@@ -31,7 +31,6 @@ from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 from pipelines import stages  # noqa: E402
 from pipelines.errors import CapacitarError  # noqa: E402
-from pipelines.incremental import cohort_fingerprints, stale_cohorts  # noqa: E402
 from pipelines.locking import program_lock  # noqa: E402
 from pipelines.progress import progress  # noqa: E402
 
@@ -174,17 +173,15 @@ def full_run(ctx: stages.Context, plan, force: bool, dask_address: str | None, p
     ingested = ingest_task(ctx)
     contracts, accounting = validate_task(ctx, ingested)
     scores = score_task(ctx, contracts)
-    fingerprints = cohort_fingerprints(contracts.valid, stages.analysis_context(ctx))
-    previous = None if force or plan.previous is None else stages.stored_cohort_tables(ctx)
-    stale = stale_cohorts(fingerprints, plan.previous if previous is not None else None)
-    kept = [c for c in fingerprints if c not in stale]
+    work = stages.cohort_work(ctx, plan, contracts.valid, force)
+    stale, kept = work.stale, work.kept
     get_run_logger().info("Cohorts to analyse: %d changed or new, %d unchanged (reused)",
                           len(stale), len(kept))
     groups = stages.cohort_groups(stale, 4 * (os.cpu_count() or 2))
     parts = [stages.cohort_inputs(contracts.valid, scores, g) for g in groups]
     runner = cohort_runner(dask_address)
     fresh = analyse_cohorts_flow.with_options(task_runner=runner)(ctx, parts) if parts else []
-    tables = pooled_task(ctx, contracts, scores, fresh, previous, kept)
+    tables = pooled_task(ctx, contracts, scores, fresh, work.previous, kept)
     tables = {
         "scores": scores, **tables, "quarantine": contracts.quarantine,
         "validation_summary": contracts.summary, "accounting": accounting,
@@ -193,7 +190,7 @@ def full_run(ctx: stages.Context, plan, force: bool, dask_address: str | None, p
     }
     export_task(ctx, tables)
     reports = report_task(ctx, tables, pdf)
-    stages.save_run_state(ctx, plan, fingerprints)
+    stages.save_run_state(ctx, plan, work.fingerprints)
     summary = summarise(ctx, tables, reports, ingested.problems + contracts.problems, plan)
     summary.update(data_docs=contracts.data_docs, cohorts_recomputed=stale, cohorts_reused=kept)
     create_markdown_artifact(markdown=summary["markdown"], key="capacitar-run-summary",

@@ -98,14 +98,7 @@ def save_state(output_dir: Path, state: dict) -> Path:
 
 
 def plan_run(config, instruments: dict, code_version: str) -> Plan:
-    """Hash the inbox and compare with the last successful run.
-
-    Examples
-    --------
-    >>> from pipelines.demo import write_demo        # doctest: +SKIP
-    >>> plan_run(config, instruments, "1.0").nothing_new  # doctest: +SKIP
-    False
-    """
+    """Hash the inbox and compare with the last successful run (see ``tests/test_runs.py``)."""
     inputs = inbox_files(config)
     fingerprint = run_fingerprint(inputs, config.root / "program.yaml", instruments,
                                   code_version)

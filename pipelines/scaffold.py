@@ -76,7 +76,9 @@ def write_program_gitignore(root: Path) -> None:
     """Keep the key, raw exports (names, emails) and Data Docs out of version control."""
     (root / ".gitignore").write_text(
         "# Never commit the pseudonymisation key or raw exports (they hold personal data).\n"
-        "secrets/\ninbox/\ngx/uncommitted/\n", encoding="utf-8")
+        "secrets/\ninbox/\ngx/uncommitted/\n"
+        "# The run lock (one run at a time per program folder).\n.capacitar.lock*\n",
+        encoding="utf-8")
 
 
 def example_export(seed: int) -> pd.DataFrame:

@@ -29,7 +29,8 @@ from pipelines.analysis.tables import (
 from pipelines.config import ProgramConfig, load_program
 from pipelines.codebook import R_SCRIPT, SPSS_SCRIPT, codebook, codebook_html, codebook_markdown
 from pipelines.incremental import (
-    ANALYSIS_VERSION, Plan, instruments_digest, plan_run, run_fingerprint, save_state,
+    ANALYSIS_VERSION, Plan, cohort_fingerprints, instruments_digest, plan_run, run_fingerprint,
+    save_state, stale_cohorts,
 )
 from pipelines.export import atomic_write, write_folder, write_json, write_table
 from pipelines.schema import load_schema, value_sets
@@ -237,6 +238,25 @@ def analyse(ctx: Context, contracts: ContractResult, scores: pd.DataFrame) -> di
     valid = contracts.valid
     fresh = analyse_cohorts(ctx, valid, scores)
     return assemble(ctx, scores, [fresh], analyse_pooled(ctx, valid, scores))
+
+
+@dataclass
+class CohortWork:
+    """Which cohorts a run analyses afresh and which keep their stored rows."""
+
+    fingerprints: dict[str, str]
+    stale: list[str]
+    kept: list[str]
+    previous: dict[str, pd.DataFrame] | None
+
+
+def cohort_work(ctx: Context, plan: Plan, valid: dict[str, pd.DataFrame],
+                force: bool = False) -> CohortWork:
+    """Compare each cohort's fingerprint with the last good run's (all stale when forced)."""
+    fingerprints = cohort_fingerprints(valid, analysis_context(ctx))
+    previous = None if force or plan.previous is None else stored_cohort_tables(ctx)
+    stale = stale_cohorts(fingerprints, plan.previous if previous is not None else None)
+    return CohortWork(fingerprints, stale, [c for c in fingerprints if c not in stale], previous)
 
 
 def stored_cohort_tables(ctx: Context) -> dict[str, pd.DataFrame] | None:

@@ -13,6 +13,8 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from pipelines.progress import progress
+
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-pdf-header-footer",
          "--disable-extensions", "--no-first-run", "--allow-file-access-from-files"]
@@ -44,6 +46,10 @@ def print_all(pages: list[Path]) -> tuple[list[Path], str]:
     binary = chromium()
     if binary is None:
         return [], "PDF skipped: no Chromium/Chrome found (set CAPACITAR_CHROMIUM)"
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        pdfs = list(pool.map(lambda page: print_pdf(page, binary), pages))
+    with ThreadPoolExecutor(max_workers=2) as pool, progress("Printing PDFs", len(pages)) as advance:
+        futures = [pool.submit(print_pdf, page, binary) for page in pages]
+        pdfs = []
+        for future in futures:
+            pdfs.append(future.result())
+            advance()
     return pdfs, ""

@@ -240,3 +240,14 @@ def test_change_artifact_rows_are_json_safe():
     rows = json_safe(frame)
     assert json.loads(json.dumps(rows, allow_nan=False)) == [
         {"a": 1.5, "b": 1, "c": "x", "d": 3}, {"a": None, "b": None, "c": None, "d": 4}]
+
+
+def test_progress_bars_stay_quiet_under_ci(monkeypatch):
+    from pipelines import progress
+
+    monkeypatch.setattr(progress.sys.stderr, "isatty", lambda: True, raising=False)
+    monkeypatch.delenv("CAPACITAR_NO_PROGRESS", raising=False)
+    monkeypatch.delenv("CI", raising=False)
+    assert progress.progress_wanted()
+    monkeypatch.setenv("CI", "true")
+    assert not progress.progress_wanted()
