@@ -105,10 +105,16 @@ def analyse_cohorts_flow(ctx: stages.Context, parts: list) -> list[dict]:
     return results
 
 
+# Locally the analysis is one task: it is numpy/scipy code under the GIL, and measured on the
+# demo, two threads took 13% longer than one (benchmarks/runs.py). On Dask, groups of cohorts
+# run on the workers (processes), a few per worker so a slow group does not hold the run.
+DASK_GROUPS = 32
+
+
 def cohort_runner(dask_address: str | None):
-    """A Dask task runner on an existing cluster, or local threads (the default)."""
+    """A Dask task runner on an existing cluster, or the local default."""
     if not dask_address:
-        return ThreadPoolTaskRunner(max_workers=os.cpu_count() or 2)
+        return ThreadPoolTaskRunner(max_workers=1)
     try:
         from prefect_dask import DaskTaskRunner
     except ImportError as missing:
@@ -177,7 +183,7 @@ def full_run(ctx: stages.Context, plan, force: bool, dask_address: str | None, p
     stale, kept = work.stale, work.kept
     get_run_logger().info("Cohorts to analyse: %d changed or new, %d unchanged (reused)",
                           len(stale), len(kept))
-    groups = stages.cohort_groups(stale, 4 * (os.cpu_count() or 2))
+    groups = stages.cohort_groups(stale, DASK_GROUPS if dask_address else 1)
     parts = [stages.cohort_inputs(contracts.valid, scores, g) for g in groups]
     runner = cohort_runner(dask_address)
     fresh = analyse_cohorts_flow.with_options(task_runner=runner)(ctx, parts) if parts else []
