@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from data_contracts import RULES, ContractResult, apply_contracts, localise
@@ -201,8 +202,9 @@ def stack(parts: list[pd.DataFrame], rank) -> pd.DataFrame:
     if not used:
         return parts[0].iloc[0:0] if parts else pd.DataFrame()
     table = pd.concat(used, ignore_index=True)
-    order = table["cohort"].astype(str).map(lambda c: rank(c))
-    positions = sorted(range(len(table)), key=lambda i: order.iat[i])
+    cohorts = table["cohort"].astype(str)
+    order = {c: i for i, c in enumerate(sorted(cohorts.unique(), key=rank))}
+    positions = np.argsort(cohorts.map(order).to_numpy(), kind="stable")
     return table.iloc[positions].reset_index(drop=True)
 
 
