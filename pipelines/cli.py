@@ -41,15 +41,49 @@ def preflight(program: Path):
     return ctx
 
 
-def run_flow(program: Path) -> dict:
-    """Validate the program, then run the Prefect flow on it."""
-    preflight(program)
+def run_flow(program: Path, force: bool = False, wait: float = 600,
+             dask_address: str | None = None, pdf: bool = True) -> dict:
+    """Validate the program; say so at once when nothing changed; else run the Prefect flow.
+
+    The no-new-data check runs before Prefect starts (its embedded server takes
+    seconds to start): a scheduled run that finds nothing new costs about a second.
+    """
+    ctx = preflight(program)
+    if not force:
+        quick = no_new_data_quickly(ctx, wait)
+        if quick is not None:
+            return quick
     from pipelines.flows import evaluate_program
 
-    return evaluate_program(str(program.resolve()))
+    return evaluate_program(str(program.resolve()), force=force, dask_address=dask_address,
+                            lock_timeout=wait, pdf=pdf)
+
+
+def no_new_data_quickly(ctx, wait: float) -> dict | None:
+    """Record and return a no-new-data run without Prefect, or None when there is work."""
+    from pipelines import stages
+    from pipelines.locking import program_lock
+
+    def waiting(message: str) -> None:
+        console.print(f"[yellow]{message}[/]", highlight=False)
+
+    with program_lock(ctx.config.root, ctx.run_id, wait, on_wait=waiting):
+        plan = stages.plan(ctx)
+        if not plan.nothing_new:
+            return None
+        stages.record_run(ctx, stages.run_record(ctx, None, None, None, plan,
+                                                 status="no_new_data", recomputed=0))
+    return {"run_id": ctx.run_id, "status": "no_new_data", "previous_run": plan.previous["run_id"],
+            "output_dir": str(ctx.config.output_dir), "problems": [],
+            "report": str(ctx.config.output_dir / "reports" / f"program_{ctx.config.language}.html")}
 
 
 def print_summary(summary: dict, seconds: float) -> None:
+    if summary.get("status") == "no_new_data":
+        console.print(f"\n[bold green]No new data[/] since run {summary['previous_run']}: outputs "
+                      f"unchanged ({seconds:.1f} s). Use --force to recompute anyway.")
+        console.print(f"  report:  {summary['report']}")
+        return
     console.print(f"\n[bold green]Done[/] in {seconds:.1f} s (run {summary['run_id']})")
     console.print(f"  rows read {summary['rows_read']}, valid {summary['rows_valid']}, "
                   f"quarantined {summary['rows_quarantined']}")
@@ -60,10 +94,44 @@ def print_summary(summary: dict, seconds: float) -> None:
 
 
 @app.command()
-def run(program: Path = typer.Argument(..., help="Program folder (holding program.yaml).")):
-    """Run the whole evaluation (Prefect flow) on a program folder."""
+def run(
+    program: Path = typer.Argument(..., help="Program folder (holding program.yaml)."),
+    force: bool = typer.Option(False, "--force", help="Recompute everything, even unchanged."),
+    wait: float = typer.Option(600, "--wait", help="Seconds to wait for a run of the same "
+                               "program in progress (0: stop at once)."),
+    dask_address: str = typer.Option(None, "--dask-address", help="Analyse cohorts on this Dask "
+                                     "scheduler, e.g. tcp://10.0.0.5:8786."),
+    no_pdf: bool = typer.Option(False, "--no-pdf", help="HTML reports only."),
+):
+    """Run the evaluation (Prefect flow) on a program folder: only what changed is recomputed."""
     start = time.perf_counter()
-    print_summary(run_flow(program), time.perf_counter() - start)
+    summary = run_flow(program, force=force, wait=wait, dask_address=dask_address, pdf=not no_pdf)
+    print_summary(summary, time.perf_counter() - start)
+
+
+@app.command()
+def status(program: Path = typer.Argument(..., help="Program folder (holding program.yaml)."),
+           last: int = typer.Option(10, "--last", help="How many runs to list.")):
+    """List the last runs of a program (from its warehouse), newest first."""
+    import pandas as pd
+
+    from pipelines import stages
+
+    ctx = stages.load_context(program)
+    history = stages.run_history(ctx, last)
+    if history.empty:
+        console.print(f"No runs yet for {ctx.config.name} ({program}).")
+        return
+    table = Table("started (UTC)", "run", "status", "read", "valid", "quarantined",
+                  "cohorts new/reused", "problems", title=ctx.config.name)
+    for row in history.itertuples():
+        def count(value) -> str:
+            return "" if pd.isna(value) else str(int(value))
+        table.add_row(str(row.started), str(row.run_id), str(row.status), count(row.rows_read),
+                      count(row.rows_valid), count(row.rows_quarantined),
+                      f"{count(row.cohorts_recomputed)}/{count(row.cohorts_reused)}".strip("/"),
+                      str(row.problems or "")[:80])
+    console.print(table)
 
 
 @app.command()
@@ -104,6 +172,29 @@ def report(program: Path = typer.Argument(..., help="Program folder (holding pro
         fail(f"{missing}; run `capacitar run {program}` first")
     written = stages.report(ctx, tables, pdf=not no_pdf)
     console.print(f"Rendered {len(written)} files; program report: {written[0]}")
+
+
+@app.command()
+def serve(
+    program: Path = typer.Argument(..., help="Program folder (holding program.yaml)."),
+    cron: str = typer.Option(None, "--cron", help="Cron expression in this machine's time zone, "
+                             "e.g. \"0 6 * * 1\" (Mondays 06:00)."),
+    interval: int = typer.Option(None, "--interval", help="Run every SECONDS seconds.",
+                                 metavar="SECONDS"),
+    name: str = typer.Option(None, "--name", help="Deployment name (default: the folder name)."),
+):
+    """Run the evaluation on a schedule (a Prefect deployment served until Ctrl-C).
+
+    Schedules need a Prefect server: the one in PREFECT_API_URL (environment or profile).
+
+    Without PREFECT_API_URL, it starts a local Prefect server (UI address printed) until it stops.
+
+    Give exactly one of --cron or --interval. Runs of one program never overlap.
+    """
+    from pipelines.serve import serve_program
+
+    serve_program(program, cron=cron, interval=interval, name=name,
+                  echo=lambda text: print(text, flush=True))
 
 
 @app.command()
