@@ -104,6 +104,9 @@ def run(
     no_pdf: bool = typer.Option(False, "--no-pdf", help="HTML reports only."),
 ):
     """Run the evaluation (Prefect flow) on a program folder: only what changed is recomputed."""
+    if dask_address and "://" not in dask_address:
+        fail(f"--dask-address {dask_address!r}: give the scheduler's address, "
+             "e.g. tcp://10.0.0.5:8786")
     start = time.perf_counter()
     summary = run_flow(program, force=force, wait=wait, dask_address=dask_address, pdf=not no_pdf)
     print_summary(summary, time.perf_counter() - start)

@@ -186,7 +186,13 @@ def full_run(ctx: stages.Context, plan, force: bool, dask_address: str | None, p
     groups = stages.cohort_groups(stale, DASK_GROUPS if dask_address else 1)
     parts = [stages.cohort_inputs(contracts.valid, scores, g) for g in groups]
     runner = cohort_runner(dask_address)
-    fresh = analyse_cohorts_flow.with_options(task_runner=runner)(ctx, parts) if parts else []
+    try:
+        fresh = analyse_cohorts_flow.with_options(task_runner=runner)(ctx, parts) if parts else []
+    except OSError as exc:
+        if not dask_address:
+            raise
+        raise CapacitarError(f"could not use the Dask scheduler at {dask_address} ({exc}); "
+                             "check the address and that the cluster is up") from exc
     tables = pooled_task(ctx, contracts, scores, fresh, work.previous, kept)
     tables = {
         "scores": scores, **tables, "quarantine": contracts.quarantine,

@@ -251,3 +251,15 @@ def test_progress_bars_stay_quiet_under_ci(monkeypatch):
     assert progress.progress_wanted()
     monkeypatch.setenv("CI", "true")
     assert not progress.progress_wanted()
+
+
+def test_an_unreachable_dask_scheduler_is_one_clear_message(program, prefect_harness):
+    import dask
+
+    from pipelines.errors import CapacitarError
+    from pipelines.flows import evaluate_program
+
+    with dask.config.set({"distributed.comm.timeouts.connect": "2s"}), \
+            pytest.raises(CapacitarError, match="could not use the Dask scheduler at tcp://127"):
+        evaluate_program(str(program), dask_address="tcp://127.0.0.1:9")
+    assert not (program / "outputs" / "tables").exists()  # nothing half-written
