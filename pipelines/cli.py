@@ -125,15 +125,18 @@ def status(program: Path = typer.Argument(..., help="Program folder (holding pro
     if history.empty:
         console.print(f"No runs yet for {ctx.config.name} ({program}).")
         return
-    table = Table("started (UTC)", "run", "status", "read", "valid", "quarantined",
-                  "cohorts new/reused", "problems", title=ctx.config.name)
+    problems = history["problems"].fillna("").astype(str).str.len().gt(0).any()
+    table = Table("started (UTC)", "run", "status", "read", "valid", "aside",
+                  "cohorts", *(["problems"] if problems else []), title=ctx.config.name)
+    for column in table.columns[:3]:
+        column.no_wrap = True
     for row in history.itertuples():
         def count(value) -> str:
             return "" if pd.isna(value) else str(int(value))
-        table.add_row(str(row.started), str(row.run_id), str(row.status), count(row.rows_read),
-                      count(row.rows_valid), count(row.rows_quarantined),
-                      f"{count(row.cohorts_recomputed)}/{count(row.cohorts_reused)}".strip("/"),
-                      str(row.problems or "")[:80])
+        cells = [str(row.started)[:16].replace("T", " "), str(row.run_id), str(row.status),
+                 count(row.rows_read), count(row.rows_valid), count(row.rows_quarantined),
+                 f"{count(row.cohorts_recomputed)}/{count(row.cohorts_reused)}".strip("/")]
+        table.add_row(*cells, *([str(row.problems or "")[:80]] if problems else []))
     console.print(table)
 
 
