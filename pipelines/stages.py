@@ -196,11 +196,17 @@ def cohort_rank(config: ProgramConfig):
     return lambda cohort: (cohort == POOLED, declared.get(cohort, len(declared)), cohort)
 
 
-def stack(parts: list[pd.DataFrame], rank) -> pd.DataFrame:
-    """Concatenate table parts, cohorts in ``rank`` order, row order within a cohort kept."""
+def stack(parts: list[pd.DataFrame | None], rank, name: str) -> pd.DataFrame:
+    """Concatenate table parts, cohorts in ``rank`` order, row order within a cohort kept.
+
+    With no rows at all (no valid data, every file skipped) the table is empty
+    with the columns ``schema.yaml`` documents for ``name``.
+    """
     used = [p for p in parts if p is not None and not p.empty]
     if not used:
-        return parts[0].iloc[0:0] if parts else pd.DataFrame()
+        known = [p for p in parts if p is not None]
+        return known[0].iloc[0:0] if known else pd.DataFrame(
+            columns=list(load_schema().tables[name].columns))
     table = pd.concat(used, ignore_index=True)
     cohorts = table["cohort"].astype(str)
     order = {c: i for i, c in enumerate(sorted(cohorts.unique(), key=rank))}
@@ -220,7 +226,7 @@ def assemble(ctx: Context, scores: pd.DataFrame, fresh: list[dict], pooled: dict
         reused = None
         if previous is not None and kept:
             reused = previous[name][previous[name]["cohort"].astype(str).isin(set(kept))]
-        tables[name] = stack([*(f[name] for f in fresh), reused, pooled.get(name)], rank)
+        tables[name] = stack([*(f[name] for f in fresh), reused, pooled.get(name)], rank, name)
     first = ctx.config.wave_order()[0]
     references = rci_references(scores, tables["reliability"], ctx.instruments, first)
     tables["change"], tables["individual_change"] = apply_rci(

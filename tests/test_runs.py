@@ -263,3 +263,17 @@ def test_an_unreachable_dask_scheduler_is_one_clear_message(program, prefect_har
             pytest.raises(CapacitarError, match="could not use the Dask scheduler at tcp://127"):
         evaluate_program(str(program), dask_address="tcp://127.0.0.1:9")
     assert not (program / "outputs" / "tables").exists()  # nothing half-written
+
+
+def test_a_run_whose_only_file_is_skipped_completes_with_the_message(tmp_path, monkeypatch,
+                                                                     prefect_harness):
+    from pipelines.flows import evaluate_program
+
+    monkeypatch.setenv("CAPACITAR_PSEUDONYM_KEY", "k" * 32)
+    monkeypatch.setenv("CAPACITAR_CHROMIUM", "/nonexistent")
+    root = small_program(tmp_path, {"stss_pre.csv": "name,email,other\nA,a@x.pe,1\n"})
+    run = evaluate_program(str(root))
+    assert run["status"] == "complete" and run["rows_read"] == 0
+    assert any("the cohort column 'sede' is not in the file" in p for p in run["problems"])
+    change = pd.read_parquet(root / "outputs" / "tables" / "change.parquet")
+    assert change.empty and "d_z" in change.columns
