@@ -23,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipelines.export import write_json
+from pipelines.ingest.core import sha256_of
 
 STATE_FILE = "state.json"
 # Bump when the analysis changes in a way the code version would not show (dev installs).
@@ -40,15 +41,6 @@ class Plan:
     changed_files: list[str] = field(default_factory=list)
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """SHA-256 of a file's bytes, read in chunks (exports can be large)."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def inbox_files(config) -> list[dict]:
     """Every file a source pattern matches: source, file name and SHA-256."""
     found = []
@@ -56,7 +48,7 @@ def inbox_files(config) -> list[dict]:
         for path in sorted(config.inbox_dir.glob(source.pattern)):
             if path.is_file():
                 found.append({"source": source.name, "source_file": path.name,
-                              "sha256": sha256_file(path)})
+                              "sha256": sha256_of(path)})
     return found
 
 

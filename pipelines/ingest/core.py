@@ -56,9 +56,13 @@ class IngestResult:
     links: pd.DataFrame | None = None
 
 
-def sha256_of(path: Path) -> str:
-    """SHA-256 of a file's bytes, for the runs record."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file's bytes (read in chunks: exports can be large), for the runs record."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def quarantine_frame(records: list[dict] | None = None) -> pd.DataFrame:
