@@ -69,13 +69,7 @@ def no_new_data_quickly(ctx, wait: float) -> dict | None:
 
     with program_lock(ctx.config.root, ctx.run_id, wait, on_wait=waiting):
         plan = stages.plan(ctx)
-        if not plan.nothing_new:
-            return None
-        stages.record_run(ctx, stages.run_record(ctx, None, None, None, plan,
-                                                 status="no_new_data", recomputed=0))
-    return {"run_id": ctx.run_id, "status": "no_new_data", "previous_run": plan.previous["run_id"],
-            "output_dir": str(ctx.config.output_dir), "problems": [],
-            "report": str(ctx.config.output_dir / "reports" / f"program_{ctx.config.language}.html")}
+        return stages.record_no_new_data(ctx, plan) if plan.nothing_new else None
 
 
 def print_summary(summary: dict, seconds: float) -> None:

@@ -215,19 +215,15 @@ def full_run(ctx: stages.Context, plan, force: bool, dask_address: str | None, p
 
 def no_new_data(ctx: stages.Context, plan) -> dict:
     """Record a run that found nothing new, and say so."""
-    stages.record_run(ctx, stages.run_record(ctx, None, None, None, plan, status="no_new_data",
-                                             recomputed=0))
-    last = plan.previous or {}
+    summary = stages.record_no_new_data(ctx, plan)
     text = (f"# capacitar run {ctx.run_id}: {ctx.config.name}\n"
             f"No new data: the {len(plan.inputs)} input files, program.yaml and instruments are "
-            f"those of run {last.get('run_id')} ({last.get('finished')}). Outputs unchanged: "
-            f"{ctx.config.output_dir}")
-    get_run_logger().info("No new data since run %s: outputs unchanged", last.get("run_id"))
+            f"those of run {summary['previous_run']} ({summary['previous_finished']}). Outputs "
+            f"unchanged: {ctx.config.output_dir}")
+    get_run_logger().info("No new data since run %s: outputs unchanged", summary["previous_run"])
     create_markdown_artifact(markdown=text, key="capacitar-run-summary",
                              description=f"capacitar run {ctx.run_id} (no new data)")
-    return {"run_id": ctx.run_id, "status": "no_new_data", "output_dir": str(ctx.config.output_dir),
-            "report": str(ctx.config.output_dir / "reports" / f"program_{ctx.config.language}.html"),
-            "previous_run": last.get("run_id"), "problems": [], "markdown": text}
+    return {**summary, "markdown": text}
 
 
 CHANGE_VIEW = ["cohort", "instrument", "scale", "from_wave", "to_wave", "n_pairs", "mean_from",

@@ -333,6 +333,16 @@ def record_run(ctx: Context, record: pd.DataFrame) -> None:
     update_warehouse(ctx.config.output_dir / "warehouse.duckdb", {"runs": record}, specs)
 
 
+def record_no_new_data(ctx: Context, plan: Plan) -> dict:
+    """Record a run that found nothing new; its summary (the CLI and the flow both use it)."""
+    record_run(ctx, run_record(ctx, None, None, None, plan, status="no_new_data", recomputed=0))
+    last = plan.previous or {}
+    return {"run_id": ctx.run_id, "status": "no_new_data", "previous_run": last.get("run_id"),
+            "previous_finished": last.get("finished"), "output_dir": str(ctx.config.output_dir),
+            "report": str(ctx.config.output_dir / "reports" / f"program_{ctx.config.language}.html"),
+            "problems": []}
+
+
 def run_history(ctx: Context, last: int = 10) -> pd.DataFrame:
     """The last runs recorded in the warehouse, newest first (empty before any run)."""
     import duckdb
