@@ -70,6 +70,11 @@ def with_pooled(frame: pd.DataFrame, scope: str = "all"
     yield from at_levels(frame, scope).groupby(["cohort", "wave"], sort=True)
 
 
+def with_keys(frame: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
+    """``items`` beside the cohort and wave of ``frame``'s rows (what grouping needs)."""
+    return pd.concat([frame[["cohort", "wave"]], items], axis=1)
+
+
 def subscale_groups(inst: Instrument, sub: Subscale) -> list[list[int]] | None:
     """Positions of the subscales that partition ``sub`` (2+), for omega hierarchical."""
     parts = [s.items for s in inst.subscales
@@ -121,7 +126,7 @@ def reliability_table(
         if frame.empty:
             continue
         if inst.kind == "scale":
-            keyed = pd.concat([frame[["cohort", "wave"]], reverse_keyed(frame, inst)], axis=1)
+            keyed = with_keys(frame, reverse_keyed(frame, inst))
             for (cohort, wave), grp in with_pooled(keyed, scope):
                 for sub in inst.subscales:
                     keys = dict(cohort=cohort, wave=wave, instrument=inst_id, scale=sub.id, form="")
@@ -169,8 +174,8 @@ def item_tables(
         if frame.empty:
             continue
         if inst.kind == "scale":
-            keyed = pd.concat([frame[["cohort", "wave"]], reverse_keyed(frame, inst)], axis=1)
-            raw = pd.concat([frame[["cohort", "wave"]], frame[inst.item_ids]], axis=1)
+            keyed = with_keys(frame, reverse_keyed(frame, inst))
+            raw = with_keys(frame, frame[inst.item_ids])
             for (cohort, wave), grp in with_pooled(keyed, scope):
                 keys = dict(cohort=cohort, wave=wave, instrument=inst_id)
                 for sub in inst.subscales:
