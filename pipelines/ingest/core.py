@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from pipelines.errors import SourceError
 from pipelines.ingest.adapters import read_export
 from pipelines.ingest.export import Export
 from pipelines.ingest.pseudonym import normalise_identifier, pseudonymise
-from pipelines.ingest.text import fold
+from pipelines.ingest.text import fold, map_distinct
 
 KEYS = ["cohort", "participant", "wave", "instrument", "source_file", "source_row"]
 EXTRA_KEYS = ["submitted_at", "form"]
@@ -89,16 +90,16 @@ def locate(frame: pd.DataFrame, locator: Locator, path: Path, what: str) -> pd.S
             )
         raw = pd.Series(match.group(1), index=frame.index, dtype=str)
     folded_map = {fold(k): v for k, v in locator.map.items()}
-    return raw.map(lambda v: folded_map.get(fold(v), str(v).strip()))
+    return map_distinct(raw, lambda v: folded_map.get(fold(v), str(v).strip()))
 
 
 def cohort_lookup(config: ProgramConfig) -> dict[str, str]:
     """Folded cohort id, site and alias -> cohort id (site only where unique)."""
     lookup: dict[str, str] = {}
-    sites = [fold(c.site) for c in config.cohorts]
+    sites = Counter(fold(c.site) for c in config.cohorts)
     for cohort in config.cohorts:
         names = [cohort.id, *cohort.aliases]
-        if sites.count(fold(cohort.site)) == 1:
+        if sites[fold(cohort.site)] == 1:
             names.append(cohort.site)
         lookup.update({fold(name): cohort.id for name in names})
     return lookup
@@ -145,7 +146,7 @@ def choice_to_code(cells: pd.Series, options: list[ResponseOption]) -> pd.Series
         codes = [labels.get(fold(p), fold(p)) for p in parts]
         return ";".join(sorted(codes))
 
-    return cells.map(convert).astype("str")
+    return map_distinct(cells, convert).astype("str")
 
 
 def item_columns(mapping: InstrumentMapping, item_ids: list[str]) -> dict[str, str]:
@@ -177,7 +178,7 @@ def file_keys(table: pd.DataFrame, path: Path, source: Source, config, key,
     lookup = cohort_lookup(config)
     cohort = locate(table, source.cohort, path, "cohort")
     keys = pd.DataFrame(index=table.index)
-    keys["cohort"] = cohort.map(lambda v: lookup.get(fold(v), v))
+    keys["cohort"] = map_distinct(cohort, lambda v: lookup.get(fold(v), v))
     keys["participant"] = pseudonymise(table, source.identifier, key)
     keys["wave"] = locate(table, source.wave, path, "wave")
     keys["source_file"] = path.name
@@ -310,7 +311,8 @@ def knowledge_items(ff: FileFrame, inst: Instrument, mapping, reject):
     """Option-code columns of a knowledge test, positions mapped through each row's form."""
     if mapping.form is None:
         raise SourceError(f"{inst.id}: a knowledge test source needs a 'form' locator")
-    form = locate(ff.table, mapping.form, ff.path, "test form").map(lambda v: str(v).upper())
+    form = locate(ff.table, mapping.form, ff.path, "test form")
+    form = map_distinct(form, lambda v: str(v).upper())
     known = {f.id.upper(): f for f in inst.forms}
     reject(~form.isin(known), "unknown_form",
            f"test form is not one of {sorted(known)}", "form", form)

@@ -12,12 +12,12 @@ import hashlib
 import hmac
 import os
 import secrets
-import unicodedata
 from pathlib import Path
 
 import pandas as pd
 
 from pipelines.errors import ConfigError
+from pipelines.ingest.text import fold
 
 KEY_ENV = "CAPACITAR_PSEUDONYM_KEY"
 PREFIX = "P"
@@ -34,9 +34,7 @@ def normalise_identifier(value: object) -> str:
     """
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return ""
-    text = unicodedata.normalize("NFKD", str(value))
-    text = "".join(ch for ch in text if not unicodedata.combining(ch))
-    return " ".join(text.casefold().split())
+    return fold(value)  # the same folding as labels and sites (cached)
 
 
 def pseudonym(identifier: str, key: bytes) -> str:
