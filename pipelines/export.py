@@ -75,7 +75,9 @@ def labelled(frame: pd.DataFrame, spec: TableSpec, sets: dict, language: str):
             value_labels[name] = BOOL_LABELS[language]
             measures[name], formats[name] = "nominal", "F1.0"
         elif column.type in ("integer", "number"):
-            out[name] = pd.to_numeric(series, errors="coerce").astype("float64")
+            # SPSS and Stata have no infinity: an infinite figure is written as missing.
+            numbers = pd.to_numeric(series, errors="coerce").astype("float64")
+            out[name] = numbers.where(np.isfinite(numbers))
             measures[name] = "scale"
             formats[name] = "F8.0" if column.type == "integer" else "F12.4"
         else:

@@ -21,6 +21,8 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 import math  # noqa: E402
+import time  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pandas as pd  # noqa: E402
@@ -174,11 +176,67 @@ def evaluate_program(program_dir: str, force: bool = False, dask_address: str | 
             raise
 
 
+class StageClock:
+    """Wall seconds per stage of one run (for the summary, the logs and benchmarks)."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, stage: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
+
+
 def full_run(ctx: stages.Context, plan, force: bool, dask_address: str | None, pdf: bool) -> dict:
     """Every stage, analysing only cohorts whose data changed since the last good run."""
-    ingested = ingest_task(ctx)
-    contracts, accounting = validate_task(ctx, ingested)
-    scores = score_task(ctx, contracts)
+    clock = StageClock()
+    with clock("ingest"):
+        ingested = ingest_task(ctx)
+    with clock("validate"):
+        contracts, accounting = validate_task(ctx, ingested)
+    with clock("score"):
+        scores = score_task(ctx, contracts)
+    tables, work = analyse(ctx, plan, contracts, scores, force, dask_address, clock)
+    tables = {
+        "scores": scores, **tables, "quarantine": contracts.quarantine,
+        "validation_summary": contracts.summary, "accounting": accounting,
+        "runs": stages.run_record(ctx, ingested, contracts, accounting, plan,
+                                  recomputed=len(work.stale), reused=len(work.kept)),
+    }
+    with clock("export"):
+        export_task(ctx, tables)
+    with clock("report"):
+        reports = report_task(ctx, tables, pdf)
+    stages.save_run_state(ctx, plan, work.fingerprints)
+    summary = summarise(ctx, tables, reports, ingested.problems + contracts.problems, plan)
+    summary.update(data_docs=contracts.data_docs, cohorts_recomputed=work.stale,
+                   cohorts_reused=work.kept, stage_seconds=clock.seconds)
+    summary["markdown"] += "\n\n## Time (s)\n" + "\n".join(
+        f"- {stage}: {seconds:.1f}" for stage, seconds in clock.seconds.items())
+    create_markdown_artifact(markdown=summary["markdown"], key="capacitar-run-summary",
+                             description=f"capacitar run {ctx.run_id}")
+    create_table_artifact(key="capacitar-change", table=json_safe(change_view(tables["change"])),
+                          description="Change per cohort, scale and wave pair "
+                                      "(effect sizes positive = improvement)")
+    return summary
+
+
+def analyse(ctx: stages.Context, plan, contracts, scores, force: bool, dask_address, clock):
+    """Changed cohorts on the task runner, then the program-wide figures (one task)."""
+    with clock("analyse_cohorts"):
+        fresh, work = analyse_changed_cohorts(ctx, plan, contracts, scores, force, dask_address)
+    with clock("analyse_program"):
+        tables = pooled_task(ctx, contracts, scores, fresh, work.previous, work.kept)
+    return tables, work
+
+
+def analyse_changed_cohorts(ctx: stages.Context, plan, contracts, scores, force: bool,
+                            dask_address):
+    """The cohort-level tables of the cohorts whose data changed (and the cohort work)."""
     work = stages.cohort_work(ctx, plan, contracts.valid, force)
     stale, kept = work.stale, work.kept
     get_run_logger().info("Cohorts to analyse: %d changed or new, %d unchanged (reused)",
@@ -193,24 +251,7 @@ def full_run(ctx: stages.Context, plan, force: bool, dask_address: str | None, p
             raise
         raise CapacitarError(f"could not use the Dask scheduler at {dask_address} ({exc}); "
                              "check the address and that the cluster is up") from exc
-    tables = pooled_task(ctx, contracts, scores, fresh, work.previous, kept)
-    tables = {
-        "scores": scores, **tables, "quarantine": contracts.quarantine,
-        "validation_summary": contracts.summary, "accounting": accounting,
-        "runs": stages.run_record(ctx, ingested, contracts, accounting, plan,
-                                  recomputed=len(stale), reused=len(kept)),
-    }
-    export_task(ctx, tables)
-    reports = report_task(ctx, tables, pdf)
-    stages.save_run_state(ctx, plan, work.fingerprints)
-    summary = summarise(ctx, tables, reports, ingested.problems + contracts.problems, plan)
-    summary.update(data_docs=contracts.data_docs, cohorts_recomputed=stale, cohorts_reused=kept)
-    create_markdown_artifact(markdown=summary["markdown"], key="capacitar-run-summary",
-                             description=f"capacitar run {ctx.run_id}")
-    create_table_artifact(key="capacitar-change", table=json_safe(change_view(tables["change"])),
-                          description="Change per cohort, scale and wave pair "
-                                      "(effect sizes positive = improvement)")
-    return summary
+    return fresh, work
 
 
 def no_new_data(ctx: stages.Context, plan) -> dict:

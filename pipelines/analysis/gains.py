@@ -38,16 +38,19 @@ def normalized_change(pre, post) -> np.ndarray:
 
     c = (post - pre) / (100 - pre) when post > pre; (post - pre) / pre when
     post < pre; 0 when equal; NaN (the person is dropped) when pre = post = 0
-    or pre = post = 100. Unlike Hake's g, c is defined at pre = 100.
+    or pre = post = 100. Unlike Hake's g, c is defined at pre = 100. A score
+    outside 0-100 (linear equating can produce one) gives NaN: c is not
+    defined there.
 
     Examples
     --------
-    >>> normalized_change([50, 100, 80, 60, 100], [75, 90, 60, 60, 100]).tolist()
-    [0.5, -0.1, -0.25, 0.0, nan]
+    >>> normalized_change([50, 100, 80, 60, 100, 100], [75, 90, 60, 60, 100, 104]).tolist()
+    [0.5, -0.1, -0.25, 0.0, nan, nan]
     """
     pre, post = np.asarray(pre, dtype=float), np.asarray(post, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         c = np.where(post > pre, (post - pre) / (100 - pre),
                      np.where(post < pre, (post - pre) / pre, 0.0))
     dropped = (pre == post) & ((pre == 0) | (pre == 100))
-    return np.where(dropped, np.nan, c)
+    outside = (pre < 0) | (pre > 100) | (post < 0) | (post > 100)
+    return np.where(dropped | outside, np.nan, c)
