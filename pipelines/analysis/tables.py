@@ -19,6 +19,7 @@ from pipelines.analysis.items import distractors, knowledge_items, likert_items
 from pipelines.analysis.models import (
     FEW_COHORTS, cohort_fixed_model, d_z_variance, random_cohort_model, random_effects_meta,
 )
+from pipelines.analysis.batched import level_groups, reliability_many
 from pipelines.analysis.reliability import DEFAULT_BOOT, scale_reliability
 from pipelines.analysis.scoring import KNOWLEDGE_SCALES, correct_matrix, reverse_keyed
 
@@ -111,6 +112,7 @@ def knowledge_form_groups(frame: pd.DataFrame, inst: Instrument):
 def reliability_table(
     valid: dict[str, pd.DataFrame], instruments: dict[str, Instrument],
     n_boot: int = DEFAULT_BOOT, seed: int = 20261122, scope: str = "all",
+    batched: bool = True,
 ) -> pd.DataFrame:
     """Reliability per cohort x wave x instrument x scale (x form), plus pooled rows.
 
@@ -119,30 +121,57 @@ def reliability_table(
     tests: KR-20 per form on ``percent_correct`` and over all forms on the anchor
     items. ``sem`` is in the units of the scale's score. ``scope``: "all",
     "cohorts" (no pooled rows) or "pooled" (only them).
+
+    ``batched`` (default) computes every group at once with
+    :func:`pipelines.analysis.batched.reliability_many`; ``batched=False`` runs
+    the reference :func:`scale_reliability` group by group (same table, see
+    tests/test_reliability_batched.py for the agreement).
     """
-    rows = []
+    jobs = []  # (keys, respondents x items matrix, subscale, omega_h groups)
     for inst_id, frame in valid.items():
         inst = instruments[inst_id]
         if frame.empty:
             continue
         if inst.kind == "scale":
-            keyed = with_keys(frame, reverse_keyed(frame, inst))
-            for (cohort, wave), grp in with_pooled(keyed, scope):
+            keyed = at_levels(with_keys(frame, reverse_keyed(frame, inst)), scope)
+            values = keyed[inst.item_ids].to_numpy(dtype=float)
+            columns = {item: j for j, item in enumerate(inst.item_ids)}
+            for (cohort, wave), rows in level_groups(keyed):
                 for sub in inst.subscales:
                     keys = dict(cohort=cohort, wave=wave, instrument=inst_id, scale=sub.id, form="")
-                    rows.append(_reliability_row(keys, grp[sub.items], n_boot, seed, sub,
-                                                 subscale_groups(inst, sub)))
+                    cols = [columns[i] for i in sub.items]
+                    jobs.append((keys, values[np.ix_(rows, cols)], sub,
+                                 subscale_groups(inst, sub)))
             continue
-        for (cohort, wave), grp in with_pooled(frame, scope):
+        # Correctness is row by row: score the whole frame once, then split.
+        correct = correct_matrix(frame, inst)
+        levels = at_levels(pd.concat([frame[["cohort", "wave"]], correct], axis=1), scope)
+        values = levels[inst.item_ids].to_numpy(dtype=float)
+        columns = {item: j for j, item in enumerate(inst.item_ids)}
+        forms = at_levels(frame[["cohort", "form"]], scope)["form"].astype(str).to_numpy()
+        for (cohort, wave), rows in level_groups(levels):
             keys = dict(cohort=cohort, wave=wave, instrument=inst_id)
-            for form, correct, _ in knowledge_form_groups(grp, inst):
-                rows.append(_reliability_row({**keys, "scale": "percent_correct",
-                                              "form": form.id}, correct, n_boot, seed))
+            for form in inst.forms:
+                on_form = rows[forms[rows] == form.id]
+                if on_form.size:
+                    jobs.append(({**keys, "scale": "percent_correct", "form": form.id},
+                                 values[np.ix_(on_form, [columns[i] for i in form.items])],
+                                 None, None))
             if inst.anchor_items:
-                anchors = correct_matrix(grp, inst)[inst.anchor_items]
-                rows.append(_reliability_row({**keys, "scale": "anchor_percent_correct",
-                                              "form": ""}, anchors, n_boot, seed))
-    return pd.DataFrame(rows, columns=RELIABILITY_COLUMNS)
+                jobs.append(({**keys, "scale": "anchor_percent_correct", "form": ""},
+                             values[np.ix_(rows, [columns[i] for i in inst.anchor_items])],
+                             None, None))
+    if batched:
+        figures = reliability_many([m for _, m, _, _ in jobs], [g for *_, g in jobs],
+                                   n_boot=n_boot, seed=seed)
+    else:
+        figures = [scale_reliability(m, groups=g, n_boot=n_boot, seed=seed)
+                   for _, m, _, g in jobs]
+    rows_out = []
+    for (keys, _, sub, _), stats_ in zip(jobs, figures):
+        stats_["sem"] *= _score_units(sub, stats_["k"])  # SEM in the units of the score
+        rows_out.append({**keys, **stats_})
+    return pd.DataFrame(rows_out, columns=RELIABILITY_COLUMNS)
 
 
 def _likert_frequencies(keys: dict, raw: pd.DataFrame, inst: Instrument) -> list[dict]:

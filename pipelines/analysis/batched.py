@@ -1,0 +1,491 @@
+"""Every reliability figure of many scales at once (the table of a national program).
+
+:func:`scale_reliability` (one respondents x items matrix) stays the reference:
+it follows R psych step by step and is tested against psych's printed values.
+:func:`reliability_many` returns exactly its dicts for a list of matrices but
+computes them together:
+
+* groups with the same number of complete rows n and items k are stacked in an
+  (groups x n x k) array, so alpha, std alpha, G6, KR-20/21, SEM, Feldt's CI,
+  the flags and the moments are a few numpy reductions per (n, k) bucket;
+* the bootstrap: :func:`~pipelines.analysis.reliability.resampling_weights`
+  depends only on (n, B, seed), so every group with n complete rows uses the
+  same weights, drawn once per n (in cache-sized blocks of resamples: the same
+  stream, bit-identical weights) and applied to all those groups in one
+  matrix product per block. The draws, hence the percentile bounds, are the
+  reference's (equal up to floating-point summation order);
+* omega total (one-factor minres): Newton's method on the loadings for all
+  groups with k items at once, the stationary point of the off-diagonal least
+  squares (ULS) criterion, which is the minimum minres reaches over the
+  uniquenesses when it is interior; checked (interior uniquenesses, loadings
+  the top eigenvector of the reduced matrix, converged gradient), else the
+  group falls back to the reference :func:`~pipelines.analysis.factor.omega_total`;
+* omega hierarchical: Newton on the uniquenesses of the ``nf``-factor minres
+  (profile criterion: sum of squared eigenvalues beyond ``nf`` of R - diag(psi),
+  analytic gradient and Hessian), the reference's oblimin (gradient projection,
+  same line search) run in lockstep over groups, and the one-factor step on Phi
+  as above; any group that does not converge, hits a bound or needs psych's
+  special two-factor rule falls back to
+  :func:`~pipelines.analysis.factor.omega_hierarchical`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+from scipy import stats
+
+from pipelines.analysis import factor
+from pipelines.analysis.reliability import (
+    ALPHA_FLOOR, DEFAULT_BOOT, DEFAULT_SEED, MIN_N, MISSING_RULE, _alpha_from_moments,
+    complete_matrix, scale_reliability, squared_multiple_correlations,
+)
+
+BLOCK = 64  # resamples per block: a block of weights stays in cache
+NEWTON_TOL = 1e-12
+
+
+def smc_many(r: np.ndarray) -> np.ndarray:
+    """:func:`squared_multiple_correlations` of stacked correlation matrices (g x k x k)."""
+    out = np.empty(r.shape[:2])
+    if len(r) == 0:
+        return out
+    good = np.linalg.cond(r) < 1e12
+    if good.any():
+        out[good] = 1 - 1 / np.diagonal(np.linalg.inv(r[good]), axis1=1, axis2=2)
+    for i in np.flatnonzero(~good):
+        out[i] = squared_multiple_correlations(r[i])
+    return out
+
+
+# ---- bootstrap ---------------------------------------------------------------
+
+def weight_blocks(n: int, n_boot: int, seed: int = DEFAULT_SEED, block: int = BLOCK):
+    """The rows of ``resampling_weights(n, n_boot, seed)``, ``block`` at a time.
+
+    Same generator, same draws in the same order: concatenated, the blocks equal
+    the reference matrix exactly (tested), without holding n_boot x n floats.
+    """
+    rng = np.random.default_rng(seed)
+    offsets = (np.arange(block, dtype=np.int64) * n)[:, None]
+    for start in range(0, n_boot, block):
+        m = min(block, n_boot - start)
+        drawn = rng.integers(0, n, size=(m, n), dtype=np.int64)
+        drawn += offsets[:m]
+        yield np.bincount(drawn.ravel(), minlength=m * n).reshape(m, n).astype(float)
+
+
+def bootstrap_alphas_many(xs: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
+    """(groups x n_boot) bootstrap alphas of stacked groups xs (groups x n x k).
+
+    All groups share n, hence the reference's weights; each block of weights
+    multiplies every group's [X, sum_j X^2, T, T^2] at once.
+    """
+    g, n, k = xs.shape
+    total = xs.sum(axis=2)
+    data = np.concatenate([xs, (xs**2).sum(axis=2, keepdims=True), total[..., None],
+                           (total**2)[..., None]], axis=2)          # g x n x (k+3)
+    flat = data.transpose(1, 0, 2).reshape(n, g * (k + 3))
+    scale = 1e-12 * np.maximum(1.0, np.abs(total).max(axis=1) ** 2)
+    out = np.empty((g, n_boot))
+    start = 0
+    for weights in weight_blocks(n, n_boot, seed):
+        sums = (weights @ flat).reshape(len(weights), g, k + 3)
+        first = sums[..., :k]
+        item_var = (sums[..., k] - (first**2).sum(axis=2) / n) / (n - 1)
+        total_var = (sums[..., k + 2] - sums[..., k + 1] ** 2 / n) / (n - 1)
+        total_var = np.where(total_var > scale, total_var, 0.0)
+        out[:, start:start + len(weights)] = _alpha_from_moments(item_var, total_var, k).T
+        start += len(weights)
+    return out
+
+
+def _percentile_ci(alphas: np.ndarray, n_boot: int, level: float) -> tuple[np.ndarray, ...]:
+    tail = 100 * (1 - level) / 2
+    low, high = np.full(len(alphas), np.nan), np.full(len(alphas), np.nan)
+    finite = np.isfinite(alphas)
+    whole = finite.all(axis=1)
+    if whole.any():
+        low[whole], high[whole] = np.percentile(alphas[whole], [tail, 100 - tail], axis=1)
+    for i in np.flatnonzero(~whole):  # as the reference: drop non-finite resamples
+        kept = alphas[i][finite[i]]
+        if kept.size >= 0.9 * n_boot:
+            low[i], high[i] = np.percentile(kept, [tail, 100 - tail])
+    return low, high
+
+
+# ---- one-factor minres (omega total) ------------------------------------------
+
+def one_factor_uls(r: np.ndarray, max_iter: int = 60) -> tuple[np.ndarray, np.ndarray]:
+    """Loadings minimising the squared off-diagonal residuals, for stacked R (g x k x k).
+
+    Newton's method from the first principal-axis step (diagonal = smc), step
+    halved while the criterion rises. Returns (loadings, ok): ``ok`` is False
+    where it did not converge, a uniqueness is at or below psych's bound 0.005,
+    or the loadings are not the top eigenvector of the reduced matrix (not the
+    solution minres finds); those groups need the reference.
+    """
+    g, k, _ = r.shape
+    off = r.copy()
+    off[:, np.arange(k), np.arange(k)] = 0.0
+    smc = smc_many(r)
+    reduced = off.copy()
+    reduced[:, np.arange(k), np.arange(k)] = np.clip(smc, 1 - factor.PSI_BOUNDS[1],
+                                                     1 - factor.PSI_BOUNDS[0])
+    values, vectors = np.linalg.eigh(reduced)
+    lam = vectors[:, :, -1] * np.sqrt(np.maximum(values[:, -1:], 1e-6))
+
+    def criterion(o, l_):
+        res = o - l_[:, :, None] * l_[:, None, :]
+        res[:, np.arange(k), np.arange(k)] = 0.0
+        return (res**2).sum(axis=(1, 2))
+
+    f = criterion(off, lam)
+    eye = np.eye(k, dtype=bool)
+    done = np.zeros(g, bool)
+    for _ in range(max_iter):
+        active = ~done
+        if not active.any():
+            break
+        lo, ro = lam[active], off[active]
+        ss = (lo**2).sum(axis=1, keepdims=True) - lo**2
+        grad = -4 * ((ro @ lo[..., None])[..., 0] - lo * ss)
+        hess = -4 * (ro - 2 * lo[:, :, None] * lo[:, None, :])
+        hess[:, eye] = 4 * ss
+        try:
+            step = np.linalg.solve(hess, grad[..., None])[..., 0]
+        except np.linalg.LinAlgError:
+            step = np.full_like(lo, np.nan)
+        fa = f[active]
+        new, fn = lo - step, np.full(len(lo), np.inf)
+        shrink = np.ones(len(lo))
+        for _ in range(30):
+            fn_try = criterion(ro, new)
+            better = fn_try <= fa * (1 + 1e-15) + 1e-300
+            fn = np.where(better, fn_try, fn)
+            if better.all():
+                break
+            shrink = np.where(better, shrink, shrink / 2)
+            new = np.where(better[:, None], new, lo - shrink[:, None] * step)
+        fn = np.where(np.isfinite(fn), fn, fa)
+        new = np.where(np.isfinite(fn)[:, None] & np.isfinite(new), new, lo)
+        conv = np.abs(grad).max(axis=1) < NEWTON_TOL
+        moved = np.abs(new - lo).max(axis=1)
+        lam[active], f[active] = new, fn
+        idx = np.flatnonzero(active)
+        done[idx[conv | (moved < 1e-15)]] = True
+    ss = (lam**2).sum(axis=1, keepdims=True) - lam**2
+    grad = -4 * ((off @ lam[..., None])[..., 0] - lam * ss)
+    top = np.linalg.eigvalsh(off + np.einsum("gi,ij->gij", lam**2, np.eye(k)))[:, -1]
+    norm2 = (lam**2).sum(axis=1)
+    ok = (np.abs(grad).max(axis=1) < 1e-9) & np.isfinite(lam).all(axis=1)
+    ok &= (1 - lam**2 > factor.PSI_BOUNDS[0] + 1e-6).all(axis=1)
+    ok &= np.abs(top - norm2) <= 1e-9 * np.maximum(1.0, norm2)
+    return lam * np.where(lam.sum(axis=1, keepdims=True) < 0, -1, 1), ok
+
+
+def omega_total_many(xs: list[np.ndarray]) -> list[tuple[float, list[str]]]:
+    """:func:`factor.omega_total` of each matrix (people x items), batched by k."""
+    out: list = [None] * len(xs)
+    by_k = defaultdict(list)
+    for i, x in enumerate(xs):
+        r = factor._correlation_or_none(x)
+        if r is None:
+            out[i] = (float("nan"), ["omega_not_estimable"])
+        else:
+            by_k[x.shape[1]].append((i, r))
+    for _, members in by_k.items():
+        r = np.stack([m[1] for m in members])
+        lam, ok = one_factor_uls(r)
+        total = r.sum(axis=(1, 2))
+        omega = (total - (1 - lam**2).sum(axis=1)) / total
+        for (i, _), value, good in zip(members, omega, ok):
+            out[i] = (float(value), []) if good else factor.omega_total(xs[i])
+    return out
+
+
+# ---- nf-factor minres and Schmid-Leiman (omega hierarchical) -------------------
+
+def minres_many(r: np.ndarray, nf: int, max_iter: int = 50) -> tuple[np.ndarray, np.ndarray]:
+    """Unrotated minres loadings (g x k x nf) of stacked R, as :func:`factor.minres`.
+
+    Newton on psi for the profile criterion sum_{a > nf} lambda_a(R - diag psi)^2
+    (gradient -2 diag(E), E the part of R - diag psi beyond nf factors; Hessian
+    from the divided differences of the eigenvalues). Its interior minimum is
+    the minimum of the reference's off-diagonal criterion. Returns (loadings, ok).
+    """
+    g, k, _ = r.shape
+    idx = np.arange(k)
+    psi = np.clip(1 - smc_many(r), *factor.PSI_BOUNDS)
+    done = np.zeros(g, bool)
+    grad_max = np.full(g, np.inf)
+
+    def decompose(p, rr):
+        a = rr.copy()
+        a[:, idx, idx] = 1 - p
+        return np.linalg.eigh(a)  # ascending: the nf factors are the last nf
+
+    for _ in range(max_iter):
+        act = np.flatnonzero(~done)
+        if act.size == 0:
+            break
+        p, rr = psi[act], r[act]
+        values, vectors = decompose(p, rr)
+        rest = values[:, :k - nf]
+        e_diag = np.einsum("gia,ga->gi", vectors[:, :, :k - nf] ** 2, rest)
+        grad = -2 * e_diag
+        grad_max[act] = np.abs(grad).max(axis=1)
+        conv = grad_max[act] < NEWTON_TOL
+        done[act[conv]] = True
+        keep = ~conv
+        if not keep.any():
+            break
+        act, p, values, vectors, grad = act[keep], p[keep], values[keep], vectors[keep], grad[keep]
+        bottom = np.arange(k) < k - nf
+        la, lb = values[:, :, None], values[:, None, :]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            d = np.where(bottom[:, None] & bottom[None, :], 1.0, 0.0) * np.ones_like(la * lb)
+            cross = bottom[:, None] & ~bottom[None, :]
+            d = np.where(cross, la / (la - lb), d)
+            d = np.where(cross.T, lb / (lb - la), d)
+        kr = np.einsum("gia,gib->giab", vectors, vectors).reshape(len(act), k, k * k)
+        hess = 2 * (kr * d.reshape(len(act), 1, k * k)) @ kr.transpose(0, 2, 1)
+        try:
+            step = np.linalg.solve(hess, grad[..., None])[..., 0]
+        except np.linalg.LinAlgError:
+            step = np.full_like(p, np.nan)
+        new = np.clip(p - step, *factor.PSI_BOUNDS)
+        bad = ~np.isfinite(new).all(axis=1)
+        new[bad] = p[bad]
+        done[act[bad]] = True
+        psi[act] = new
+    values, vectors = decompose(psi, r)
+    e_diag = np.einsum("gia,ga->gi", vectors[:, :, :k - nf] ** 2, values[:, :k - nf])
+    ok = (np.abs(e_diag).max(axis=1) < 1e-9) & (values[:, k - nf] > 1e-6)
+    ok &= ((psi > factor.PSI_BOUNDS[0] + 1e-6) & (psi < factor.PSI_BOUNDS[1] - 1e-9)).all(axis=1)
+    if nf < k:
+        ok &= values[:, k - nf] - values[:, k - nf - 1] > 1e-8
+    loadings = vectors[:, :, ::-1][:, :, :nf] * np.sqrt(
+        np.maximum(values[:, ::-1][:, :nf], 100 * np.finfo(float).eps))[:, None, :]
+    loadings = loadings * np.where(loadings.sum(axis=1, keepdims=True) < 0, -1, 1)
+    return loadings, ok
+
+
+def _oblimin_criterion(loadings: np.ndarray):
+    nf = loadings.shape[2]
+    cross = (loadings**2) @ (1 - np.eye(nf))
+    return (loadings**2 * cross).sum(axis=(1, 2)) / 4, loadings * cross
+
+
+def oblimin_many(a: np.ndarray, eps: float = 1e-5, max_iter: int = 1000):
+    """:func:`factor.oblimin` (GPFoblq from the identity) of stacked loadings, in lockstep."""
+    g, _, nf = a.shape
+    t = np.broadcast_to(np.eye(nf), (g, nf, nf)).copy()
+    loadings = a @ np.linalg.inv(t).transpose(0, 2, 1)
+    f, gq = _oblimin_criterion(loadings)
+    grad = -(loadings.transpose(0, 2, 1) @ gq @ np.linalg.inv(t)).transpose(0, 2, 1)
+    step = np.ones(g)
+    converged = np.zeros(g, bool)
+    for _ in range(max_iter + 1):
+        gp = grad - t * (t * grad).sum(axis=1, keepdims=True)
+        norm2 = (gp**2).sum(axis=(1, 2))
+        converged |= np.sqrt(norm2) < eps
+        act = np.flatnonzero(~converged)
+        if act.size == 0:
+            break
+        st = step[act] * 2
+        ta, gpa, fa, aa = t[act], gp[act], f[act], a[act]
+        searching = np.ones(act.size, bool)
+        t_new, f_new = ta.copy(), fa.copy()
+        l_new, gq_new = loadings[act].copy(), gq[act].copy()
+        for _ in range(11):
+            s = np.flatnonzero(searching)
+            if s.size == 0:
+                break
+            x = ta[s] - st[s, None, None] * gpa[s]
+            tn = x / np.sqrt((x**2).sum(axis=1, keepdims=True))
+            ln = aa[s] @ np.linalg.inv(tn).transpose(0, 2, 1)
+            fn, gqn = _oblimin_criterion(ln)
+            t_new[s], f_new[s], l_new[s], gq_new[s] = tn, fn, ln, gqn
+            accept = fa[s] - fn > 0.5 * norm2[act][s] * st[s]
+            st[s[~accept]] /= 2
+            searching[s[accept]] = False
+        step[act] = st
+        t[act], f[act], loadings[act], gq[act] = t_new, f_new, l_new, gq_new
+        grad[act] = -(l_new.transpose(0, 2, 1) @ gq_new
+                      @ np.linalg.inv(t_new)).transpose(0, 2, 1)
+    return loadings, t.transpose(0, 2, 1) @ t, converged
+
+
+def omega_h_many(xs: list[np.ndarray], groups: list[list[list[int]]]
+                 ) -> list[tuple[float, list[str]]]:
+    """:func:`factor.omega_hierarchical` of each matrix, batched by (k, number of groups)."""
+    out: list = [None] * len(xs)
+    buckets = defaultdict(list)
+    for i, (x, grp) in enumerate(zip(xs, groups)):
+        nf = len(grp)
+        r = factor._correlation_or_none(x)
+        if r is None or nf < 2 or x.shape[1] < 2 * nf:
+            out[i] = (float("nan"), ["omega_h_not_estimable"])
+        elif nf == 2:
+            out[i] = factor.omega_hierarchical(x, grp)  # psych's two-factor rule
+        else:
+            buckets[(x.shape[1], nf)].append((i, r))
+    for (_, nf), members in buckets.items():
+        r = np.stack([m[1] for m in members])
+        unrotated, ok = minres_many(r, nf)
+        pattern, phi, converged = oblimin_many(unrotated)
+        gload, ok_phi = one_factor_uls(phi)
+        general = (pattern @ gload[..., None])[..., 0]
+        omega = general.sum(axis=1) ** 2 / r.sum(axis=(1, 2))
+        for j, (i, _) in enumerate(members):
+            if ok[j] and ok_phi[j] and np.isfinite(omega[j]):
+                out[i] = (float(omega[j]), [] if converged[j] else ["rotation_not_converged"])
+            else:
+                out[i] = factor.omega_hierarchical(xs[i], groups[i])
+    return out
+
+
+# ---- every figure ---------------------------------------------------------------
+
+def _stack_stats(xs: np.ndarray, level: float) -> dict[str, np.ndarray]:
+    """Closed-form figures of stacked groups (g x n x k, n >= 2, k >= 2)."""
+    g, n, k = xs.shape
+    total = xs.sum(axis=2)
+    item_var = xs.var(axis=1, ddof=1)
+    total_var = total.var(axis=1, ddof=1)
+    alpha = _alpha_from_moments(item_var.sum(axis=1), total_var, k)
+    sd = xs.std(axis=1, ddof=1)
+    constant = (sd == 0).any(axis=1)
+    centred = xs - xs.mean(axis=1, keepdims=True)
+    cov = centred.transpose(0, 2, 1) @ centred / (n - 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = cov / (sd[:, :, None] * sd[:, None, :])
+    r[:, np.arange(k), np.arange(k)] = 1.0
+    rsum = r.sum(axis=(1, 2))
+    usable = ~constant & (rsum > 0)
+    std_alpha = np.where(usable, k / (k - 1) * (1 - k / np.where(usable, rsum, 1)), np.nan)
+    lambda6 = np.full(g, np.nan)
+    lambda6[usable] = 1 - (k - smc_many(r[usable]).sum(axis=1)) / rsum[usable]
+    dich = ((xs == 0) | (xs == 1)).all(axis=(1, 2))
+    p = xs.mean(axis=1)
+    pop_var = total.var(axis=1, ddof=0)
+    kr20 = np.where(dich, _alpha_from_moments((p * (1 - p)).sum(axis=1), pop_var, k), np.nan)
+    mean = total.mean(axis=1)
+    kr21 = np.where(dich, _alpha_from_moments(mean * (k - mean) / k, pop_var, k), np.nan)
+    sd_total = total.std(axis=1, ddof=1)
+    valid = np.isfinite(alpha) & (alpha >= 0) & (alpha <= 1)
+    sem = np.where(valid, np.round(sd_total * np.sqrt(np.where(valid, 1 - alpha, 0)), 12), np.nan)
+    df1, df2 = n - 1, (n - 1) * (k - 1)
+    tail = (1 - level) / 2
+    upper, lower = stats.f.ppf(1 - tail, df1, df2), stats.f.ppf(tail, df1, df2)
+    finite = np.isfinite(alpha)
+    low = np.where(finite, 1 - (1 - alpha) * upper, np.nan)
+    high = np.where(finite, 1 - (1 - alpha) * lower, np.nan)
+    avg_cov = (cov.sum(axis=(1, 2)) - np.trace(cov, axis1=1, axis2=2)) / (k * (k - 1))
+    return dict(alpha=alpha, low=low, high=high, std_alpha=std_alpha, lambda6=lambda6,
+                kr20=kr20, kr21=kr21, sem=sem, mean_total=mean, sd_total=sd_total,
+                constant=constant, negative_cov=avg_cov < 0, zero_total=total_var == 0)
+
+
+def reliability_many(
+    matrices: list[np.ndarray], groups: list[list[list[int]] | None] | None = None, *,
+    level: float = 0.95, n_boot: int = DEFAULT_BOOT, seed: int = DEFAULT_SEED,
+) -> list[dict]:
+    """``[scale_reliability(m, groups=g, ...) for m, g in zip(matrices, groups)]``, batched.
+
+    Same keys and values (up to floating-point summation order; omega to the
+    solvers' tolerance, see the module docstring).
+    """
+    groups = list(groups) if groups is not None else [None] * len(matrices)
+    out: list = [None] * len(matrices)
+    xs, dropped, skip_h = {}, {}, set()
+    buckets = defaultdict(list)
+    for i, items in enumerate(matrices):
+        frame = np.asarray(items, dtype=float)
+        answered = (~np.isnan(frame).all(axis=0) if frame.shape[0]
+                    else np.ones(frame.shape[1], bool))
+        x = complete_matrix(frame[:, answered])
+        n, k = x.shape
+        if n < 2 or k < 2:  # degenerate: the reference is quick
+            out[i] = scale_reliability(frame, groups=groups[i], level=level, n_boot=n_boot,
+                                       seed=seed)
+            continue
+        xs[i], dropped[i] = x, int((~answered).sum())
+        if not answered.all():
+            skip_h.add(i)  # as the reference: no omega_h once an item is left out
+        buckets[(n, k)].append(i)
+    figures = {}
+    boot = {}
+    by_n = defaultdict(list)
+    for (n, k), members in buckets.items():
+        stacked = np.stack([xs[i] for i in members])
+        st = _stack_stats(stacked, level)
+        for j, i in enumerate(members):
+            figures[i] = {key: value[j] for key, value in st.items()}
+        if n >= MIN_N:
+            by_n[n].append((k, members, stacked))
+    for n, parts in by_n.items():
+        for k, members, stacked in parts:
+            alphas = bootstrap_alphas_many(stacked, n_boot, seed)
+            low, high = _percentile_ci(alphas, n_boot, level)
+            for j, i in enumerate(members):
+                boot[i] = (float(low[j]), float(high[j]))
+    order = list(xs)
+    omega_t = dict(zip(order, omega_total_many([xs[i] for i in order])))
+    wants_h = [i for i in order if groups[i] is not None and i not in skip_h]
+    omega_h = dict(zip(wants_h, omega_h_many([xs[i] for i in wants_h],
+                                             [groups[i] for i in wants_h])))
+    for i in order:
+        x, fig = xs[i], figures[i]
+        n, k = x.shape
+        alpha = float(fig["alpha"])
+        boot_low, boot_high = boot.get(i, (float("nan"), float("nan")))
+        flags = []
+        if dropped[i]:
+            flags.append("item_never_answered")
+        if n < k:
+            flags.append("n_below_k")
+        if n < MIN_N:
+            flags.append("n_below_10")
+        if fig["constant"]:
+            flags.append("constant_item")
+        if fig["negative_cov"]:
+            flags.append("negative_average_covariance")
+        if fig["zero_total"]:
+            flags.append("zero_total_variance")
+        if np.isfinite(alpha) and alpha < ALPHA_FLOOR:
+            flags.append("alpha_below_0.70")
+        value_t, omega_flags = omega_t[i]
+        omega_flags = list(omega_flags)
+        value_h = float("nan")
+        if i in omega_h:
+            value_h, more = omega_h[i]
+            omega_flags += more
+        out[i] = {
+            "n": n, "k": k, "alpha": alpha,
+            "alpha_ci_low": float(fig["low"]), "alpha_ci_high": float(fig["high"]),
+            "alpha_ci_method": "feldt",
+            "alpha_boot_low": boot_low, "alpha_boot_high": boot_high,
+            "n_boot": n_boot if np.isfinite(boot_low) else 0,
+            "std_alpha": float(fig["std_alpha"]), "lambda6": float(fig["lambda6"]),
+            "kr20": float(fig["kr20"]), "kr21": float(fig["kr21"]),
+            "omega_total": value_t, "omega_h": value_h, "sem": float(fig["sem"]),
+            "mean_total": float(fig["mean_total"]), "sd_total": float(fig["sd_total"]),
+            "missing_rule": MISSING_RULE,
+            "flags": ";".join(dict.fromkeys(flags + omega_flags)),
+        }
+    return out
+
+
+def level_groups(levels) -> list[tuple[tuple, np.ndarray]]:
+    """((cohort, wave), row positions) of ``levels`` as ``groupby(["cohort", "wave"])``
+    iterates them: sorted keys, rows in their original order."""
+    grouped = levels.groupby(["cohort", "wave"], sort=True)
+    codes = grouped.ngroup().to_numpy()
+    keys = list(grouped.size().index)
+    kept = np.flatnonzero(codes >= 0)
+    order = kept[np.argsort(codes[kept], kind="stable")]
+    bounds = np.cumsum(np.bincount(codes[kept], minlength=len(keys)))[:-1]
+    return list(zip(keys, np.split(order, bounds)))
