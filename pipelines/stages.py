@@ -33,7 +33,7 @@ from pipelines.incremental import (
     ANALYSIS_VERSION, Plan, cohort_fingerprints, instruments_digest, plan_run, run_fingerprint,
     save_state, stale_cohorts,
 )
-from pipelines.export import atomic_write, write_folder, write_json, write_table
+from pipelines.export import atomic_write, write_folder, write_json, write_tables
 from pipelines.schema import load_schema, value_sets
 from pipelines.warehouse import update_warehouse
 from pipelines.wide import scores_wide, scores_wide_spec
@@ -381,8 +381,7 @@ def export(ctx: Context, tables: dict[str, pd.DataFrame]) -> list[Path]:
     check_documented(files, specs)
 
     def fill(staging: Path) -> list[Path]:
-        return [p for name, frame in files.items()
-                for p in write_table(frame, specs[name], sets, lang, staging, name)]
+        return write_tables(files, specs, sets, lang, staging)
 
     written = write_folder(out / "tables", fill)
     book = codebook(specs, files, sets, ctx.instruments, ctx.config, lang)

@@ -156,3 +156,35 @@ def test_schema_file_loads_with_both_languages_everywhere():
     for name, table in schema.tables.items():
         for column, spec in table.columns.items():
             assert spec.label.es and spec.label.en, f"{name}.{column}"
+
+
+def test_worker_processes_write_the_same_labelled_files(program, monkeypatch, tmp_path):
+    """Big programs write .sav/.dta in two worker processes: same files as in-process."""
+    import pipelines.export as export
+
+    run_stages(program)
+    inline = program / "outputs" / "tables"
+    kept = tmp_path / "inline"
+    shutil.copytree(inline, kept)
+    monkeypatch.setattr(export, "PARALLEL_ROWS", 0)
+    run_stages(program)
+    for name in ("scores", "change", "reliability", "items"):
+        for suffix, reader in ((".sav", pyreadstat.read_sav), (".dta", pyreadstat.read_dta)):
+            a, meta_a = reader(str(kept / f"{name}{suffix}"))
+            b, meta_b = reader(str(inline / f"{name}{suffix}"))
+            pd.testing.assert_frame_equal(a, b)
+            assert meta_a.variable_value_labels == meta_b.variable_value_labels
+    assert not list(inline.glob(".labelled-job-*"))  # job files cleaned up
+
+
+def test_a_failing_worker_is_an_error_not_a_silent_gap(program, monkeypatch):
+    import pipelines.export as export
+
+    monkeypatch.setattr(export, "PARALLEL_ROWS", 0)
+    monkeypatch.setattr(export, "write_labelled", lambda *a: None)  # parent side unaffected
+    monkeypatch.setenv("PYTHONPATH", "/nonexistent")  # still finds pipelines (root added)
+    run_stages(program)  # workers import pipelines from the checkout: succeeds
+    table_dir = program / "outputs" / "tables"
+    assert (table_dir / "scores.sav").exists()
+    with pytest.raises(RuntimeError, match="SPSS/Stata"):
+        export.run_workers([[("not a frame", None, {}, "es", table_dir / "x.sav")]], table_dir)
