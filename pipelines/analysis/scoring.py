@@ -71,7 +71,8 @@ def subscale_scores(keyed: pd.DataFrame, sub: Subscale) -> pd.DataFrame:
     else:
         score = items.sum(axis=1).where(answered == k)
     score = score.where(enough)
-    bands = score.map(lambda s: sub.band_of(s) if pd.notna(s) else None)
+    distinct = score.dropna().unique()  # scores repeat: look each one up once
+    bands = score.map(dict(zip(distinct, (sub.band_of(s) for s in distinct))))
     return pd.DataFrame({
         "scale": sub.id,
         "score": score.astype(float),
@@ -98,15 +99,23 @@ def correct_matrix(responses: pd.DataFrame, inst: Instrument) -> pd.DataFrame:
 
     A multi-select item is correct only when exactly the keyed options are chosen.
     """
-    correct = pd.DataFrame(np.nan, index=responses.index, columns=inst.item_ids)
+    correct = np.full((len(responses), len(inst.item_ids)), np.nan)
+    column = {item_id: j for j, item_id in enumerate(inst.item_ids)}
+    form_of_row = responses["form"].astype(str).to_numpy()
+    coded: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for form in inst.forms:
-        rows = responses["form"].astype(str).eq(form.id)
+        rows = form_of_row == form.id
+        if not rows.any():
+            continue
         for item_id in form.items:
             key = form.key[item_id]
             wanted = ";".join(sorted(str(k) for k in key)) if isinstance(key, list) else str(key)
-            answers = responses.loc[rows, item_id]
-            correct.loc[rows, item_id] = answers.eq(wanted).fillna(False).astype(float)
-    return correct
+            if item_id not in coded:  # each distinct answer compared once; missing: -1
+                coded[item_id] = pd.factorize(responses[item_id])
+            codes, distinct = coded[item_id]
+            same = np.array([answer == wanted for answer in distinct] + [False], dtype=bool)
+            correct[rows, column[item_id]] = same[codes[rows]]
+    return pd.DataFrame(correct, index=responses.index, columns=inst.item_ids)
 
 
 def score_knowledge(responses: pd.DataFrame, inst: Instrument,

@@ -15,7 +15,7 @@ import pandas as pd
 from instruments.model import Instrument, Subscale
 from pipelines.analysis.change import holm, matched_pairs, paired_change, reliable_change
 from pipelines.analysis.gains import hake_gain, individual_gains, normalized_change
-from pipelines.analysis.items import distractors, knowledge_items, likert_items
+from pipelines.analysis.items import knowledge_items_by_group, likert_items_by_group
 from pipelines.analysis.models import (
     FEW_COHORTS, cohort_fixed_model, d_z_variance, random_cohort_model, random_effects_meta,
 )
@@ -174,17 +174,40 @@ def reliability_table(
     return pd.DataFrame(rows_out, columns=RELIABILITY_COLUMNS)
 
 
-def _likert_frequencies(keys: dict, raw: pd.DataFrame, inst: Instrument) -> list[dict]:
-    rows = []
-    for item in raw.columns:
-        answered = raw[item].dropna().astype(float)
-        for option in inst.options_for(item):
-            chose = int((answered == float(option.code)).sum())
-            rows.append({**keys, "item": item, "option": str(option.code), "is_key": pd.NA,
-                         "n_answered": len(answered), "n_choosing": chose,
-                         "share": chose / len(answered) if len(answered) else np.nan,
-                         "point_biserial": np.nan})
-    return rows
+def _likert_frequencies(raw: pd.DataFrame, group: np.ndarray, n_groups: int,
+                        inst: Instrument) -> pd.DataFrame:
+    """Answers per code of every Likert item, every group at once (one count per code).
+
+    Rows: group-major, then item, then code, with a ``group`` column.
+    """
+    counts, answered, item_col, option_col = [], [], [], []
+    values = raw.astype(float).to_numpy()
+    for j, item in enumerate(raw.columns):
+        codes = [float(option.code) for option in inst.options_for(item)]
+        chosen = np.full(len(values), -1)  # which code each answer is (-1: none, NaN)
+        for o, code in enumerate(codes):
+            chosen[values[:, j] == code] = o
+        if len(set(codes)) < len(codes):  # a repeated code counts for each of its options
+            counts += [np.bincount(group, weights=values[:, j] == code, minlength=n_groups)
+                       for code in codes]
+        else:
+            hit = chosen >= 0
+            counts += list(np.bincount(group[hit] * len(codes) + chosen[hit],
+                                       minlength=n_groups * len(codes))
+                           .reshape(n_groups, len(codes)).T)
+        answered += [np.bincount(group[~np.isnan(values[:, j])], minlength=n_groups)] * len(codes)
+        item_col += [item] * len(codes)
+        option_col += [str(option.code) for option in inst.options_for(item)]
+    chose = np.column_stack(counts).reshape(-1).astype(np.int64)
+    n_answered = np.column_stack(answered).reshape(-1).astype(np.int64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(n_answered > 0, chose / n_answered, np.nan)
+    slots = np.tile(np.arange(len(item_col)), n_groups)
+    return pd.DataFrame({
+        "group": np.repeat(np.arange(n_groups), len(item_col)),
+        "item": pd.Index(item_col).take(slots), "option": pd.Index(option_col).take(slots),
+        "is_key": pd.NA, "n_answered": n_answered, "n_choosing": chose, "share": share,
+        "point_biserial": np.nan})
 
 
 def item_tables(
@@ -196,34 +219,74 @@ def item_tables(
     it) and the response frequencies of every code. Knowledge items: difficulty,
     corrected point-biserial, upper-lower index per form, and the distractor
     analysis. Both per cohort x wave and pooled (cohort ``ALL``).
+
+    Every cohort x wave group is analysed at once (``likert_items_by_group``,
+    ``knowledge_items_by_group``); the rows and their order are those of
+    :func:`with_pooled`'s groups run one by one through ``likert_items``,
+    ``distractors`` and ``knowledge_items``.
     """
     items, options = [], []
     for inst_id, frame in valid.items():
         inst = instruments[inst_id]
         if frame.empty:
             continue
-        if inst.kind == "scale":
-            keyed = with_keys(frame, reverse_keyed(frame, inst))
-            raw = with_keys(frame, frame[inst.item_ids])
-            for (cohort, wave), grp in with_pooled(keyed, scope):
-                keys = dict(cohort=cohort, wave=wave, instrument=inst_id)
-                for sub in inst.subscales:
-                    table = likert_items(grp[sub.items]).assign(**keys, scale=sub.id, form="")
-                    items.append(table)
-            for (cohort, wave), grp in with_pooled(raw, scope):
-                keys = dict(cohort=cohort, wave=wave, instrument=inst_id, form="")
-                options.append(pd.DataFrame(_likert_frequencies(keys, grp[inst.item_ids], inst)))
+        needed = ["cohort", "wave", *(["form"] if inst.kind != "scale" else []), *inst.item_ids]
+        leveled = at_levels(frame[needed], scope)
+        grouping = leveled.groupby(["cohort", "wave"], sort=True)
+        number = grouping.ngroup().to_numpy(dtype=float)
+        kept = ~np.isnan(number)  # rows without a cohort or wave are in no group
+        group = number[kept].astype(np.int64)
+        levels = grouping.size().index
+        n_groups = len(levels)
+        if not n_groups:
             continue
-        for (cohort, wave), grp in with_pooled(frame, scope):
-            keys = dict(cohort=cohort, wave=wave, instrument=inst_id)
-            for form, correct, answers in knowledge_form_groups(grp, inst):
-                codes = {i: [str(o.code) for o in inst.options_for(i)] for i in form.items}
-                key = {i: [str(c) for c in (k if isinstance(k, list) else [k])]
-                       for i, k in form.key.items()}
-                table = distractors(answers, correct, codes, key)
-                items.append(knowledge_items(correct, table).assign(
-                    **keys, scale="percent_correct", form=form.id))
-                options.append(table.assign(**keys, form=form.id, n_answered=len(answers)))
+        if not kept.all():
+            leveled = leveled[kept]
+
+        def keyed_rows(parts: list[pd.DataFrame], **keys) -> pd.DataFrame:
+            """``parts`` stacked group by group (stable), beside their group's keys."""
+            table = pd.concat(parts, ignore_index=True)
+            order = np.argsort(table["group"].to_numpy(), kind="stable")
+            table = table.take(order)
+            at = table["group"].to_numpy()
+            return pd.DataFrame({
+                **{name: table[name].array for name in table.columns if name != "group"},
+                "cohort": levels.get_level_values(0).take(at),
+                "wave": levels.get_level_values(1).take(at), "instrument": inst_id,
+                **{name: np.asarray(value)[order] if np.ndim(value) else value
+                   for name, value in keys.items()}})
+
+        if inst.kind == "scale":
+            keyed = reverse_keyed(leveled, inst)
+            parts = [likert_items_by_group(keyed[sub.items], group, n_groups)
+                     for sub in inst.subscales]
+            if parts:
+                scale = np.repeat([sub.id for sub in inst.subscales], [len(t) for t in parts])
+                items.append(keyed_rows(parts, scale=scale, form=""))
+            frequencies = _likert_frequencies(leveled[inst.item_ids], group, n_groups, inst)
+            options.append(keyed_rows([frequencies], form=""))
+            continue
+        correct = correct_matrix(leveled, inst).to_numpy()
+        form_of_row = leveled["form"].astype(str).to_numpy()
+        item_parts, option_parts = [], []
+        for form in inst.forms:
+            rows = form_of_row == form.id
+            if not rows.any():
+                continue
+            codes = {i: [str(o.code) for o in inst.options_for(i)] for i in form.items}
+            key = {i: [str(c) for c in (k if isinstance(k, list) else [k])]
+                   for i, k in form.key.items()}
+            columns = [inst.item_ids.index(i) for i in form.items]
+            table, choices = knowledge_items_by_group(
+                leveled.loc[rows, form.items], correct[np.ix_(rows, columns)], group[rows],
+                codes, key)
+            item_parts.append((form.id, table))
+            option_parts.append((form.id, choices))
+        for parts, out, keys in ((item_parts, items, {"scale": "percent_correct"}),
+                                 (option_parts, options, {})):
+            if parts:
+                form_ids = np.concatenate([np.repeat(f, len(t)) for f, t in parts])
+                out.append(keyed_rows([t for _, t in parts], **keys, form=form_ids))
     items_table = pd.concat(items, ignore_index=True) if items else pd.DataFrame()
     options_table = pd.concat(options, ignore_index=True) if options else pd.DataFrame()
     options_table = options_table.reindex(columns=OPTION_COLUMNS)
