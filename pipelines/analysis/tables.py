@@ -13,8 +13,10 @@ import numpy as np
 import pandas as pd
 
 from instruments.model import Instrument, Subscale
-from pipelines.analysis.change import holm, matched_pairs, paired_change, reliable_change
-from pipelines.analysis.gains import hake_gain, individual_gains, normalized_change
+from pipelines.analysis.change import (
+    holm_groups, improvement_sign, matched_pairs, paired_changes, reliable_change,
+)
+from pipelines.analysis.gains import individual_gains, normalized_change
 from pipelines.analysis.items import knowledge_items_by_group, likert_items_by_group
 from pipelines.analysis.models import (
     FEW_COHORTS, cohort_fixed_model, d_z_variance, random_cohort_model, random_effects_meta,
@@ -337,29 +339,49 @@ def rci_references(scores: pd.DataFrame, reliability: pd.DataFrame,
     return refs
 
 
-def _attrition(at_from: pd.Series, completers: set) -> dict:
-    """Baseline scores of people lost at the later wave vs completers."""
-    lost = at_from[~at_from.index.isin(list(completers))]
-    kept = at_from[at_from.index.isin(list(completers))]
-    out = {"n_from": len(at_from), "n_lost": len(lost), "attrition_diff": np.nan,
-           "attrition_d": np.nan}
-    if len(lost) and len(kept):
-        out["attrition_diff"] = float(lost.mean() - kept.mean())
-    if len(lost) > 1 and len(kept) > 1:
-        pooled_var = ((len(lost) - 1) * lost.var() + (len(kept) - 1) * kept.var()) / (
-            len(lost) + len(kept) - 2)
-        if pooled_var > 0:
-            out["attrition_d"] = out["attrition_diff"] / float(np.sqrt(pooled_var))
-    return out
+def _attrition(at_from: pd.DataFrame, matched: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Per group: baseline scores of people lost at the later wave vs completers.
+
+    ``at_from``: keys + participant + score at the from-wave; ``matched``: the
+    completers (people with both scores). Columns n_from, n_lost,
+    attrition_diff (lost minus kept mean) and attrition_d (pooled-SD d).
+    """
+    kept_ids = matched[keys + ["participant"]].assign(kept=True)
+    base = at_from.merge(kept_ids, on=keys + ["participant"], how="left")
+    base["kept"] = base["kept"].fillna(False).astype(bool)
+    stats_ = base.groupby(keys + ["kept"])["score"].agg(["size", "mean", "var"]).unstack("kept")
+    def part(stat: str, kept: bool) -> pd.Series:
+        column = (stat, kept)
+        values = stats_[column] if column in stats_.columns else pd.Series(np.nan, stats_.index)
+        return values.fillna(0) if stat == "size" else values
+    n_lost, n_kept = part("size", False), part("size", True)
+    diff = (part("mean", False) - part("mean", True)).where((n_lost > 0) & (n_kept > 0))
+    pooled_var = ((n_lost - 1) * part("var", False) + (n_kept - 1) * part("var", True)) / (
+        n_lost + n_kept - 2)
+    usable = (n_lost > 1) & (n_kept > 1) & (pooled_var > 0)
+    out = pd.DataFrame({"n_from": (n_lost + n_kept).astype("int64"),
+                        "n_lost": n_lost.astype("int64"), "attrition_diff": diff,
+                        "attrition_d": (diff / np.sqrt(pooled_var)).where(usable)})
+    return out.reset_index()
 
 
-def _knowledge_gains(pre: np.ndarray, post: np.ndarray) -> dict:
-    c = normalized_change(pre, post)
-    return {"hake_g": hake_gain(pre.mean(), post.mean()),
-            "mean_individual_gain": float(np.nanmean(individual_gains(pre, post)))
-            if np.any(pre < 100) else np.nan,
-            "normalized_change_c": float(np.nanmean(c)) if np.isfinite(c).any() else np.nan,
-            "n_normalized_change": int(np.isfinite(c).sum())}
+def _knowledge_gains(pairs: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Hake's <g>, mean individual gain and Marx-Cummings c per group (percent scores)."""
+    pre, post = pairs["from"].to_numpy(dtype=float), pairs["to"].to_numpy(dtype=float)
+    c = normalized_change(pre, post)  # equated scores can pass 100: c may be infinite
+    frame = pairs[keys].assign(pre=pre, post=post, gain=individual_gains(pre, post), c=c,
+                               finite=np.isfinite(c), below=pre < 100)
+    grouped = frame.groupby(keys, sort=True)
+    out = grouped.agg(mean_pre=("pre", "mean"), mean_post=("post", "mean"),
+                      gain=("gain", "mean"), any_below=("below", "any"), c=("c", "mean"),
+                      n_c=("finite", "sum"))
+    with np.errstate(all="ignore"):
+        hake = (out["mean_post"] - out["mean_pre"]) / (100 - out["mean_pre"])
+    return pd.DataFrame({
+        "hake_g": hake.where(np.isfinite(out["mean_pre"]) & (out["mean_pre"] < 100)),
+        "mean_individual_gain": out["gain"].where(out["any_below"]),
+        "normalized_change_c": out["c"].where(out["n_c"] > 0), "n_normalized_change": out["n_c"].astype("int64"),
+    }).reset_index()
 
 
 def change_tables(
@@ -373,28 +395,39 @@ def change_tables(
     Holm across the scales of a cohort x pair, RCI counts, knowledge gains,
     attrition). ``references`` are the RCI references of :func:`rci_references`.
     ``scope`` applies to the band transitions (change rows are per cohort).
+    All groups are computed at once (:func:`paired_changes`); each row equals
+    :func:`paired_change` on that group's pairs.
     """
     rows, people, transitions = [], [], []
-    index = ["cohort", "instrument", "scale", "participant"]
+    keys = ["cohort", "instrument", "scale"]
     for from_wave, to_wave in pairs:
         matched = matched_pairs(scores, from_wave, to_wave)
-        at_from = scores[scores["wave"] == from_wave].set_index(index)["score"].dropna()
-        for (cohort, inst, scale), grp in matched.groupby(["cohort", "instrument", "scale"]):
-            better = improvement.get((inst, scale), "")
-            before, after = grp["from"].to_numpy(), grp["to"].to_numpy()
-            row = {"cohort": cohort, "instrument": inst, "scale": scale, "from_wave": from_wave,
-                   "to_wave": to_wave, **paired_change(before, after, better),
-                   "improvement": better}
-            if scale in KNOWLEDGE_SCALES:
-                row.update(_knowledge_gains(before, after))
-            mine = at_from.xs((cohort, inst, scale), level=[0, 1, 2], drop_level=True)
-            row.update(_attrition(mine, set(grp["participant"])))
-            rows.append(row)
-            people.append(grp.assign(from_wave=from_wave, to_wave=to_wave, diff=after - before)
-                          .rename(columns={"from": "score_from", "to": "score_to"}))
+        if matched.empty:
+            transitions.append(band_transitions(scores, from_wave, to_wave, scope))
+            continue
+        scales = matched[["instrument", "scale"]].drop_duplicates()
+        scales["improvement"] = [improvement.get((i, s), "") for i, s in
+                                 zip(scales["instrument"], scales["scale"])]
+        better = matched[["instrument", "scale"]].merge(scales, how="left")["improvement"]
+        better.index = matched.index
+        sign = better.map(improvement_sign)
+        table = paired_changes(matched, keys, sign)
+        table = table.merge(
+            matched[keys].assign(improvement=better).drop_duplicates(keys), on=keys, how="left")
+        knowledge = matched[matched["scale"].isin(KNOWLEDGE_SCALES)]
+        if not knowledge.empty:
+            table = table.merge(_knowledge_gains(knowledge, keys), on=keys, how="left")
+        at_from = scores[(scores["wave"] == from_wave) & scores["score"].notna()][
+            keys + ["participant", "score"]]
+        table = table.merge(_attrition(at_from, matched, keys), on=keys, how="left")
+        rows.append(table.assign(from_wave=from_wave, to_wave=to_wave))
+        people.append(matched.assign(from_wave=from_wave, to_wave=to_wave,
+                                     diff=matched["to"] - matched["from"])
+                      .rename(columns={"from": "score_from", "to": "score_to"}))
         transitions.append(band_transitions(scores, from_wave, to_wave, scope))
-    change = pd.DataFrame(rows, columns=CHANGE_COLUMNS)
-    change["p_holm"] = change.groupby(["cohort", "from_wave", "to_wave"])["p"].transform(holm)
+    change = (pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+              ).reindex(columns=CHANGE_COLUMNS)
+    change["p_holm"] = holm_groups(change["p"], change[["cohort", "from_wave", "to_wave"]])
     individual = pd.concat(people, ignore_index=True) if people else pd.DataFrame()
     individual = individual.reindex(columns=INDIVIDUAL_COLUMNS)
     change, individual = apply_rci(change, individual, references or {}, improvement)
