@@ -94,7 +94,8 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="render into this folder (kept) instead")
     args = parser.parse_args()
     print(describe())
-    work = Path(args.keep or tempfile.mkdtemp(prefix="bench-reports-"))
+    scratch = None if args.keep else Path(tempfile.mkdtemp(prefix="bench-reports-"))
+    work = Path(args.keep) if args.keep else scratch / "program"
     try:
         if args.tables:
             if work.exists() and args.keep:
@@ -124,8 +125,8 @@ def main() -> None:
               f"({', '.join(f'{t:.2f}' for t in times)}); "
               f"{1000 * best / max(len(cohort_pages), 1):.1f} ms per cohort page")
     finally:
-        if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":
