@@ -29,7 +29,7 @@ import pandas as pd  # noqa: E402
 from prefect import flow, get_run_logger, task  # noqa: E402
 from prefect.artifacts import create_markdown_artifact, create_table_artifact  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
-from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
+from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner  # noqa: E402
 
 from pipelines import stages  # noqa: E402
 from pipelines.errors import CapacitarError  # noqa: E402
@@ -111,11 +111,24 @@ def analyse_cohorts_flow(ctx: stages.Context, parts: list) -> list[dict]:
 # demo, two threads took 13% longer than one (benchmarks/runs.py). On Dask, groups of cohorts
 # run on the workers (processes), a few per worker so a slow group does not hold the run.
 DASK_GROUPS = 32
+# Many changed cohorts (a national edition): two worker processes, one per core, each
+# analysing half of them. Below this, starting the processes costs more than it saves.
+PROCESS_MIN_COHORTS = 100
+LOCAL_PROCESSES = 2
 
 
-def cohort_runner(dask_address: str | None):
-    """A Dask task runner on an existing cluster, or the local default."""
+def local_groups(n_cohorts: int, dask_address: str | None) -> int:
+    """How many groups of cohorts to analyse: one per Dask slot, per process, or one."""
+    if dask_address:
+        return DASK_GROUPS
+    return LOCAL_PROCESSES if n_cohorts >= PROCESS_MIN_COHORTS else 1
+
+
+def cohort_runner(dask_address: str | None, n_groups: int = 1):
+    """A Dask task runner on an existing cluster, local processes, or one thread."""
     if not dask_address:
+        if n_groups > 1:
+            return ProcessPoolTaskRunner(max_workers=n_groups)
         return ThreadPoolTaskRunner(max_workers=1)
     try:
         from prefect_dask import DaskTaskRunner
@@ -241,9 +254,9 @@ def analyse_changed_cohorts(ctx: stages.Context, plan, contracts, scores, force:
     stale, kept = work.stale, work.kept
     get_run_logger().info("Cohorts to analyse: %d changed or new, %d unchanged (reused)",
                           len(stale), len(kept))
-    groups = stages.cohort_groups(stale, DASK_GROUPS if dask_address else 1)
+    groups = stages.cohort_groups(stale, local_groups(len(stale), dask_address))
     parts = [stages.cohort_inputs(contracts.valid, scores, g) for g in groups]
-    runner = cohort_runner(dask_address)
+    runner = cohort_runner(dask_address, len(groups))
     try:
         fresh = analyse_cohorts_flow.with_options(task_runner=runner)(ctx, parts) if parts else []
     except OSError as exc:
