@@ -60,16 +60,44 @@ def child(root: str) -> None:
         "rss_children_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
 
 
+def tree_rss(pid: int) -> int:
+    """Resident bytes of a process and all its descendants (0 without psutil)."""
+    try:
+        import psutil
+    except ImportError:
+        return 0
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    total = 0
+    for proc in procs:
+        try:
+            total += proc.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
 def run_flow(root: Path) -> tuple[float, dict]:
-    """Wall seconds of a new process running the flow, and what it reported."""
+    """Wall seconds of a new process running the flow, what it reported, and the peak
+    resident memory of it and every process it started (sampled every 0.2 s)."""
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, __file__, "--child", str(root)],
-                          capture_output=True, text=True, env={**os.environ,
-                                                               "CAPACITAR_CHROMIUM": "/nonexistent"})
+    child_proc = subprocess.Popen(
+        [sys.executable, __file__, "--child", str(root)], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env={**os.environ, "CAPACITAR_CHROMIUM": "/nonexistent"})
+    peak = 0
+    while child_proc.poll() is None:
+        peak = max(peak, tree_rss(child_proc.pid))
+        time.sleep(0.2)
+    out, err = child_proc.communicate()
     wall = time.perf_counter() - start
-    if done.returncode != 0:
-        raise SystemExit(f"the run failed:\n{done.stderr[-3000:]}")
-    return wall, json.loads(done.stdout.strip().splitlines()[-1])
+    if child_proc.returncode != 0:
+        raise SystemExit(f"the run failed:\n{err[-3000:]}")
+    report = json.loads(out.strip().splitlines()[-1])
+    report["rss_tree_gb"] = peak / 1024**3
+    return wall, report
 
 
 def no_new_data(root: Path) -> float:
@@ -116,8 +144,10 @@ def one_size(n_cohorts: int, folder: Path, pdf_pages: int) -> dict:
     print(f"  rows: {rows:,} read = {report['rows_valid']:,} valid + "
           f"{report['rows_quarantined']:,} quarantined; {rows / report['flow']:,.0f} rows/s, "
           f"{counts['responses'] / report['flow']:,.0f} item responses/s through the flow")
-    print(f"  peak memory: run process {report['rss_run_mb'] / 1024:.2f} GB, Prefect server "
-          f"process {report['rss_children_mb'] / 1024:.2f} GB")
+    print(f"  peak memory: run process {report['rss_run_mb'] / 1024:.2f} GB; largest child "
+          f"process (Prefect server, analysis or export worker) "
+          f"{report['rss_children_mb'] / 1024:.2f} GB; all processes together at their peak "
+          f"{report['rss_tree_gb']:.2f} GB (sampled; 0 without psutil)")
     quiet = no_new_data(folder)
     print(f"  no new data: `capacitar run` {quiet:.1f} s wall (new process)")
     if pdf_pages:

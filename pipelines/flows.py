@@ -117,6 +117,20 @@ PROCESS_MIN_COHORTS = 100
 LOCAL_PROCESSES = 2
 
 
+_BLAS_LIMIT = None
+
+
+def one_blas_thread() -> None:
+    """In each worker process: one BLAS thread (two processes already fill two cores;
+    more threads on the many small matrices only make them wait on each other)."""
+    global _BLAS_LIMIT
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return
+    _BLAS_LIMIT = threadpool_limits(limits=1)  # kept: the limit holds for the process
+
+
 def local_groups(n_cohorts: int, dask_address: str | None) -> int:
     """How many groups of cohorts to analyse: one per Dask slot, per process, or one."""
     if dask_address:
@@ -128,7 +142,7 @@ def cohort_runner(dask_address: str | None, n_groups: int = 1):
     """A Dask task runner on an existing cluster, local processes, or one thread."""
     if not dask_address:
         if n_groups > 1:
-            return ProcessPoolTaskRunner(max_workers=n_groups)
+            return ProcessPoolTaskRunner(max_workers=n_groups, initializer=one_blas_thread)
         return ThreadPoolTaskRunner(max_workers=1)
     try:
         from prefect_dask import DaskTaskRunner
