@@ -5,7 +5,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import duckdb
@@ -149,7 +148,6 @@ def test_pspp_opens_the_sav_with_labels_and_the_same_means(program):
 
 
 def test_schema_file_loads_with_both_languages_everywhere():
-    from pipelines.schema import load_schema
 
     load_schema.cache_clear()
     schema = load_schema()
