@@ -2,11 +2,12 @@
 reference (scale_reliability, itself tested against R psych).
 
 Every figure agrees within 1e-8 (bootstrap bounds included: the batched bootstrap
-uses the reference's weights). Omega total: at least 99% of groups within 1e-6 of
-the scipy minres reference (the exceptions seen, n close to k, are groups where
-the batched Newton solution has a lower minres criterion than where L-BFGS-B
-stopped). Omega_h: all but ``OMEGA_H_MAX_SHARE`` of groups within 1e-6 (3-factor
-minres/oblimin can land on another solution; documented, not yet resolved).
+uses the reference's weights); omega total and omega_h within 1e-6 in every group.
+Small groups (n ~ 25, k = 15) often have several minres minima: the batched solver
+must reach the one the reference's L-BFGS-B (and psych::fa) reaches from 1 - smc.
+Before the batched Newton searched along minres' own criterion, 9 of 300 omega_h
+groups and 1 omega total group at 100 national cohorts stopped at another,
+worse minimum (higher residual SS; R agreed with the reference).
 """
 
 import numpy as np
@@ -14,12 +15,13 @@ import pandas as pd
 import pytest
 
 from pipelines import stages
-from pipelines.analysis.batched import reliability_many, weight_blocks
-from pipelines.analysis.reliability import resampling_weights, scale_reliability
+from pipelines.analysis import factor, tables
+from pipelines.analysis.batched import minres_many, reliability_many, weight_blocks
+from pipelines.analysis.reliability import complete_matrix, resampling_weights, scale_reliability
 from pipelines.analysis.tables import RELIABILITY_COLUMNS, reliability_table
 
 EXACT = [c for c in RELIABILITY_COLUMNS if c not in ("omega_total", "omega_h")]
-OMEGA_H_MAX_SHARE = 0.05  # measured: 9 of 300 OMS-HC groups at 100 national cohorts
+OMEGA_TOL = 1e-6
 
 
 def test_weight_blocks_are_the_reference_weights():
@@ -54,10 +56,51 @@ def _assert_same(ref: pd.DataFrame, new: pd.DataFrame, mats=None):
             assert (a.astype(str) == b.astype(str)).all(), column
     for column in ("omega_total", "omega_h"):
         assert (ref[column].isna() == new[column].isna()).all(), column
-    close = (ref["omega_total"] - new["omega_total"]).abs().fillna(0) <= 1e-6
-    assert close.mean() >= 0.99, (~close).sum()
-    h = (ref["omega_h"] - new["omega_h"]).abs().fillna(0) <= 1e-6
-    assert (~h).sum() <= max(1, OMEGA_H_MAX_SHARE * ref["omega_h"].notna().sum())
+    for column in ("omega_total", "omega_h"):
+        gap = (ref[column] - new[column]).abs().fillna(0)
+        far = np.flatnonzero(gap.to_numpy() > OMEGA_TOL)
+        if column == "omega_total" and mats is not None:
+            # Where the scipy reference stops at a worse minres minimum (n close to k)
+            # the batched answer may differ, but only with a lower minres criterion.
+            far = [i for i in far if not _batched_minres_lower(mats[i])]
+        assert len(far) == 0, (column, len(far), gap.max())
+
+
+def _offdiag_ss(r: np.ndarray, loadings: np.ndarray) -> float:
+    residual = r - loadings @ loadings.T
+    np.fill_diagonal(residual, 0)
+    return float((residual**2).sum())
+
+
+def _batched_minres_lower(items: np.ndarray) -> bool:
+    """The one-factor minres criterion of the batched solution is below the reference's."""
+    frame = np.asarray(items, dtype=float)
+    x = complete_matrix(frame[:, ~np.isnan(frame).all(axis=0)])
+    r = np.corrcoef(x, rowvar=False)
+    batched_loadings, ok = minres_many(r[None], 1)
+    return bool(ok[0]) and (_offdiag_ss(r, batched_loadings[0])
+                            < _offdiag_ss(r, factor.minres(r, 1)) - 1e-9)
+
+
+def _small_bifactor_groups(n_groups: int, seed: int) -> list[np.ndarray]:
+    """Likert (1-5) answers of n = 23-30 people to 15 items, 3 subscales of 5."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n_groups):
+        n = int(rng.integers(23, 31))
+        g, s = rng.normal(size=(n, 1)), np.repeat(rng.normal(size=(n, 3)), 5, axis=1)
+        latent = 0.6 * g + 0.45 * s + 0.7 * rng.normal(size=(n, 15))
+        out.append(np.digitize(latent, [-1.2, -0.4, 0.4, 1.2]) + 1.0)
+    return out
+
+
+def test_small_groups_reach_the_reference_minimum():
+    """n close to k: several minres minima; batched omega equals the reference everywhere."""
+    mats = _small_bifactor_groups(150, seed=5)
+    groups = [[list(range(0, 5)), list(range(5, 10)), list(range(10, 15))]] * len(mats)
+    ref = pd.DataFrame([scale_reliability(m, groups=gr, n_boot=50) for m, gr in zip(mats, groups)])
+    new = pd.DataFrame(reliability_many(mats, groups, n_boot=50))
+    _assert_same(ref, new)
 
 
 @pytest.fixture(scope="module")
@@ -80,13 +123,21 @@ def test_demo_table_equals_reference(demo_valid, scope):
 
 
 @pytest.mark.slow
-def test_national_table_equals_reference(tmp_path):
+def test_national_table_equals_reference(tmp_path, monkeypatch):
     from benchmarks.national_program import write_national
 
-    root = write_national(tmp_path / "nat", n_cohorts=20)
+    root = tmp_path / "nat"
+    write_national(root, n_cohorts=20)  # returns counts; the program is the folder
     ctx = stages.load_context(root)
     valid = stages.validate(ctx, stages.ingest(ctx)).valid
+    seen = {}
+
+    def keep_matrices(matrices, *args, **kwargs):
+        seen["mats"] = list(matrices)
+        return reliability_many(matrices, *args, **kwargs)
+
+    monkeypatch.setattr(tables, "reliability_many", keep_matrices)
     for scope in ("cohorts", "pooled"):
         ref = reliability_table(valid, ctx.instruments, scope=scope, batched=False)
         new = reliability_table(valid, ctx.instruments, scope=scope)
-        _assert_same(ref, new)
+        _assert_same(ref, new, seen["mats"])

@@ -14,24 +14,27 @@ computes them together:
   stream, bit-identical weights) and applied to all those groups in one
   matrix product per block. The draws, hence the percentile bounds, are the
   reference's (equal up to floating-point summation order);
-* omega total (one-factor minres): Newton's method on the loadings for all
-  groups with k items at once, the stationary point of the off-diagonal least
-  squares (ULS) criterion, which is the minimum minres reaches over the
-  uniquenesses when it is interior; checked (interior uniquenesses, loadings
-  the top eigenvector of the reduced matrix, converged gradient), else the
-  group falls back to the reference :func:`~pipelines.analysis.factor.omega_total`;
-* omega hierarchical: Newton on the uniquenesses of the ``nf``-factor minres
-  (profile criterion: sum of squared eigenvalues beyond ``nf`` of R - diag(psi),
-  analytic gradient and Hessian), the reference's oblimin (gradient projection,
-  same line search) run in lockstep over groups, and the one-factor step on Phi
-  as above; any group that does not converge, hits a bound or needs psych's
-  special two-factor rule falls back to
-  :func:`~pipelines.analysis.factor.omega_hierarchical`.
+* omega total and omega hierarchical: :func:`minres_many`, Newton on the
+  uniquenesses for all groups with k items at once (profile criterion: sum of
+  squared eigenvalues beyond ``nf`` of R - diag(psi), analytic gradient and
+  Hessian, made positive definite), each step backtracked until minres' own
+  criterion (off-diagonal residual SS) does not rise, so the path descends from
+  1 - smc as the reference's L-BFGS-B does (full Newton steps used to jump to
+  another, worse minimum in ~3% of small groups). Its interior solutions are
+  the stationary points psych's minres converges to (psych's gradient is the
+  diagonal residual). Then the reference's oblimin (gradient projection, same
+  line search) in lockstep over groups and the one-factor step on Phi. A group
+  that does not converge, has a uniqueness on a bound (Heywood cases: bounded
+  minres is left to the reference), or needs psych's two-factor rule falls back
+  to :func:`~pipelines.analysis.factor.omega_total` /
+  :func:`~pipelines.analysis.factor.omega_hierarchical` (analytic gradient, run
+  with one BLAS thread).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from contextlib import nullcontext
 
 import numpy as np
 from scipy import stats
@@ -41,6 +44,12 @@ from pipelines.analysis.reliability import (
     ALPHA_FLOOR, DEFAULT_BOOT, DEFAULT_SEED, MIN_N, MISSING_RULE, _alpha_from_moments,
     complete_matrix, scale_reliability, squared_multiple_correlations,
 )
+
+try:  # the fallbacks' L-BFGS-B calls BLAS on 15-vectors: threads only spin (8x when busy)
+    from threadpoolctl import threadpool_limits
+except ImportError:  # pragma: no cover - optional
+    def threadpool_limits(*args, **kwargs):
+        return nullcontext()
 
 BLOCK = 64  # resamples per block: a block of weights stays in cache
 NEWTON_TOL = 1e-12
@@ -197,7 +206,8 @@ def omega_total_many(xs: list[np.ndarray]) -> list[tuple[float, list[str]]]:
             by_k[x.shape[1]].append((i, r))
     for _, members in by_k.items():
         r = np.stack([m[1] for m in members])
-        lam, ok = one_factor_uls(r)
+        loadings, ok = minres_many(r, 1)
+        lam = loadings[..., 0]
         total = r.sum(axis=(1, 2))
         omega = (total - (1 - lam**2).sum(axis=1)) / total
         for (i, _), value, good in zip(members, omega, ok):
@@ -206,6 +216,20 @@ def omega_total_many(xs: list[np.ndarray]) -> list[tuple[float, list[str]]]:
 
 
 # ---- nf-factor minres and Schmid-Leiman (omega hierarchical) -------------------
+
+def _offdiag_ss(psi: np.ndarray, r: np.ndarray, nf: int) -> np.ndarray:
+    """:func:`factor._residual_ss` of stacked psi (g x k) and R (g x k x k)."""
+    k = r.shape[1]
+    idx = np.arange(k)
+    a = r.copy()
+    a[:, idx, idx] = 1 - psi
+    values, vectors = np.linalg.eigh(a)
+    top = vectors[:, :, k - nf:] * np.sqrt(np.maximum(values[:, k - nf:],
+                                                     100 * np.finfo(float).eps))[:, None, :]
+    res = a - top @ top.transpose(0, 2, 1)
+    res[:, idx, idx] = 0.0
+    return (res**2).sum(axis=(1, 2))
+
 
 def minres_many(r: np.ndarray, nf: int, max_iter: int = 50) -> tuple[np.ndarray, np.ndarray]:
     """Unrotated minres loadings (g x k x nf) of stacked R, as :func:`factor.minres`.
@@ -220,6 +244,7 @@ def minres_many(r: np.ndarray, nf: int, max_iter: int = 50) -> tuple[np.ndarray,
     psi = np.clip(1 - smc_many(r), *factor.PSI_BOUNDS)
     done = np.zeros(g, bool)
     grad_max = np.full(g, np.inf)
+    at_bound = np.zeros(g, int)  # consecutive iterations with a uniqueness on a bound
 
     def decompose(p, rr):
         a = rr.copy()
@@ -251,15 +276,41 @@ def minres_many(r: np.ndarray, nf: int, max_iter: int = 50) -> tuple[np.ndarray,
             d = np.where(cross.T, lb / (lb - la), d)
         kr = np.einsum("gia,gib->giab", vectors, vectors).reshape(len(act), k, k * k)
         hess = 2 * (kr * d.reshape(len(act), 1, k * k)) @ kr.transpose(0, 2, 1)
+        # Modified Newton: the Hessian's eigenvalues made positive (|h|, floored),
+        # so the step is a descent direction of the profile criterion.
         try:
-            step = np.linalg.solve(hess, grad[..., None])[..., 0]
+            hv, hq = np.linalg.eigh(hess)
+            floor = 1e-8 * np.maximum(np.abs(hv).max(axis=1, keepdims=True), 1e-300)
+            hv = np.maximum(np.abs(hv), floor)
+            step = (hq @ ((hq.transpose(0, 2, 1) @ grad[..., None]) / hv[..., None]))[..., 0]
         except np.linalg.LinAlgError:
             step = np.full_like(p, np.nan)
+        # Backtrack until minres' own criterion (off-diagonal residual SS) does
+        # not rise: a descent path from 1 - smc, as the reference's L-BFGS-B,
+        # instead of full Newton steps that can jump to another, worse minimum.
+        rr = r[act]
+        f0 = _offdiag_ss(p, rr, nf)
         new = np.clip(p - step, *factor.PSI_BOUNDS)
-        bad = ~np.isfinite(new).all(axis=1)
+        better = np.zeros(len(act), bool)
+        shrink = 1.0
+        for _ in range(30):
+            s_ = np.flatnonzero(~better)
+            if s_.size == 0:
+                break
+            if shrink < 1:
+                new[s_] = np.clip(p[s_] - shrink * step[s_], *factor.PSI_BOUNDS)
+            better[s_] = _offdiag_ss(new[s_], rr[s_], nf) <= f0[s_] * (1 + 1e-13) + 1e-300
+            shrink /= 2
+        moved = np.abs(new - p).max(axis=1) < 1e-15
+        bad = ~np.isfinite(new).all(axis=1) | ~better | moved
         new[bad] = p[bad]
         done[act[bad]] = True
         psi[act] = new
+        # A minimum on a bound is not a stationary point of the profile criterion
+        # (the reference's bounded L-BFGS-B decides those): stop after 6 iterations there.
+        edge = ((new <= factor.PSI_BOUNDS[0] + 1e-6) | (new >= factor.PSI_BOUNDS[1] - 1e-9)).any(axis=1)
+        at_bound[act] = np.where(edge, at_bound[act] + 1, 0)
+        done[act[at_bound[act] >= 6]] = True
     values, vectors = decompose(psi, r)
     e_diag = np.einsum("gia,ga->gi", vectors[:, :, :k - nf] ** 2, values[:, :k - nf])
     ok = (np.abs(e_diag).max(axis=1) < 1e-9) & (values[:, k - nf] > 1e-6)
@@ -384,6 +435,12 @@ def _stack_stats(xs: np.ndarray, level: float) -> dict[str, np.ndarray]:
     low = np.where(finite, 1 - (1 - alpha) * upper, np.nan)
     high = np.where(finite, 1 - (1 - alpha) * lower, np.nan)
     avg_cov = (cov.sum(axis=(1, 2)) - np.trace(cov, axis1=1, axis2=2)) / (k * (k - 1))
+    # The flag's sign is decided by rounding where the average covariance is ~0
+    # (e.g. exactly 0 in exact arithmetic): there, the reference's own computation.
+    edge = np.abs(avg_cov) <= 1e-12 * np.maximum(1.0, np.abs(cov).max(axis=(1, 2)))
+    for i in np.flatnonzero(edge):
+        c = np.cov(xs[i], rowvar=False)
+        avg_cov[i] = (c.sum() - np.trace(c)) / (k * (k - 1))
     return dict(alpha=alpha, low=low, high=high, std_alpha=std_alpha, lambda6=lambda6,
                 kr20=kr20, kr21=kr21, sem=sem, mean_total=mean, sd_total=sd_total,
                 constant=constant, negative_cov=avg_cov < 0, zero_total=total_var == 0)
@@ -433,10 +490,11 @@ def reliability_many(
             for j, i in enumerate(members):
                 boot[i] = (float(low[j]), float(high[j]))
     order = list(xs)
-    omega_t = dict(zip(order, omega_total_many([xs[i] for i in order])))
     wants_h = [i for i in order if groups[i] is not None and i not in skip_h]
-    omega_h = dict(zip(wants_h, omega_h_many([xs[i] for i in wants_h],
-                                             [groups[i] for i in wants_h])))
+    with threadpool_limits(limits=1, user_api="blas"):
+        omega_t = dict(zip(order, omega_total_many([xs[i] for i in order])))
+        omega_h = dict(zip(wants_h, omega_h_many([xs[i] for i in wants_h],
+                                                 [groups[i] for i in wants_h])))
     for i in order:
         x, fig = xs[i], figures[i]
         n, k = x.shape

@@ -36,6 +36,37 @@ def _residual_ss(psi: np.ndarray, r: np.ndarray, nf: int) -> float:
     return float((residual**2).sum())
 
 
+def _residual_ss_grad(psi: np.ndarray, r: np.ndarray, nf: int) -> tuple[float, np.ndarray]:
+    """:func:`_residual_ss` and its analytic gradient over psi (one eigendecomposition).
+
+    With R - diag(psi) = V diag(l) V' and the model M its top ``nf`` eigen-part,
+    dM/dpsi_i = -V (D * u_i u_i') V' (u_i row i of V; D the divided differences
+    of the eigenvalues: 1 within the top nf, l_a / (l_a - l_b) between a top a
+    and another b, 0 elsewhere), and the diagonal of R - diag(psi) does not
+    enter the off-diagonal residual O, so d SS/dpsi_i = 2 u_i' (D * V'OV) u_i.
+    Where a top eigenvalue is clamped (not positive) it falls back to differences.
+    """
+    k = len(psi)
+    reduced = r.copy()
+    np.fill_diagonal(reduced, 1 - psi)
+    values, vectors = np.linalg.eigh(reduced)
+    values, vectors = values[::-1], vectors[:, ::-1]  # descending
+    if values[nf - 1] <= 100 * np.finfo(float).eps or (nf < k and values[nf - 1] - values[nf] < 1e-12):
+        return _residual_ss(psi, r, nf), optimize.approx_fprime(psi, _residual_ss, 1e-8, r, nf)
+    loadings = vectors[:, :nf] * np.sqrt(values[:nf])
+    residual = reduced - loadings @ loadings.T
+    np.fill_diagonal(residual, 0)
+    top = np.arange(k) < nf
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = values[:, None] / (values[:, None] - values[None, :])
+    d = np.where(top[:, None] & top[None, :], 1.0, 0.0)
+    d = np.where(top[:, None] & ~top[None, :], ratio, d)
+    d = np.where(~top[:, None] & top[None, :], ratio.T, d)
+    w = vectors.T @ residual @ vectors
+    grad = 2 * ((vectors @ (d * w)) * vectors).sum(axis=1)
+    return float((residual**2).sum()), grad
+
+
 def minres(r: np.ndarray, nf: int) -> np.ndarray:
     """Unrotated minimum-residual factor loadings of a correlation matrix.
 
@@ -49,7 +80,7 @@ def minres(r: np.ndarray, nf: int) -> np.ndarray:
     [0.7, 0.7, 0.7, 0.7]
     """
     start = np.clip(1 - _smc(r), *PSI_BOUNDS)
-    fit = optimize.minimize(_residual_ss, start, args=(r, nf), method="L-BFGS-B",
+    fit = optimize.minimize(_residual_ss_grad, start, args=(r, nf), method="L-BFGS-B", jac=True,
                             bounds=[PSI_BOUNDS] * len(start),
                             options={"ftol": 1e-14, "gtol": 1e-10, "maxiter": 2000})
     loadings = _loadings_given_psi(r, fit.x, nf)
