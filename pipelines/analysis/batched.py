@@ -24,11 +24,14 @@ computes them together:
   the stationary points psych's minres converges to (psych's gradient is the
   diagonal residual). Then the reference's oblimin (gradient projection, same
   line search) in lockstep over groups and the one-factor step on Phi. A group
-  that does not converge, has a uniqueness on a bound (Heywood cases: bounded
-  minres is left to the reference), or needs psych's two-factor rule falls back
-  to :func:`~pipelines.analysis.factor.omega_total` /
-  :func:`~pipelines.analysis.factor.omega_hierarchical` (analytic gradient, run
-  with one BLAS thread).
+  that does not converge or has a uniqueness on a bound (Heywood cases: bounded
+  minres is left to the reference) gets the reference's
+  :func:`~pipelines.analysis.factor.minres` (analytic gradient, one BLAS
+  thread) for that step only: omega total's
+  :func:`~pipelines.analysis.factor.omega_total`; for omega_h the unrotated
+  loadings (or the one-factor loadings of Phi), the rest stays batched. psych's
+  two-factor rule and non-finite results use
+  :func:`~pipelines.analysis.factor.omega_hierarchical`.
 """
 
 from __future__ import annotations
@@ -386,12 +389,16 @@ def omega_h_many(xs: list[np.ndarray], groups: list[list[list[int]]]
     for (_, nf), members in buckets.items():
         r = np.stack([m[1] for m in members])
         unrotated, ok = minres_many(r, nf)
+        for j in np.flatnonzero(~ok):  # the reference's bounded minres, then on in batch
+            unrotated[j] = factor.minres(r[j], nf)
         pattern, phi, converged = oblimin_many(unrotated)
         gload, ok_phi = one_factor_uls(phi)
+        for j in np.flatnonzero(~ok_phi):
+            gload[j] = factor.minres(phi[j], 1).ravel()
         general = (pattern @ gload[..., None])[..., 0]
         omega = general.sum(axis=1) ** 2 / r.sum(axis=(1, 2))
         for j, (i, _) in enumerate(members):
-            if ok[j] and ok_phi[j] and np.isfinite(omega[j]):
+            if np.isfinite(omega[j]):
                 out[i] = (float(omega[j]), [] if converged[j] else ["rotation_not_converged"])
             else:
                 out[i] = factor.omega_hierarchical(xs[i], groups[i])
