@@ -484,6 +484,6 @@ def write_knowledge_xlsx(path: Path, frame: pd.DataFrame) -> None:
 def rows_of(path: Path) -> int:
     """Data rows written to one file."""
     if path.suffix == ".xlsx":
-        return len(pd.read_excel(path, sheet_name="Respuestas", header=1))
+        return len(pd.read_excel(path, sheet_name="Respuestas", header=1, engine="calamine"))
     encoding = "cp1252" if path.name.startswith("estigma") else "utf-8"
     return len(pd.read_csv(path, sep=None, engine="python", encoding=encoding, dtype=str))

@@ -2,7 +2,7 @@
 reference (scale_reliability, itself tested against R psych).
 
 Every figure agrees within 1e-8 (bootstrap bounds included: the batched bootstrap
-uses the reference's weights); omega total and omega_h within 1e-6 in every group.
+uses the reference's weights); omega total and omega_h within 1e-5 in every group.
 Small groups (n ~ 25, k = 15) often have several minres minima: the batched solver
 must reach the one the reference's L-BFGS-B (and psych::fa) reaches from 1 - smc.
 Before the batched Newton searched along minres' own criterion, 9 of 300 omega_h
@@ -21,7 +21,7 @@ from pipelines.analysis.reliability import complete_matrix, resampling_weights, 
 from pipelines.analysis.tables import RELIABILITY_COLUMNS, reliability_table
 
 EXACT = [c for c in RELIABILITY_COLUMNS if c not in ("omega_total", "omega_h")]
-OMEGA_TOL = 1e-6
+OMEGA_TOL = 1e-5  # seen: 8.3e-7 at 100 cohorts; a wrong minimum is off by 1e-3 to 0.26
 
 
 def test_weight_blocks_are_the_reference_weights():
