@@ -61,7 +61,8 @@ def child(root: str) -> None:
 
 
 def tree_rss(pid: int) -> int:
-    """Resident bytes of a process and all its descendants (0 without psutil)."""
+    """Memory of a process and all its descendants (0 without psutil): the sum of their
+    proportional set sizes, so pages a forked worker shares with its parent count once."""
     try:
         import psutil
     except ImportError:
@@ -74,7 +75,7 @@ def tree_rss(pid: int) -> int:
     total = 0
     for proc in procs:
         try:
-            total += proc.memory_info().rss
+            total += proc.memory_full_info().pss
         except psutil.Error:
             pass
     return total
@@ -146,7 +147,7 @@ def one_size(n_cohorts: int, folder: Path, pdf_pages: int) -> dict:
           f"{counts['responses'] / report['flow']:,.0f} item responses/s through the flow")
     print(f"  peak memory: run process {report['rss_run_mb'] / 1024:.2f} GB; largest child "
           f"process (Prefect server, analysis or export worker) "
-          f"{report['rss_children_mb'] / 1024:.2f} GB; all processes together at their peak "
+          f"{report['rss_children_mb'] / 1024:.2f} GB; all processes together at their peak (PSS) "
           f"{report['rss_tree_gb']:.2f} GB (sampled; 0 without psutil)")
     quiet = no_new_data(folder)
     print(f"  no new data: `capacitar run` {quiet:.1f} s wall (new process)")

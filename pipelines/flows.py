@@ -95,16 +95,27 @@ def analyse_group_task(ctx: stages.Context, valid: dict, scores: pd.DataFrame) -
     return stages.analyse_cohorts(ctx, valid, scores)
 
 
+@stage_task
+def analyse_pooled_task(ctx: stages.Context, valid: dict, scores: pd.DataFrame) -> dict:
+    """The program-wide (cohort ALL) rows, beside the cohort groups on the same runner."""
+    return stages.analyse_pooled(ctx, valid, scores)
+
+
 @flow(name="capacitar-analyse-cohorts", log_prints=False)
-def analyse_cohorts_flow(ctx: stages.Context, parts: list) -> list[dict]:
-    """Fan the changed cohorts out over the task runner, one task per group of cohorts."""
+def analyse_cohorts_flow(ctx: stages.Context, parts: list, program: tuple | None = None) -> dict:
+    """Fan the changed cohorts out over the task runner, one task per group of cohorts.
+
+    With ``program`` (all valid responses and scores) the program-wide rows are
+    computed by one more task on the same runner, submitted first (the biggest).
+    """
+    pooled = analyse_pooled_task.submit(ctx, *program) if program is not None else None
     futures = [analyse_group_task.submit(ctx, valid, scores) for valid, scores in parts]
     with progress("Analysing cohorts", len(futures)) as advance:
         results = []
         for future in futures:
             results.append(future.result())
             advance()
-    return results
+    return {"cohorts": results, "pooled": pooled.result() if pooled is not None else None}
 
 
 # Locally the analysis is one task: it is numpy/scipy code under the GIL, and measured on the
@@ -135,14 +146,15 @@ def local_groups(n_cohorts: int, dask_address: str | None) -> int:
     """How many groups of cohorts to analyse: one per Dask slot, per process, or one."""
     if dask_address:
         return DASK_GROUPS
-    return LOCAL_PROCESSES if n_cohorts >= PROCESS_MIN_COHORTS else 1
+    # Two groups per process: with the program-wide task beside them the cores stay busy.
+    return 2 * LOCAL_PROCESSES if n_cohorts >= PROCESS_MIN_COHORTS else 1
 
 
 def cohort_runner(dask_address: str | None, n_groups: int = 1):
     """A Dask task runner on an existing cluster, local processes, or one thread."""
     if not dask_address:
         if n_groups > 1:
-            return ProcessPoolTaskRunner(max_workers=n_groups, initializer=one_blas_thread)
+            return ProcessPoolTaskRunner(max_workers=LOCAL_PROCESSES, initializer=one_blas_thread)
         return ThreadPoolTaskRunner(max_workers=1)
     try:
         from prefect_dask import DaskTaskRunner
@@ -153,8 +165,10 @@ def cohort_runner(dask_address: str | None, n_groups: int = 1):
 
 
 @stage_task
-def pooled_task(ctx: stages.Context, contracts, scores, fresh: list, previous, kept: list):
-    pooled = stages.analyse_pooled(ctx, contracts.valid, scores)
+def pooled_task(ctx: stages.Context, contracts, scores, fresh: list, previous, kept: list,
+                pooled: dict | None = None):
+    if pooled is None:
+        pooled = stages.analyse_pooled(ctx, contracts.valid, scores)
     tables = stages.assemble(ctx, scores, fresh, pooled, previous, kept)
     get_run_logger().info("Analysis: %d reliability rows, %d change rows, %d model rows",
                           len(tables["reliability"]), len(tables["change"]), len(tables["models"]))
@@ -255,9 +269,10 @@ def full_run(ctx: stages.Context, plan, force: bool, dask_address: str | None, p
 def analyse(ctx: stages.Context, plan, contracts, scores, force: bool, dask_address, clock):
     """Changed cohorts on the task runner, then the program-wide figures (one task)."""
     with clock("analyse_cohorts"):
-        fresh, work = analyse_changed_cohorts(ctx, plan, contracts, scores, force, dask_address)
+        fresh, pooled, work = analyse_changed_cohorts(ctx, plan, contracts, scores, force,
+                                                      dask_address)
     with clock("analyse_program"):
-        tables = pooled_task(ctx, contracts, scores, fresh, work.previous, work.kept)
+        tables = pooled_task(ctx, contracts, scores, fresh, work.previous, work.kept, pooled)
     return tables, work
 
 
@@ -271,14 +286,18 @@ def analyse_changed_cohorts(ctx: stages.Context, plan, contracts, scores, force:
     groups = stages.cohort_groups(stale, local_groups(len(stale), dask_address))
     parts = [stages.cohort_inputs(contracts.valid, scores, g) for g in groups]
     runner = cohort_runner(dask_address, len(groups))
+    # On processes or Dask the program-wide rows run beside the cohorts; one local
+    # thread computes them after, in the program task, as before.
+    program = (contracts.valid, scores) if len(groups) > 1 else None
     try:
-        fresh = analyse_cohorts_flow.with_options(task_runner=runner)(ctx, parts) if parts else []
+        done = (analyse_cohorts_flow.with_options(task_runner=runner)(ctx, parts, program)
+                if parts else {"cohorts": [], "pooled": None})
     except OSError as exc:
         if not dask_address:
             raise
         raise CapacitarError(f"could not use the Dask scheduler at {dask_address} ({exc}); "
                              "check the address and that the cluster is up") from exc
-    return fresh, work
+    return done["cohorts"], done["pooled"], work
 
 
 def no_new_data(ctx: stages.Context, plan) -> dict:

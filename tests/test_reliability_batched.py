@@ -141,3 +141,21 @@ def test_national_table_equals_reference(tmp_path, monkeypatch):
         ref = reliability_table(valid, ctx.instruments, scope=scope, batched=False)
         new = reliability_table(valid, ctx.instruments, scope=scope)
         _assert_same(ref, new, seen["mats"])
+
+
+def test_singular_smc_equals_the_reference_least_squares():
+    """Binary items with a duplicated column (singular R): batched pinv = per-group pinv."""
+    from pipelines.analysis.batched import smc_many
+    from pipelines.analysis.reliability import squared_multiple_correlations
+
+    rng = np.random.default_rng(1)
+    mats = []
+    while len(mats) < 60:
+        x = rng.integers(0, 2, (12, 8)).astype(float)
+        x[:, 3] = x[:, 2]
+        if x.std(axis=0).min() > 0:
+            mats.append(np.corrcoef(x, rowvar=False))
+    r = np.array(mats)
+    assert (np.linalg.cond(r) > 1e12).all()
+    expected = np.array([squared_multiple_correlations(m) for m in r])
+    np.testing.assert_allclose(smc_many(r), expected, rtol=0, atol=1e-12)

@@ -224,7 +224,7 @@ def test_local_worker_processes_give_the_same_tables(program, prefect_harness, m
     flows.evaluate_program(str(program))
     single = tables_of(program)
     monkeypatch.setattr(flows, "PROCESS_MIN_COHORTS", 2)
-    assert flows.local_groups(3, None) == 2
+    assert flows.local_groups(3, None) == 4
     run = flows.evaluate_program(str(program), force=True)
     assert run["cohorts_recomputed"] == ["c1", "c2", "c3"]
     assert_same_tables(single, tables_of(program))

@@ -66,9 +66,25 @@ def smc_many(r: np.ndarray) -> np.ndarray:
     good = np.linalg.cond(r) < 1e12
     if good.any():
         out[good] = 1 - 1 / np.diagonal(np.linalg.inv(r[good]), axis1=1, axis2=2)
-    for i in np.flatnonzero(~good):
-        out[i] = squared_multiple_correlations(r[i])
+    if (~good).any():  # singular (two identical items...): least squares, as the reference
+        out[~good] = smc_least_squares_many(r[~good])
     return out
+
+
+def smc_least_squares_many(r: np.ndarray) -> np.ndarray:
+    """The singular-R branch of :func:`squared_multiple_correlations`, stacked (g x k x k).
+
+    Each item's R^2 = r_jo pinv(R_oo) r_jo, one batched pinv per item instead of
+    one per group and item (knowledge tests in small cohorts are often singular).
+    """
+    k = r.shape[1]
+    smc = np.empty(r.shape[:2])
+    for j in range(k):
+        others = np.delete(np.arange(k), j)
+        r_jo = r[:, others, j]
+        inv = np.linalg.pinv(r[:, others][:, :, others])
+        smc[:, j] = np.einsum("gi,gij,gj->g", r_jo, inv, r_jo)
+    return np.clip(smc, 0, 1)
 
 
 # ---- bootstrap ---------------------------------------------------------------
