@@ -216,20 +216,6 @@ def test_a_dask_cluster_gives_the_same_tables(program, prefect_harness):
     assert_same_tables(local, tables_of(program))
 
 
-def test_local_worker_processes_give_the_same_tables(program, prefect_harness, monkeypatch):
-    """Many cohorts are analysed in two local processes: same tables as one process."""
-    import pipelines.flows as flows
-
-    add_cohort_c3(program)
-    flows.evaluate_program(str(program))
-    single = tables_of(program)
-    monkeypatch.setattr(flows, "PROCESS_MIN_COHORTS", 2)
-    assert flows.local_groups(3, None) == 4
-    run = flows.evaluate_program(str(program), force=True)
-    assert run["cohorts_recomputed"] == ["c1", "c2", "c3"]
-    assert_same_tables(single, tables_of(program))
-
-
 def test_status_lists_the_last_runs_and_run_says_no_new_data(program, prefect_harness):
     from pipelines.flows import evaluate_program
 

@@ -45,7 +45,7 @@ from scipy import stats
 from pipelines.analysis import factor
 from pipelines.analysis.reliability import (
     ALPHA_FLOOR, DEFAULT_BOOT, DEFAULT_SEED, MIN_N, MISSING_RULE, _alpha_from_moments,
-    complete_matrix, scale_reliability, squared_multiple_correlations,
+    complete_matrix, scale_reliability,
 )
 
 try:  # the fallbacks' L-BFGS-B calls BLAS on 15-vectors: threads only spin (8x when busy)
