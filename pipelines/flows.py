@@ -119,19 +119,11 @@ def analyse_cohorts_flow(ctx: stages.Context, parts: list, program: tuple | None
 
 
 # Locally the analysis is one task: it is numpy/scipy code under the GIL, and measured on the
-# demo, two threads took 13% longer than one (benchmarks/runs.py). On Dask, groups of cohorts
+# demo, two threads took 13% longer than one (benchmarks/runs.py); on 1,000 cohorts two local
+# worker processes (Prefect's ProcessPoolTaskRunner) were no faster than one process (48.6 vs
+# 47.9 s) and took 4.9 instead of 3.2 GB (benchmarks/national.py). On Dask, groups of cohorts
 # run on the workers (processes), a few per worker so a slow group does not hold the run.
 DASK_GROUPS = 32
-
-
-def local_groups(n_cohorts: int, dask_address: str | None) -> int:
-    """How many groups of cohorts to analyse: one per Dask slot, or one locally.
-
-    Measured on 1,000 cohorts (benchmarks/national.py): two local worker
-    processes (Prefect's ProcessPoolTaskRunner) were no faster than one
-    process (48.6 vs 47.9 s for the analysis) and took 4.9 instead of 3.2 GB.
-    """
-    return DASK_GROUPS if dask_address else 1
 
 
 def cohort_runner(dask_address: str | None):
@@ -265,7 +257,7 @@ def analyse_changed_cohorts(ctx: stages.Context, plan, contracts, scores, force:
     stale, kept = work.stale, work.kept
     get_run_logger().info("Cohorts to analyse: %d changed or new, %d unchanged (reused)",
                           len(stale), len(kept))
-    groups = stages.cohort_groups(stale, local_groups(len(stale), dask_address))
+    groups = stages.cohort_groups(stale, DASK_GROUPS if dask_address else 1)
     parts = [stages.cohort_inputs(contracts.valid, scores, g) for g in groups]
     runner = cohort_runner(dask_address)
     # On Dask the program-wide rows run beside the cohorts; locally the program task
