@@ -28,8 +28,8 @@ import yaml
 from instruments import load_builtin
 from pipelines.demo import (
     DISCRIMINATION, EVENTS, INDIVIDUAL_SD, LOADING, RETENTION, THRESHOLDS, TRUE_EFFECTS, WAVES,
+    dictionary_field,
 )
-from pipelines.ingest.adapters import DICTIONARY_COLUMNS
 from pipelines.ingest.pseudonym import write_new_key
 
 REGIONS = ["Amazonas", "Áncash", "Apurímac", "Arequipa", "Ayacucho", "Cajamarca", "Callao",
@@ -129,12 +129,7 @@ def redcap_export(rng, cohorts, people, inst) -> pd.DataFrame:
 
 
 def redcap_dictionary(cohorts, inst) -> pd.DataFrame:
-    def field(name, form, kind, label, choices="", identifier=""):
-        row = dict.fromkeys(DICTIONARY_COLUMNS, "")
-        row.update({"Variable / Field Name": name, "Form Name": form, "Field Type": kind,
-                    "Field Label": label, "Choices, Calculations, OR Slider Labels": choices,
-                    "Identifier?": identifier})
-        return row
+    field = dictionary_field
     sites = " | ".join(f"{c}, {s}" for c, s in zip(cohorts["code"], cohorts["site"]))
     choices = " | ".join(f"{o.code}, {o.es}" for o in inst.response_options)
     rows = [field("record_id", "registro", "text", "Record ID"),

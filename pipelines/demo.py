@@ -348,21 +348,24 @@ def retype_one_email(people, sheets, knowledge, redcap, truth) -> None:
 REDCAP_DICTIONARY = "diccionario_redcap_bienestar.csv"
 
 
+def dictionary_field(name, form, kind, label, choices="", identifier="") -> dict:
+    """One row of a REDCap data dictionary (all 18 columns, the rest blank)."""
+    from pipelines.ingest.adapters import DICTIONARY_COLUMNS
+
+    row = dict.fromkeys(DICTIONARY_COLUMNS, "")
+    row.update({"Variable / Field Name": name, "Form Name": form, "Field Type": kind,
+                "Field Label": label, "Choices, Calculations, OR Slider Labels": choices,
+                "Identifier?": identifier})
+    return row
+
+
 def redcap_dictionary(instruments) -> pd.DataFrame:
     """The REDCap project's data dictionary, as REDCap exports it (18 columns).
 
     Name, email and phone are flagged "Identifier? y": capacitar drops them
     even if program.yaml forgot to list them.
     """
-    from pipelines.ingest.adapters import DICTIONARY_COLUMNS
-
-    def field(name, form, kind, label, choices="", identifier=""):
-        row = dict.fromkeys(DICTIONARY_COLUMNS, "")
-        row.update({"Variable / Field Name": name, "Form Name": form, "Field Type": kind,
-                    "Field Label": label, "Choices, Calculations, OR Slider Labels": choices,
-                    "Identifier?": identifier})
-        return row
-
+    field = dictionary_field
     sites = " | ".join(f"{c[5]}, {c[1]}" for c in COHORTS)
     rows = [field("record_id", "registro", "text", "Record ID"),
             field("nombre_completo", "registro", "text", "Nombre completo", identifier="y"),

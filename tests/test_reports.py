@@ -43,16 +43,21 @@ def test_number_formats_follow_the_language(demo_run):
     assert "Lo principal" in es and "Headlines" in en
 
 
-@needs_chromium
-def test_headless_chromium_renders_the_report_without_console_errors(demo_run):
-    page = reports_dir(demo_run) / "cohort_alto-trujillo-2026-1_es.html"
+def rendered_dom(page) -> tuple[str, list[str]]:
+    """The page's DOM after headless Chromium ran its scripts, and its console errors."""
     done = subprocess.run(
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr",
          "--v=0", "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-500:]
     console = [line for line in done.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+    return done.stdout, console
+
+
+@needs_chromium
+def test_headless_chromium_renders_the_report_without_console_errors(demo_run):
+    page = reports_dir(demo_run) / "cohort_alto-trujillo-2026-1_es.html"
+    dom, console = rendered_dom(page)
     assert console == []
-    dom = done.stdout
     change = demo_run["tables"]["change"]
     knowledge = change[(change["cohort"] == "alto-trujillo-2026-1")
                        & (change["scale"] == "equated_percent_correct")
@@ -286,13 +291,9 @@ def test_the_program_report_sorts_in_a_browser_without_errors(demo_run, tmp_path
               'document.querySelectorAll("table.grid th button")[1].click();</script></body>')
     page.write_text(report_pages(tables, config, instruments)["program_en.html"]
                     .replace("</body>", script), encoding="utf-8")
-    done = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr",
-         "--v=0", "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-500:]
-    errors = [line for line in done.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+    dom, errors = rendered_dom(page)
     assert errors == []
-    grid = done.stdout.split('class="sortable grid')[1].split("</tbody>")[0]
+    grid = dom.split('class="sortable grid')[1].split("</tbody>")[0]
     first_column = [float(v) for v in re.findall(
         r'<tr><td><a [^>]*>[^<]*</a></td><td [^>]*data-sort="(-?[\d.]+)"', grid)]
     # Clicked twice: descending.

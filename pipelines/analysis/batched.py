@@ -37,22 +37,22 @@ computes them together:
 from __future__ import annotations
 
 from collections import defaultdict
-from contextlib import nullcontext
 
 import numpy as np
 from scipy import stats
+from threadpoolctl import threadpool_limits
 
 from pipelines.analysis import factor
 from pipelines.analysis.reliability import (
-    ALPHA_FLOOR, DEFAULT_BOOT, DEFAULT_SEED, MIN_N, MISSING_RULE, _alpha_from_moments,
-    complete_matrix, scale_reliability,
+    ALPHA_FLOOR,
+    DEFAULT_BOOT,
+    DEFAULT_SEED,
+    MIN_N,
+    MISSING_RULE,
+    _alpha_from_moments,
+    complete_matrix,
+    scale_reliability,
 )
-
-try:  # the fallbacks' L-BFGS-B calls BLAS on 15-vectors: threads only spin (8x when busy)
-    from threadpoolctl import threadpool_limits
-except ImportError:  # pragma: no cover - optional
-    def threadpool_limits(*args, **kwargs):
-        return nullcontext()
 
 BLOCK = 64  # resamples per block: a block of weights stays in cache
 NEWTON_TOL = 1e-12
@@ -514,6 +514,7 @@ def reliability_many(
                 boot[i] = (float(low[j]), float(high[j]))
     order = list(xs)
     wants_h = [i for i in order if groups[i] is not None and i not in skip_h]
+    # the fallbacks' L-BFGS-B calls BLAS on 15-vectors: threads only spin (8x when busy)
     with threadpool_limits(limits=1, user_api="blas"):
         omega_t = dict(zip(order, omega_total_many([xs[i] for i in order])))
         omega_h = dict(zip(wants_h, omega_h_many([xs[i] for i in wants_h],

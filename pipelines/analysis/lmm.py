@@ -61,18 +61,12 @@ Examples
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from scipy import optimize
-
-try:  # L-BFGS-B calls BLAS on 4-vectors: threads only cost time (4x on a busy machine)
-    from threadpoolctl import threadpool_limits
-except ImportError:  # pragma: no cover - optional
-    def threadpool_limits(*args, **kwargs):
-        return nullcontext()
+from threadpoolctl import threadpool_limits
 
 _H_COMPLEX = 1e-30  # complex step: no cancellation, so it can be tiny
 SINGULAR_TOL = 1e-4  # lme4's isSingular() tolerance on the relative Cholesky factor
@@ -335,6 +329,7 @@ def _fit_reml(cohort, person, x, y, slope, starts) -> Fit:
                   np.r_[0.2 * np.eye(q)[np.tril_indices(q)], 0.7]]
     bounds = [(0, None), (None, None), (0, None), (0, None)] if q == 2 else [(0, None)] * 2
     lower = np.array([b[0] == 0 for b in bounds])
+    # L-BFGS-B calls BLAS on 4-vectors: threads only cost time (4x on a busy machine)
     with threadpool_limits(limits=1, user_api="blas"):
         results = [optimize.minimize(fun, np.asarray(start, dtype=float), jac=True,
                                      method="L-BFGS-B", bounds=bounds,

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipelines.errors import ConfigError
-from pipelines.ingest.text import fold
+from pipelines.ingest.text import fold, map_distinct
 
 KEY_ENV = "CAPACITAR_PSEUDONYM_KEY"
 PREFIX = "P"
@@ -58,8 +58,7 @@ def pseudonymise(frame: pd.DataFrame, columns: list[str], key: bytes) -> pd.Seri
     that together identify a person (usually one: an email or a DNI).
     """
     # Hash each distinct identifier once: exports repeat people across rows and waves.
-    normalised = frame[columns].apply(lambda col: col.map(dict(zip(
-        uniq := col.unique(), (normalise_identifier(v) for v in uniq)))))
+    normalised = frame[columns].apply(lambda col: map_distinct(col, normalise_identifier))
     joined = normalised.agg("|".join, axis=1) if len(columns) > 1 else normalised[columns[0]]
     has_id = normalised.ne("").all(axis=1)
     distinct = joined[has_id].unique()
