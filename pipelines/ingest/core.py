@@ -451,7 +451,7 @@ def resolve_names(export: Export, names: list[str]) -> None:
 
 def link_records(ff_table: pd.DataFrame, source: Source, participants: pd.Series) -> pd.DataFrame:
     """Pseudonym -> normalised identifier pairs of one file, for the optional link file."""
-    ids = ff_table[source.identifier].apply(lambda c: c.map(normalise_identifier))
+    ids = ff_table[source.identifier].apply(lambda c: map_distinct(c, normalise_identifier))
     identifier = ids.agg("|".join, axis=1) if len(source.identifier) > 1 else ids.iloc[:, 0]
     return pd.DataFrame({"participant": participants, "identifier": identifier}).loc[
         participants.ne("")].drop_duplicates()
