@@ -179,10 +179,24 @@ def test_a_failing_worker_is_an_error_not_a_silent_gap(program, monkeypatch):
     import pipelines.export as export
 
     monkeypatch.setattr(export, "PARALLEL_ROWS", 0)
-    monkeypatch.setattr(export, "write_labelled", lambda *a: None)  # parent side unaffected
+    monkeypatch.setattr(export, "write_labelled_files", lambda *a: None)  # parent side unaffected
     monkeypatch.setenv("PYTHONPATH", "/nonexistent")  # still finds pipelines (root added)
     run_stages(program)  # workers import pipelines from the checkout: succeeds
     table_dir = program / "outputs" / "tables"
     assert (table_dir / "scores.sav").exists()
+    writer = export.LabelledFiles(table_dir, {}, {}, "es")
+    writer.workers.append(export.start_worker(
+        [(table_dir / "missing.parquet", None, {}, "es", [table_dir / "x.sav"])], table_dir))
     with pytest.raises(RuntimeError, match="SPSS/Stata"):
-        export.run_workers([[("not a frame", None, {}, "es", table_dir / "x.sav")]], table_dir)
+        writer.wait()
+    assert not list(table_dir.glob(".labelled-job-*"))
+
+
+def test_cancelled_workers_stop_and_leave_no_job_files(tmp_path):
+    import pipelines.export as export
+
+    writer = export.LabelledFiles(tmp_path, {}, {}, "es")
+    job, worker = export.start_worker([], tmp_path)
+    writer.workers.append((job, worker))
+    writer.cancel()
+    assert worker.returncode is not None and not job.exists()
