@@ -71,23 +71,30 @@ def gx_context(config: ProgramConfig):
 
 
 def run_suite(context, inst: Instrument, config: ProgramConfig, frame: pd.DataFrame):
-    """Validate one instrument's frame with its suite; return the failures."""
-    import great_expectations as gx
-    from data_contracts.suites import build_suite
+    """Validate one instrument's frame with its suite.
 
-    source = context.data_sources.add_or_update_pandas("capacitar")
-    asset = source.add_dataframe_asset(inst.id)
-    batch_def = asset.add_batch_definition_whole_dataframe("all_rows")
-    suite = context.suites.add_or_update(build_suite(inst, config))
-    definition = context.validation_definitions.add_or_update(
-        gx.ValidationDefinition(name=inst.id, data=batch_def, suite=suite))
-    checkpoint = context.checkpoints.add_or_update(gx.Checkpoint(
-        name=f"capacitar_{inst.id}", validation_definitions=[definition],
-        actions=[],  # Data Docs are built once per run, after every instrument
-        result_format={"result_format": "COMPLETE"}))
+    Returns
+    -------
+    failures : list of Failure
+    pages : the Data Docs resources this run adds: the validation result, and
+        the suite when it was stored anew.
+    """
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+    )
+
+    from data_contracts.checkpoints import checkpoint_for
+    from data_contracts.suites import build_suite, suite_path
+
+    checkpoint, stored = checkpoint_for(context, build_suite(inst, config),
+                                        suite_path(config, inst.id))
     result = checkpoint.run(batch_parameters={"dataframe": frame})
-    return [failure_of(r) for run in result.run_results.values() for r in run.results
-            if not r.success]
+    failures = [failure_of(r) for run in result.run_results.values() for r in run.results
+                if not r.success]
+    pages = list(result.run_results)
+    if stored:
+        pages.append(ExpectationSuiteIdentifier(name=inst.id))
+    return failures, pages
 
 
 def failure_of(result) -> Failure:
@@ -156,10 +163,10 @@ class Quarantine:
 
 
 def check_instrument(context, inst, config, frame, language):
-    """Quarantine, summary rows and batch problems of one instrument's frame."""
+    """Valid rows, quarantine records, summary rows, batch problems and Data Docs pages."""
     q = Quarantine(frame, language)
     problems: list[str] = []
-    failures = run_suite(context, inst, config, frame) if not frame.empty else []
+    failures, pages = run_suite(context, inst, config, frame) if not frame.empty else ([], [])
     failures.sort(key=lambda f: RULE_ORDER.index(f.rule) if f.rule in RULE_ORDER else len(RULE_ORDER))
     for failure in failures:
         if failure.batch:
@@ -174,7 +181,7 @@ def check_instrument(context, inst, config, frame, language):
     q.add(remaining.index[duplicates(remaining)], "duplicate_submission")
     problems += reject_bad_files(q, inst, config.max_failing_share)
     summary = summary_rows(frame, inst.id, failures, q)
-    return frame.loc[~q.failing].reset_index(drop=True), q.records, summary, problems
+    return frame.loc[~q.failing].reset_index(drop=True), q.records, summary, problems, pages
 
 
 def reject_bad_files(q: Quarantine, inst: Instrument, share: float) -> list[str]:
@@ -225,21 +232,23 @@ def apply_contracts(
     >>> result = apply_contracts(ingested.responses, instruments, config)  # doctest: +SKIP
     >>> result.quarantine["rule"].value_counts()  # doctest: +SKIP
     """
+    from data_contracts.checkpoints import build_docs
+
     context = gx_context(config)
-    valid, records, summary, problems = {}, [], [], []
+    valid, records, summary, problems, pages = {}, [], [], [], []
     for inst_id, frame in responses.items():
-        ok, recs, rows, probs = check_instrument(
+        ok, recs, rows, probs, new_pages = check_instrument(
             context, instruments[inst_id], config, frame.reset_index(drop=True), config.language)
         valid[inst_id] = ok
         records += recs
         summary += rows
         problems += probs
-    context.build_data_docs()
-    docs = context.get_docs_sites_urls()
+        pages += new_pages
+    docs = build_docs(context, pages)
     return ContractResult(
         valid=valid,
         quarantine=quarantine_frame(records),
         summary=pd.DataFrame(summary, columns=SUMMARY_COLUMNS),
         problems=problems,
-        data_docs=docs[0]["site_url"] if docs else "",
+        data_docs=docs,
     )

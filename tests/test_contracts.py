@@ -123,3 +123,88 @@ def test_submissions_far_outside_the_cohort_dates_are_quarantined(tmp_path, monk
     ctx = stages.load_context(root)
     contracts = stages.validate(ctx, stages.ingest(ctx))
     assert rules_by_row(contracts, "stss_pre.csv") == {3: "date_outside_cohort"}
+
+
+# --- stored GX objects and Data Docs across runs ---------------------------------
+def stores_during(monkeypatch, ctx, ingested) -> tuple[list[str], object]:
+    """Run validate, returning the instruments whose suite was stored anew."""
+    from data_contracts import checkpoints
+
+    stored, real = [], checkpoints.store_checkpoint
+
+    def spy(context, suite, batch):
+        stored.append(suite.name)
+        return real(context, suite, batch)
+
+    monkeypatch.setattr(checkpoints, "store_checkpoint", spy)
+    return stored, stages.validate(ctx, ingested)
+
+
+def result_pages(ctx) -> list:
+    site = ctx.config.path("gx") / "uncommitted" / "data_docs" / "local_site"
+    return sorted((site / "validations").rglob("*.html"))
+
+
+def test_an_unchanged_suite_is_not_stored_again(checked, monkeypatch):
+    ctx, ingested, first = checked
+    path = ctx.config.path("gx") / "expectations" / "stss.json"
+    before = (path.read_bytes(), path.stat().st_mtime_ns)
+    stored, again = stores_during(monkeypatch, ctx, ingested)
+    assert stored == []
+    assert (path.read_bytes(), path.stat().st_mtime_ns) == before
+    pd.testing.assert_frame_equal(again.quarantine, first.quarantine)
+    pd.testing.assert_frame_equal(again.valid["stss"], first.valid["stss"])
+
+
+def test_a_new_cohort_in_program_yaml_stores_the_suite_again(checked, monkeypatch):
+    import yaml
+
+    ctx, ingested, _ = checked
+    config = yaml.safe_load((ctx.config.root / "program.yaml").read_text())
+    config["cohorts"].append({"id": "c2", "site": "Lima"})
+    (ctx.config.root / "program.yaml").write_text(yaml.safe_dump(config, allow_unicode=True))
+    ctx = stages.load_context(ctx.config.root)
+    stored, contracts = stores_during(monkeypatch, ctx, stages.ingest(ctx))
+    assert stored == ["stss"]
+    suite = json.loads((ctx.config.path("gx") / "expectations" / "stss.json").read_text())
+    cohorts = next(e["kwargs"]["value_set"] for e in suite["expectations"]
+                   if e["kwargs"].get("column") == "cohort" and "value_set" in e["kwargs"])
+    assert cohorts == ["c1", "c2"]
+    assert "unknown_cohort" not in set(contracts.quarantine["rule"])  # Lima is c2 now
+
+
+def test_a_hand_edited_generated_expectation_is_regenerated(checked, monkeypatch):
+    ctx, ingested, _ = checked
+    path = ctx.config.path("gx") / "expectations" / "stss.json"
+    suite = json.loads(path.read_text())
+    wave = next(e for e in suite["expectations"] if e["kwargs"].get("column") == "wave"
+                and "value_set" in e["kwargs"])
+    wave["kwargs"]["value_set"] = ["pre"]
+    path.write_text(json.dumps(suite))
+    stored, _ = stores_during(monkeypatch, ctx, ingested)
+    assert stored == ["stss"]
+    assert '"post"' in path.read_text()
+
+
+def test_data_docs_show_every_run_and_the_latest_validation(checked):
+    ctx, ingested, first = checked
+    assert len(result_pages(ctx)) == 1
+    second = stages.validate(ctx, ingested)
+    pages = result_pages(ctx)
+    assert len(pages) == 2
+    index = (ctx.config.path("gx") / "uncommitted" / "data_docs" / "local_site" / "index.html")
+    newest = pages[-1].relative_to(index.parent).as_posix()
+    assert newest in index.read_text()  # the index links this run's page
+    assert second.data_docs == first.data_docs
+
+
+def test_a_deleted_data_docs_site_is_built_whole_again(checked):
+    import shutil
+
+    ctx, ingested, _ = checked
+    stages.validate(ctx, ingested)
+    shutil.rmtree(ctx.config.path("gx") / "uncommitted" / "data_docs")
+    stages.validate(ctx, ingested)
+    assert len(result_pages(ctx)) == 3  # the two earlier runs' pages are rendered again
+    site = ctx.config.path("gx") / "uncommitted" / "data_docs" / "local_site"
+    assert (site / "expectations" / "stss.html").exists()
