@@ -15,7 +15,8 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -280,17 +281,24 @@ def recover(target: Path) -> None:
         os.rename(previous, target)
 
 
-def write_folder(target: Path, fill: Callable[[Path], list[Path]]) -> list[Path]:
-    """Fill a staging folder beside ``target`` with ``fill(staging)``, then swap it in."""
+@contextmanager
+def staged_folder(target: Path) -> Iterator[Path]:
+    """A fresh staging folder beside ``target`` (removed on the way out unless swapped in)."""
     recover(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
     try:
-        written = fill(staging)
-        swap_in(staging, target)
+        yield staging
     finally:
         if staging.exists():
             shutil.rmtree(staging)
+
+
+def write_folder(target: Path, fill: Callable[[Path], list[Path]]) -> list[Path]:
+    """Fill a staging folder beside ``target`` with ``fill(staging)``, then swap it in."""
+    with staged_folder(target) as staging:
+        written = fill(staging)
+        swap_in(staging, target)
     return [target / p.relative_to(staging) for p in written]
 
 

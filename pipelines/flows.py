@@ -150,8 +150,14 @@ def pooled_task(ctx: stages.Context, contracts, scores, fresh: list, previous, k
 
 
 @io_task
-def export_task(ctx: stages.Context, tables):
-    written = stages.export(ctx, tables)
+def export_tables_task(exporting: stages.TableExport, tables: dict, workers: int):
+    """Parquet and CSV now; SPSS and Stata files started on worker processes."""
+    exporting.add(tables, workers)
+
+
+@io_task
+def export_task(ctx: stages.Context, exporting: stages.TableExport):
+    written = exporting.finish()
     get_run_logger().info("Wrote %d files to %s", len(written), ctx.config.output_dir)
     return written
 
@@ -207,7 +213,12 @@ class StageClock:
 
 
 def full_run(ctx: stages.Context, plan, force: bool, dask_address: str | None, pdf: bool) -> dict:
-    """Every stage, analysing only cohorts whose data changed since the last good run."""
+    """Every stage, analysing only cohorts whose data changed since the last good run.
+
+    The tables final before the analysis (scores, quarantine, validation,
+    accounting) are exported first, so their SPSS/Stata files are written
+    beside the analysis; the others' beside the reports.
+    """
     clock = StageClock()
     with clock("ingest"):
         ingested = ingest_task(ctx)
@@ -215,17 +226,22 @@ def full_run(ctx: stages.Context, plan, force: bool, dask_address: str | None, p
         contracts, accounting = validate_task(ctx, ingested)
     with clock("score"):
         scores = score_task(ctx, contracts)
-    tables, work = analyse(ctx, plan, contracts, scores, force, dask_address, clock)
-    tables = {
-        "scores": scores, **tables, "quarantine": contracts.quarantine,
-        "validation_summary": contracts.summary, "accounting": accounting,
-        "runs": stages.run_record(ctx, ingested, contracts, accounting, plan,
-                                  recomputed=len(work.stale), reused=len(work.kept)),
-    }
-    with clock("export"):
-        export_task(ctx, tables)
-    with clock("report"):
-        reports = report_task(ctx, tables, pdf)
+    with stages.table_export(ctx) as exporting:
+        early = {"scores": scores, "quarantine": contracts.quarantine,
+                 "validation_summary": contracts.summary, "accounting": accounting}
+        with clock("export"):
+            export_tables_task(exporting, early, workers=1)
+        tables, work = analyse(ctx, plan, contracts, scores, force, dask_address, clock)
+        tables["runs"] = stages.run_record(ctx, ingested, contracts, accounting, plan,
+                                           recomputed=len(work.stale), reused=len(work.kept))
+        with clock("export"):
+            export_tables_task(exporting, tables, workers=stages.WORKERS)
+        tables = {"scores": scores, **tables, "quarantine": contracts.quarantine,
+                  "validation_summary": contracts.summary, "accounting": accounting}
+        with clock("report"):
+            reports = report_task(ctx, tables, pdf)
+        with clock("export_wait"):
+            export_task(ctx, exporting)
     stages.save_run_state(ctx, plan, work.fingerprints)
     summary = summarise(ctx, tables, reports, ingested.problems + contracts.problems, plan)
     summary.update(data_docs=contracts.data_docs, cohorts_recomputed=work.stale,
@@ -241,11 +257,23 @@ def full_run(ctx: stages.Context, plan, force: bool, dask_address: str | None, p
 
 
 def analyse(ctx: stages.Context, plan, contracts, scores, force: bool, dask_address, clock):
-    """Changed cohorts on the task runner, then the program-wide figures (one task)."""
+    """Changed cohorts on the task runner, then the program-wide figures (one task).
+
+    Locally the program-wide rows are computed beside the cohorts in a forked
+    process (:class:`pipelines.parallel.Beside`); on Dask by one more task there.
+    """
     with clock("analyse_cohorts"):
-        fresh, pooled, work = analyse_changed_cohorts(ctx, plan, contracts, scores, force,
-                                                      dask_address)
+        beside = None if dask_address else stages.start_pooled(ctx, contracts.valid, scores)
+        try:
+            fresh, pooled, work = analyse_changed_cohorts(ctx, plan, contracts, scores, force,
+                                                          dask_address)
+        except BaseException:
+            if beside is not None:
+                beside.cancel()
+            raise
     with clock("analyse_program"):
+        if beside is not None:
+            pooled = beside.result()
         tables = pooled_task(ctx, contracts, scores, fresh, work.previous, work.kept, pooled)
     return tables, work
 

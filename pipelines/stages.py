@@ -12,6 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -24,21 +26,44 @@ from instruments import Instrument, load_builtin, load_instruments
 from pipelines.accounting import row_accounting
 from pipelines.analysis.scoring import score_responses
 from pipelines.analysis.tables import (
-    POOLED, apply_rci, band_transitions, change_tables, improvement_directions, item_tables,
-    models_table, rci_references, reliability_table, wave_means,
+    POOLED,
+    apply_rci,
+    band_transitions,
+    change_tables,
+    improvement_directions,
+    item_tables,
+    models_table,
+    rci_references,
+    reliability_table,
+    wave_means,
 )
-from pipelines.config import ProgramConfig, load_program
 from pipelines.codebook import R_SCRIPT, SPSS_SCRIPT, codebook, codebook_html, codebook_markdown
-from pipelines.incremental import (
-    ANALYSIS_VERSION, Plan, cohort_fingerprints, instruments_digest, plan_run, run_fingerprint,
-    save_state, stale_cohorts,
+from pipelines.config import ProgramConfig, load_program
+from pipelines.export import (
+    WORKERS,
+    LabelledFiles,
+    atomic_write,
+    staged_folder,
+    swap_in,
+    write_json,
+    write_open_formats,
 )
-from pipelines.export import atomic_write, write_folder, write_json, write_tables
+from pipelines.incremental import (
+    ANALYSIS_VERSION,
+    Plan,
+    cohort_fingerprints,
+    instruments_digest,
+    plan_run,
+    run_fingerprint,
+    save_state,
+    stale_cohorts,
+)
+from pipelines.ingest import IngestResult, ingest_program
+from pipelines.ingest.pseudonym import load_key, write_link_file
+from pipelines.parallel import Beside
 from pipelines.schema import load_schema, value_sets
 from pipelines.warehouse import update_warehouse
 from pipelines.wide import scores_wide, scores_wide_spec
-from pipelines.ingest import IngestResult, ingest_program
-from pipelines.ingest.pseudonym import load_key, write_link_file
 from reports.render import Rendered, render_report_folder
 
 
@@ -188,6 +213,11 @@ def analyse_pooled(ctx: Context, valid: dict[str, pd.DataFrame], scores: pd.Data
             "items": items, "item_options": options,
             "band_transitions": pd.concat(transitions, ignore_index=True),
             "wave_means": wave_means(scores, scope="pooled")}
+
+
+def start_pooled(ctx: Context, valid: dict[str, pd.DataFrame], scores: pd.DataFrame) -> Beside:
+    """:func:`analyse_pooled` started beside the caller's work (a forked process on Linux)."""
+    return Beside(analyse_pooled, ctx, valid, scores)
 
 
 def cohort_rank(config: ProgramConfig):
@@ -370,33 +400,75 @@ def export(ctx: Context, tables: dict[str, pd.DataFrame]) -> list[Path]:
     """Stage 5: every table as Parquet, CSV, .sav, .dta; codebook; load scripts; warehouse.
 
     The tables folder is staged and swapped in whole, so a run killed midway
-    leaves the previous outputs intact.
+    leaves the previous outputs intact. The flow does the same in parts
+    (:func:`table_export`), starting with the tables that are final before the
+    analysis.
     """
-    out, lang = ctx.config.output_dir, ctx.config.language
-    specs = dict(load_schema().tables)
-    sets = value_sets(ctx.config, ctx.instruments, {r: v["label"] for r, v in RULES.items()})
-    wide = scores_wide(tables["scores"], ctx.config.wave_order())
-    specs["scores_wide"] = scores_wide_spec(wide, ctx.instruments, ctx.config)
-    files = {**tables, "scores_wide": wide}
-    check_documented(files, specs)
+    with table_export(ctx) as exporting:
+        exporting.add(tables)
+        return exporting.finish()
 
-    def fill(staging: Path) -> list[Path]:
-        return write_tables(files, specs, sets, lang, staging)
 
-    written = write_folder(out / "tables", fill)
-    book = codebook(specs, files, sets, ctx.instruments, ctx.config, lang)
-    markdown = codebook_markdown(book)
-    for name, text in (("codebook.md", markdown),
-                       ("codebook.html", codebook_html(markdown, "Codebook")),
-                       ("load_in_R.R", R_SCRIPT),
-                       ("load_in_SPSS.sps", SPSS_SCRIPT.format(folder=out))):
-        atomic_write(out / name, lambda tmp, text=text: tmp.write_text(text, encoding="utf-8"))
-        written.append(out / name)
-    written.append(write_json(book, out / "codebook.json"))
-    written.append(write_json(tables["runs"].iloc[0].to_dict(), out / "last_run.json"))
-    update_warehouse(out / "warehouse.duckdb", tables, specs)
-    written.append(out / "warehouse.duckdb")
-    return written
+@contextmanager
+def table_export(ctx: Context) -> Iterator[TableExport]:
+    """Stage 5 in parts: :meth:`TableExport.add` tables as they become final (their SPSS and
+    Stata files are written by worker processes meanwhile), :meth:`TableExport.finish` at the
+    end. Leaving early (an error) stops the workers and drops the staging folder."""
+    with staged_folder(ctx.config.output_dir / "tables") as staging:
+        exporting = TableExport(ctx, staging)
+        try:
+            yield exporting
+        finally:
+            exporting.labelled.cancel()
+
+
+class TableExport:
+    """One run's tables folder, filled in a staging folder and swapped in by :meth:`finish`."""
+
+    def __init__(self, ctx: Context, staging: Path):
+        self.ctx, self.staging = ctx, staging
+        self.specs = dict(load_schema().tables)
+        self.sets = value_sets(ctx.config, ctx.instruments,
+                               {r: v["label"] for r, v in RULES.items()})
+        self.labelled = LabelledFiles(staging, self.specs, self.sets, ctx.config.language)
+        self.files: dict[str, pd.DataFrame] = {}
+        self.written: list[Path] = []
+
+    def add(self, tables: dict[str, pd.DataFrame], workers: int = WORKERS) -> None:
+        """Write Parquet and CSV now; start the SPSS/Stata files on ``workers`` processes."""
+        files = dict(tables)
+        if "scores" in files:
+            files["scores_wide"] = scores_wide(files["scores"], self.ctx.config.wave_order())
+            self.specs["scores_wide"] = scores_wide_spec(files["scores_wide"],
+                                                         self.ctx.instruments, self.ctx.config)
+        check_documented(files, self.specs)
+        for name, frame in files.items():
+            self.written += write_open_formats(frame, self.staging, name)
+        self.labelled.submit(files, workers)
+        self.files.update(files)
+
+    def finish(self) -> list[Path]:
+        """Wait for the SPSS/Stata files, swap the tables in, then codebook, scripts, warehouse."""
+        out, lang = self.ctx.config.output_dir, self.ctx.config.language
+        if self.staging.exists():  # not swapped in yet (a retried finish goes on from here)
+            staged = self.written + self.labelled.wait()
+            swap_in(self.staging, out / "tables")
+            self.written = [out / "tables" / p.relative_to(self.staging) for p in staged]
+        written = list(self.written)
+        files = {name: self.files[name] for name in self.specs if name in self.files}
+        book = codebook(self.specs, files, self.sets, self.ctx.instruments, self.ctx.config, lang)
+        markdown = codebook_markdown(book)
+        for name, text in (("codebook.md", markdown),
+                           ("codebook.html", codebook_html(markdown, "Codebook")),
+                           ("load_in_R.R", R_SCRIPT),
+                           ("load_in_SPSS.sps", SPSS_SCRIPT.format(folder=out))):
+            atomic_write(out / name, lambda tmp, text=text: tmp.write_text(text, encoding="utf-8"))
+            written.append(out / name)
+        written.append(write_json(book, out / "codebook.json"))
+        written.append(write_json(files["runs"].iloc[0].to_dict(), out / "last_run.json"))
+        update_warehouse(out / "warehouse.duckdb", files, self.specs)
+        written.append(out / "warehouse.duckdb")
+        return written
 
 
 def check_documented(tables: dict[str, pd.DataFrame], specs: dict) -> None:

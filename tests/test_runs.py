@@ -12,6 +12,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+import psutil
 import pytest
 
 from pipelines import stages
@@ -187,10 +188,14 @@ def test_a_failed_stage_keeps_previous_outputs(program, prefect_harness, monkeyp
         raise RuntimeError("simulated crash in the analysis")
 
     monkeypatch.setattr(stages, "assemble", broken)
+    monkeypatch.setattr("pipelines.export.PARALLEL_ROWS", 0)  # SPSS/Stata workers running
     add_cohort_c3(program)
     with pytest.raises(RuntimeError, match="simulated crash"):
         evaluate_program(str(program))
     assert snapshot(outputs / "tables") | snapshot(outputs / "reports") == kept
+    assert not list(outputs.glob(".tables.staging-*"))  # the half-filled staging is gone
+    assert not [p for p in psutil.Process().children(recursive=True)  # workers stopped
+                if "pipelines.export" in " ".join(p.cmdline())]
     assert (outputs / "state.json").read_bytes() == state
     history = runs(program)
     assert history["status"].tolist() == ["complete", "failed"]
@@ -199,6 +204,18 @@ def test_a_failed_stage_keeps_previous_outputs(program, prefect_harness, monkeyp
     monkeypatch.setenv("CAPACITAR_PSEUDONYM_KEY", "k" * 32)
     monkeypatch.setenv("CAPACITAR_CHROMIUM", "/nonexistent")
     assert evaluate_program(str(program))["cohorts_recomputed"] == ["c3"]  # picks up after
+
+
+def test_program_rows_computed_beside_equal_those_computed_in_process(program, prefect_harness,
+                                                                       monkeypatch):
+    from pipelines.flows import evaluate_program
+
+    evaluate_program(str(program))  # program-wide rows in a forked process (Linux)
+    beside = tables_of(program)
+    assert (beside["reliability"]["cohort"] == "ALL").any()
+    monkeypatch.setenv("CAPACITAR_WORKERS", "1")  # no fork: in the run's own process
+    evaluate_program(str(program), force=True)
+    assert_same_tables(beside, tables_of(program))
 
 
 def test_a_dask_cluster_gives_the_same_tables(program, prefect_harness):
