@@ -32,6 +32,7 @@ from pipelines.analysis.tables import (
     change_tables,
     improvement_directions,
     item_tables,
+    mixed_model_rows,
     models_table,
     rci_references,
     reliability_table,
@@ -206,13 +207,15 @@ def analyse_cohorts(ctx: Context, valid: dict[str, pd.DataFrame], scores: pd.Dat
 
 def analyse_pooled(ctx: Context, valid: dict[str, pd.DataFrame], scores: pd.DataFrame
                    ) -> dict[str, pd.DataFrame]:
-    """Program-wide (cohort ``ALL``) rows of the cohort tables: refreshed on every run."""
+    """Program-wide (cohort ``ALL``) rows of the cohort tables, and the mixed models' rows
+    (:func:`mixed_model_rows`): they need no cohort's figures, refreshed on every run."""
     items, options = item_tables(valid, ctx.instruments, scope="pooled")
     transitions = [band_transitions(scores, f, t, scope="pooled") for f, t in ctx.config.pairs()]
     return {"reliability": reliability_table(valid, ctx.instruments, scope="pooled"),
             "items": items, "item_options": options,
             "band_transitions": pd.concat(transitions, ignore_index=True),
-            "wave_means": wave_means(scores, scope="pooled")}
+            "wave_means": wave_means(scores, scope="pooled"),
+            "mixed_models": mixed_model_rows(scores, ctx.config.pairs())}
 
 
 def start_pooled(ctx: Context, valid: dict[str, pd.DataFrame], scores: pd.DataFrame) -> Beside:
@@ -238,10 +241,13 @@ def stack(parts: list[pd.DataFrame | None], rank, name: str) -> pd.DataFrame:
         return known[0].iloc[0:0] if known else pd.DataFrame(
             columns=list(load_schema().tables[name].columns))
     table = pd.concat(used, ignore_index=True)
-    cohorts = table["cohort"].astype(str)
-    order = {c: i for i, c in enumerate(sorted(cohorts.unique(), key=rank))}
-    positions = np.argsort(cohorts.map(order).to_numpy(), kind="stable")
-    return table.iloc[positions].reset_index(drop=True)
+    codes, cohorts = pd.factorize(table["cohort"].astype(str))
+    place = np.empty(len(cohorts), dtype=np.int64)  # each distinct cohort's place in rank order
+    place[sorted(range(len(cohorts)), key=lambda i: rank(cohorts[i]))] = np.arange(len(cohorts))
+    order = place[codes]
+    if (np.diff(order) >= 0).all():  # already in order (a full run): no copy
+        return table
+    return table.iloc[np.argsort(order, kind="stable")].reset_index(drop=True)
 
 
 def assemble(ctx: Context, scores: pd.DataFrame, fresh: list[dict], pooled: dict,
@@ -263,7 +269,8 @@ def assemble(ctx: Context, scores: pd.DataFrame, fresh: list[dict], pooled: dict
         tables["change"], tables["individual_change"], references,
         improvement_directions(ctx.instruments))
     tables["participation"] = participation_table(scores, first)
-    tables["models"] = models_table(scores, ctx.config.pairs(), tables["change"])
+    tables["models"] = models_table(scores, ctx.config.pairs(), tables["change"],
+                                    pooled.get("mixed_models"))
     return tables
 
 

@@ -457,9 +457,10 @@ def apply_rci(change: pd.DataFrame, individual: pd.DataFrame, references: dict,
         individual.loc[rows, "rci_category"] = reliable_change(
             diff, sd, r_xx, improvement.get((inst, scale), ""))
     keys = ["cohort", "instrument", "scale", "from_wave", "to_wave"]
-    counts = (pd.crosstab([individual[k] for k in keys], individual["rci_category"])
+    counts = (individual.groupby([*keys, "rci_category"]).size().unstack(fill_value=0)
               .reindex(columns=list(RCI_CATEGORIES), fill_value=0)
               .add_prefix("rci_").reset_index())
+    counts.columns.name = None
     change = change.drop(columns=[f"rci_{c}" for c in RCI_CATEGORIES]).merge(
         counts, on=keys, how="left")
     for column in (f"rci_{c}" for c in RCI_CATEGORIES):
@@ -521,14 +522,12 @@ def _meta_rows(change: pd.DataFrame) -> list[dict]:
     return rows
 
 
-def models_table(scores: pd.DataFrame, pairs: list[tuple[str, str]],
-                 change: pd.DataFrame) -> pd.DataFrame:
-    """The ``models`` table: mixed models of change and the meta-analysis of d_z.
+def mixed_model_rows(scores: pd.DataFrame, pairs: list[tuple[str, str]]) -> list[dict]:
+    """The mixed-model rows of the ``models`` table (they need the scores only).
 
     Per instrument x scale x wave pair: the random-cohort mixed model (3+
-    cohorts), the cohort fixed-effects form (up to 10 cohorts), both on every
-    person observed at either wave; and REML and DerSimonian-Laird
-    random-effects pooling of the cohorts' d_z (positive = improvement).
+    cohorts) and the cohort fixed-effects form (up to 10 cohorts), both on
+    every person observed at either wave.
     """
     rows = []
     for from_wave, to_wave in pairs:
@@ -542,6 +541,18 @@ def models_table(scores: pd.DataFrame, pairs: list[tuple[str, str]],
             if long["cohort"].nunique() <= FEW_COHORTS:
                 fitted += cohort_fixed_model(long)
             rows += [{**keys, **r} for r in fitted]
+    return rows
+
+
+def models_table(scores: pd.DataFrame, pairs: list[tuple[str, str]],
+                 change: pd.DataFrame, mixed: list[dict] | None = None) -> pd.DataFrame:
+    """The ``models`` table: mixed models of change and the meta-analysis of d_z.
+
+    :func:`mixed_model_rows` (or ``mixed``, those rows computed already, e.g.
+    beside the cohort analysis), then REML and DerSimonian-Laird
+    random-effects pooling of the cohorts' d_z (positive = improvement).
+    """
+    rows = mixed_model_rows(scores, pairs) if mixed is None else list(mixed)
     rows += _meta_rows(change)
     table = pd.DataFrame(rows).reindex(columns=MODEL_COLUMNS)
     table["converged"] = table["converged"].astype("boolean")
