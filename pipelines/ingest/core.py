@@ -122,8 +122,16 @@ def likert_to_number(cells: pd.Series, options: list[ResponseOption]) -> pd.Seri
     number nor a label become the sentinel ``np.inf`` so the caller can reject
     the row while keeping the raw value for the reason.
     """
+    # A column holds a handful of distinct answers: convert those, then pick by code
+    # (to_numeric on every Arrow string cell was the costliest step of ingest).
+    codes, distinct = cells.factorize(use_na_sentinel=False)
+    numbers = distinct_numbers(pd.Series(distinct), options).to_numpy()
+    return pd.Series(numbers.take(codes), index=cells.index, name=cells.name, dtype=float)
+
+
+def distinct_numbers(cells: pd.Series, options: list[ResponseOption]) -> pd.Series:
+    """``likert_to_number`` of each cell (as float), vectorised for the common case."""
     labels = option_lookup(options)
-    # Vectorised for the common case (numbers); only leftovers go through the label lookup.
     numbers = pd.to_numeric(cells.str.replace(",", ".", regex=False), errors="coerce")
     leftover = numbers.isna() & cells.ne("")
     if leftover.any():
@@ -285,8 +293,7 @@ def with_value_labels(cells: pd.Series, labels: dict[str, str] | None,
             return labels[cell]
         return by_label.get(fold(cell), cell)
 
-    unique = cells.unique()
-    return cells.map(dict(zip(unique, (fix(c) for c in unique))))
+    return map_distinct(cells, fix)
 
 
 def likert_items(ff: FileFrame, inst: Instrument, mapping, reject) -> pd.DataFrame:

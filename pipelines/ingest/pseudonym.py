@@ -8,7 +8,6 @@ reversed or recomputed from a guessed email.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import os
 import secrets
@@ -47,7 +46,8 @@ def pseudonym(identifier: str, key: bytes) -> str:
     >>> pseudonym("a", b"k1") != pseudonym("a", b"k2")
     True
     """
-    digest = hmac.new(key, identifier.encode("utf-8"), hashlib.sha256).hexdigest()
+    # hmac.digest is the one-shot C implementation: several times faster than hmac.new.
+    digest = hmac.digest(key, identifier.encode("utf-8"), "sha256").hex()
     return PREFIX + digest[:DIGITS]
 
 
@@ -61,9 +61,8 @@ def pseudonymise(frame: pd.DataFrame, columns: list[str], key: bytes) -> pd.Seri
     normalised = frame[columns].apply(lambda col: map_distinct(col, normalise_identifier))
     joined = normalised.agg("|".join, axis=1) if len(columns) > 1 else normalised[columns[0]]
     has_id = normalised.ne("").all(axis=1)
-    distinct = joined[has_id].unique()
-    hashed = dict(zip(distinct, (pseudonym(v, key) for v in distinct)))
-    return joined.map(hashed).where(has_id, "").astype("str")
+    hashed = map_distinct(joined, lambda v: pseudonym(v, key))
+    return hashed.where(has_id, "").astype("str")
 
 
 def load_key(key_file: Path, create_if_missing: bool = False) -> bytes:
