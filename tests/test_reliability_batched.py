@@ -30,6 +30,16 @@ def test_weight_blocks_are_the_reference_weights():
         np.testing.assert_array_equal(blocks, resampling_weights(n, 250, seed=3))
 
 
+def test_large_n_weights_counted_in_parts_are_the_reference_weights():
+    """n = 50,000: a block's draws are counted two resamples at a time (COUNT_CELLS)."""
+    from pipelines.analysis.batched import COUNT_CELLS
+
+    n = 50_000
+    assert 1 < COUNT_CELLS // n < 5
+    blocks = np.vstack(list(weight_blocks(n, 11, seed=4, block=5)))
+    np.testing.assert_array_equal(blocks, resampling_weights(n, 11, seed=4))
+
+
 def test_reliability_many_equals_reference_on_random_scales():
     rng = np.random.default_rng(11)
     mats = []

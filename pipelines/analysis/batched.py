@@ -9,11 +9,16 @@ computes them together:
   (groups x n x k) array, so alpha, std alpha, G6, KR-20/21, SEM, Feldt's CI,
   the flags and the moments are a few numpy reductions per (n, k) bucket;
 * the bootstrap: :func:`~pipelines.analysis.reliability.resampling_weights`
-  depends only on (n, B, seed), so every group with n complete rows uses the
-  same weights, drawn once per n (in cache-sized blocks of resamples: the same
+  depends only on (n, B, seed), so every group with n complete rows (whatever
+  its k) uses the same weights, drawn once per n (in blocks of 64 resamples,
+  counted a few resamples at a time so the counts stay in cache: the same
   stream, bit-identical weights) and applied to all those groups in one
-  matrix product per block. The draws, hence the percentile bounds, are the
-  reference's (equal up to floating-point summation order);
+  matrix product per block and chunk of groups (sized so the sums stay in
+  cache; the items' squared sums by einsum, without a temporary). The draws,
+  hence the percentile bounds, are the reference's (equal up to floating-point
+  summation order). Everything runs on one BLAS thread: the products have
+  n ~ 25 inner rows, and on a busy machine (the pooled rows run beside the
+  cohorts) a second thread made them several times slower;
 * omega total and omega hierarchical: :func:`minres_many`, Newton on the
   uniquenesses for all groups with k items at once (profile criterion: sum of
   squared eigenvalues beyond ``nf`` of R - diag(psi), analytic gradient and
@@ -54,7 +59,9 @@ from pipelines.analysis.reliability import (
     scale_reliability,
 )
 
-BLOCK = 64  # resamples per block: a block of weights stays in cache
+BLOCK = 64  # resamples per block of weights (one matrix product per block)
+COUNT_CELLS = 1 << 17  # resamples x n counted at once: the bincount target stays in cache
+SUM_COLUMNS = 4096  # groups x (k + 3) columns per product: its block of sums stays in cache
 NEWTON_TOL = 1e-12
 
 
@@ -94,39 +101,72 @@ def weight_blocks(n: int, n_boot: int, seed: int = DEFAULT_SEED, block: int = BL
 
     Same generator, same draws in the same order: concatenated, the blocks equal
     the reference matrix exactly (tested), without holding n_boot x n floats.
+    The draws of a block are counted a few resamples at a time (COUNT_CELLS):
+    for n ~ 27,000 one bincount over 64 resamples scatters into 14 MB, several
+    times slower than into a cache-sized target.
     """
     rng = np.random.default_rng(seed)
-    offsets = (np.arange(block, dtype=np.int64) * n)[:, None]
+    rows = max(1, min(block, COUNT_CELLS // n))
+    offsets = (np.arange(rows, dtype=np.int64) * n)[:, None]
     for start in range(0, n_boot, block):
         m = min(block, n_boot - start)
         drawn = rng.integers(0, n, size=(m, n), dtype=np.int64)
-        drawn += offsets[:m]
-        yield np.bincount(drawn.ravel(), minlength=m * n).reshape(m, n).astype(float)
+        weights = np.empty((m, n))
+        for r in range(0, m, rows):
+            part = drawn[r:r + rows]
+            part += offsets[:len(part)]
+            weights[r:r + len(part)] = np.bincount(part.ravel(), minlength=part.size
+                                                   ).reshape(part.shape)
+        yield weights
 
 
-def bootstrap_alphas_many(xs: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
-    """(groups x n_boot) bootstrap alphas of stacked groups xs (groups x n x k).
+def _moment_columns(xs: np.ndarray) -> list[tuple[slice, np.ndarray, np.ndarray]]:
+    """[X | sum_j X^2 | T | T^2] of stacked groups (g x n x k) as n-row matrices.
 
-    All groups share n, hence the reference's weights; each block of weights
-    multiplies every group's [X, sum_j X^2, T, T^2] at once.
+    One (slice of groups, matrix, variance scale) per chunk of groups of at most
+    SUM_COLUMNS columns; the items of all groups come first (contiguous), then
+    one column of each moment per group.
     """
     g, n, k = xs.shape
-    total = xs.sum(axis=2)
-    data = np.concatenate([xs, (xs**2).sum(axis=2, keepdims=True), total[..., None],
-                           (total**2)[..., None]], axis=2)          # g x n x (k+3)
-    flat = data.transpose(1, 0, 2).reshape(n, g * (k + 3))
-    scale = 1e-12 * np.maximum(1.0, np.abs(total).max(axis=1) ** 2)
-    out = np.empty((g, n_boot))
+    chunk = max(1, SUM_COLUMNS // (k + 3))
+    out = []
+    for start in range(0, g, chunk):
+        x = xs[start:start + chunk]
+        total = x.sum(axis=2)
+        flat = np.concatenate([x.transpose(1, 0, 2).reshape(n, -1), (x**2).sum(axis=2).T,
+                               total.T, (total**2).T], axis=1)
+        scale = 1e-12 * np.maximum(1.0, np.abs(total).max(axis=1) ** 2)
+        out.append((slice(start, start + len(x)), flat, scale))
+    return out
+
+
+def bootstrap_alphas_many(parts: list[np.ndarray], n_boot: int, seed: int) -> list[np.ndarray]:
+    """(groups x n_boot) bootstrap alphas of each stack of groups (groups x n x k).
+
+    All stacks share n, hence the reference's weights, drawn once; each block
+    of weights multiplies every group's [X, sum_j X^2, T, T^2] (a chunk of
+    groups at a time, so the sums stay in cache).
+    """
+    n = parts[0].shape[1]
+    chunks = [_moment_columns(xs) for xs in parts]
+    outs = [np.empty((n_boot, len(xs))) for xs in parts]
     start = 0
     for weights in weight_blocks(n, n_boot, seed):
-        sums = (weights @ flat).reshape(len(weights), g, k + 3)
-        first = sums[..., :k]
-        item_var = (sums[..., k] - (first**2).sum(axis=2) / n) / (n - 1)
-        total_var = (sums[..., k + 2] - sums[..., k + 1] ** 2 / n) / (n - 1)
-        total_var = np.where(total_var > scale, total_var, 0.0)
-        out[:, start:start + len(weights)] = _alpha_from_moments(item_var, total_var, k).T
-        start += len(weights)
-    return out
+        m = len(weights)
+        for xs, parts_chunks, out in zip(parts, chunks, outs):
+            k = xs.shape[2]
+            for groups, flat, scale in parts_chunks:
+                g = flat.shape[1] // (k + 3)
+                sums = weights @ flat
+                first = sums[:, :g * k].reshape(m, g, k)
+                squares = np.einsum("mgk,mgk->mg", first, first)  # no m x g x k temporary
+                second, total, total2 = (sums[:, g * (k + i):g * (k + i + 1)] for i in range(3))
+                item_var = (second - squares / n) / (n - 1)
+                total_var = (total2 - total**2 / n) / (n - 1)
+                total_var = np.where(total_var > scale, total_var, 0.0)
+                out[start:start + m, groups] = _alpha_from_moments(item_var, total_var, k)
+        start += m
+    return [out.T for out in outs]
 
 
 def _percentile_ci(alphas: np.ndarray, n_boot: int, level: float) -> tuple[np.ndarray, ...]:
@@ -469,6 +509,27 @@ def _stack_stats(xs: np.ndarray, level: float) -> dict[str, np.ndarray]:
                 constant=constant, negative_cov=avg_cov < 0, zero_total=total_var == 0)
 
 
+def _closed_forms_and_bootstrap(xs: dict, buckets: dict, level: float, n_boot: int, seed: int
+                                ) -> tuple[dict, dict]:
+    """Per matrix: the closed-form figures of :func:`_stack_stats` and the bootstrap bounds."""
+    figures, boot = {}, {}
+    by_n = defaultdict(list)
+    for (n, k), members in buckets.items():
+        stacked = np.stack([xs[i] for i in members])
+        st = _stack_stats(stacked, level)
+        for j, i in enumerate(members):
+            figures[i] = {key: value[j] for key, value in st.items()}
+        if n >= MIN_N:
+            by_n[n].append((members, stacked))
+    for parts in by_n.values():
+        alphas = bootstrap_alphas_many([stacked for _, stacked in parts], n_boot, seed)
+        for (members, _), boot_alphas in zip(parts, alphas):
+            low, high = _percentile_ci(boot_alphas, n_boot, level)
+            for j, i in enumerate(members):
+                boot[i] = (float(low[j]), float(high[j]))
+    return figures, boot
+
+
 def reliability_many(
     matrices: list[np.ndarray], groups: list[list[list[int]] | None] | None = None, *,
     level: float = 0.95, n_boot: int = DEFAULT_BOOT, seed: int = DEFAULT_SEED,
@@ -496,26 +557,13 @@ def reliability_many(
         if not answered.all():
             skip_h.add(i)  # as the reference: no omega_h once an item is left out
         buckets[(n, k)].append(i)
-    figures = {}
-    boot = {}
-    by_n = defaultdict(list)
-    for (n, k), members in buckets.items():
-        stacked = np.stack([xs[i] for i in members])
-        st = _stack_stats(stacked, level)
-        for j, i in enumerate(members):
-            figures[i] = {key: value[j] for key, value in st.items()}
-        if n >= MIN_N:
-            by_n[n].append((k, members, stacked))
-    for n, parts in by_n.items():
-        for k, members, stacked in parts:
-            alphas = bootstrap_alphas_many(stacked, n_boot, seed)
-            low, high = _percentile_ci(alphas, n_boot, level)
-            for j, i in enumerate(members):
-                boot[i] = (float(low[j]), float(high[j]))
-    order = list(xs)
-    wants_h = [i for i in order if groups[i] is not None and i not in skip_h]
-    # the fallbacks' L-BFGS-B calls BLAS on 15-vectors: threads only spin (8x when busy)
+    # One BLAS thread: the bootstrap's products have n ~ 25 inner rows and the
+    # fallbacks' L-BFGS-B works on 15-vectors, so extra threads only spin (several
+    # times slower on a busy machine; the pooled rows run beside the cohorts).
     with threadpool_limits(limits=1, user_api="blas"):
+        figures, boot = _closed_forms_and_bootstrap(xs, buckets, level, n_boot, seed)
+        order = list(xs)
+        wants_h = [i for i in order if groups[i] is not None and i not in skip_h]
         omega_t = dict(zip(order, omega_total_many([xs[i] for i in order])))
         omega_h = dict(zip(wants_h, omega_h_many([xs[i] for i in wants_h],
                                                  [groups[i] for i in wants_h])))
