@@ -323,18 +323,28 @@ def knowledge_items(ff: FileFrame, inst: Instrument, mapping, reject):
     known = {f.id.upper(): f for f in inst.forms}
     reject(~form.isin(known), "unknown_form",
            f"test form is not one of {sorted(known)}", "form", form)
-    items = pd.DataFrame(index=ff.table.index, columns=inst.item_ids, dtype="str")
+    # Columns are filled as arrays and framed once: a .loc read and an aligned .loc write
+    # per form and item cost more than the answers' conversion.
+    columns = {item_id: np.full(len(form), np.nan, dtype=object) for item_id in inst.item_ids}
+    unlisted = []  # mapped item ids the instrument lacks: .loc adds them as columns
     for form_id, spec in known.items():
         rows = form.eq(form_id)
         if not rows.any():
             continue
+        subset, at = ff.table.loc[rows], rows.to_numpy()
         for raw, item_id in item_columns(mapping, spec.items).items():
             if raw not in ff.table.columns:
                 raise SourceError(f"{inst.id} form {form_id}: column {raw!r} is not in the file")
-            cells = with_value_labels(ff.table.loc[rows, raw], ff.export.value_labels.get(raw),
+            cells = with_value_labels(subset[raw], ff.export.value_labels.get(raw),
                                       inst.options_for(item_id))
             codes = choice_to_code(cells, inst.options_for(item_id))
-            items.loc[rows, item_id] = codes
+            if item_id in columns:
+                columns[item_id][at] = codes.to_numpy(dtype=object)
+            else:
+                unlisted.append((rows, item_id, codes))
+    items = pd.DataFrame(columns, index=ff.table.index, columns=inst.item_ids, dtype="str")
+    for rows, item_id, codes in unlisted:
+        items.loc[rows, item_id] = codes
     return items, form.where(form.isin(known))
 
 

@@ -13,6 +13,7 @@ import datetime as dt
 import io
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from pipelines.errors import SourceError
@@ -73,13 +74,8 @@ def read_csv_text(
     if "\x00" in text:
         raise SourceError("the file holds binary data (NUL bytes), not CSV text")
     sep = delimiter or sniff_delimiter(text)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep)
-    records, lines, line = [], [], 1
     try:
-        for record in reader:
-            records.append(record)
-            lines.append(line)
-            line = reader.line_num + 1
+        records, lines = parse_records(text, sep)
     except csv.Error as exc:
         raise SourceError(f"cannot parse as CSV with delimiter {sep!r}: {exc}") from None
     if len(records) < header_row:
@@ -87,11 +83,33 @@ def read_csv_text(
     header = unique_names(records[header_row - 1])
     body, numbers = records[header_row:], lines[header_row:]
     width = len(header)
-    cells = [(r + [""] * (width - len(r)))[:width] for r in body]
+    cells = body if all(len(r) == width for r in body) else \
+        [(r + [""] * (width - len(r)))[:width] for r in body]
     frame = pd.DataFrame(cells, columns=header, index=pd.Index(numbers, dtype="int64"), dtype=str)
     if any(len(r) > width for r in body):
         frame[EXTRA] = [sep.join(r[width:]) for r in body]
     return frame
+
+def parse_records(text: str, sep: str) -> tuple[list[list[str]], list[int]]:
+    r"""CSV records and the line each starts on (quoted cells may span lines).
+
+    Examples
+    --------
+    >>> parse_records('a,b\n"x\ny",1\nz,2\n', ",")
+    ([['a', 'b'], ['x\ny', '1'], ['z', '2']], [1, 2, 4])
+    """
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep)
+    records = list(reader)
+    if reader.line_num == len(records):  # one line per record, the usual: no bookkeeping
+        return records, list(range(1, len(records) + 1))
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep)
+    records, lines, line = [], [], 1
+    for record in reader:
+        records.append(record)
+        lines.append(line)
+        line = reader.line_num + 1
+    return records, lines
+
 
 def unique_names(header: list[str]) -> list[str]:
     """Header cells as usable column names: blanks named, repeats numbered (as pandas does).
@@ -129,7 +147,25 @@ def read_xlsx_text(path: Path, sheet: str | int = 0, header_row: int = 1) -> pd.
         raise SourceError(f"no sheet number {sheet}; the workbook has {workbook.sheet_names}")
     frame = pd.read_excel(workbook, sheet_name=sheet, header=header_row - 1, dtype=object)
     frame.index = pd.Index(frame.index + header_row + 1, dtype="int64")  # spreadsheet row numbers
-    return frame.map(cell_text)
+    return frame.apply(column_text)
+
+
+BLANKS = {float, type(None)}
+
+
+def column_text(column: pd.Series) -> pd.Series:
+    """``cell_text`` of every cell of one column.
+
+    Survey exports are mostly text columns (text cells and blanks): those need
+    no Python call per cell. Any other kind of cell goes through ``cell_text``.
+    """
+    values = column.to_numpy(dtype=object)
+    blank = pd.isna(values)
+    # Blank means NaN or None here: cell_text writes NaT and pd.NA as text.
+    if set(map(type, values[~blank])) <= {str} and set(map(type, values[blank])) <= BLANKS:
+        return pd.Series(np.where(blank, "", values), index=column.index, name=column.name,
+                         dtype=object)
+    return column.map(cell_text)
 
 
 def cell_text(value: object) -> str:

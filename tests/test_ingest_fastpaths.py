@@ -1,0 +1,80 @@
+"""Ingest's fast paths give exactly what the straightforward per-cell code gives."""
+
+import csv
+import datetime as dt
+import io
+
+import numpy as np
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from instruments import load_builtin
+from pipelines.ingest.core import distinct_numbers, likert_to_number
+from pipelines.ingest.readers import cell_text, column_text, parse_records
+from pipelines.ingest.text import fold, map_distinct
+
+TEXT = st.one_of(st.sampled_from(["", "1", "2", "3,0", "Nunca", "a veces", "NA", "x;y"]),
+                 st.text(alphabet="ab;,\"\n\r 1é", max_size=6))
+CELLS = st.lists(st.one_of(TEXT, st.none(), st.just(np.nan)), max_size=30)
+OBJECTS = st.lists(st.one_of(TEXT, st.none(), st.just(np.nan), st.just(pd.NA), st.just(pd.NaT),
+                             st.integers(-3, 3), st.floats(allow_nan=True), st.booleans(),
+                             st.just(dt.datetime(2026, 3, 1, 10, 15))), max_size=20)
+
+
+def mapped_through_dict(values: pd.Series, func) -> pd.Series:
+    """The reference: one dict entry per distinct value, then Series.map."""
+    distinct = values.unique()
+    return values.map(dict(zip(distinct, map(func, distinct))))
+
+
+@settings(max_examples=200, deadline=None)
+@given(CELLS, st.sampled_from([fold, lambda v: v, lambda v: len(str(v)),
+                               lambda v: pd.NA if v == "" else str(v).upper()]))
+def test_map_distinct_is_series_map_of_a_dict(cells, func):
+    values = pd.Series(cells, dtype="str", index=range(7, 7 + len(cells)), name="c")
+    pd.testing.assert_series_equal(map_distinct(values, func), mapped_through_dict(values, func),
+                                   check_exact=True)
+
+
+def records_line_by_line(text: str, sep: str):
+    """The reference: the line each record starts on, counted record by record."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep)
+    records, lines, line = [], [], 1
+    for record in reader:
+        records.append(record)
+        lines.append(line)
+        line = reader.line_num + 1
+    return records, lines
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(TEXT, max_size=4), max_size=8), st.sampled_from([",", ";"]),
+       st.booleans())
+def test_parse_records_numbers_lines_like_the_reader(rows, sep, quote_all):
+    out = io.StringIO()
+    csv.writer(out, delimiter=sep, quoting=csv.QUOTE_ALL if quote_all else csv.QUOTE_MINIMAL,
+               lineterminator="\n").writerows(rows)
+    text = out.getvalue()
+    try:
+        expected = records_line_by_line(text, sep)
+    except csv.Error:
+        return
+    assert parse_records(text, sep) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(OBJECTS)
+def test_column_text_is_cell_text_of_every_cell(cells):
+    column = pd.Series(cells, dtype=object, index=range(2, 2 + len(cells)), name="q")
+    pd.testing.assert_series_equal(column_text(column).astype(str),
+                                   column.map(cell_text).astype(str), check_exact=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(TEXT, max_size=30))
+def test_likert_numbers_per_distinct_answer_equal_numbers_per_cell(cells):
+    options = load_builtin()["stss"].options_for("stss_01")
+    series = pd.Series(cells, dtype="str", index=range(3, 3 + len(cells)), name="s1")
+    pd.testing.assert_series_equal(likert_to_number(series, options),
+                                   distinct_numbers(series, options), check_exact=True)
