@@ -236,6 +236,7 @@ def full_run(ctx: stages.Context, plan, force: bool, dask_address: str | None, p
                                            recomputed=len(work.stale), reused=len(work.kept))
         with clock("export"):
             export_tables_task(exporting, tables, workers=stages.WORKERS)
+            exporting.seal()  # the warehouse is merged on a thread beside the reports
         tables = {"scores": scores, **tables, "quarantine": contracts.quarantine,
                   "validation_summary": contracts.summary, "accounting": accounting}
         with clock("report"):

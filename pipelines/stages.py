@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -413,20 +414,22 @@ def export(ctx: Context, tables: dict[str, pd.DataFrame]) -> list[Path]:
     """
     with table_export(ctx) as exporting:
         exporting.add(tables)
+        exporting.seal()
         return exporting.finish()
 
 
 @contextmanager
 def table_export(ctx: Context) -> Iterator[TableExport]:
     """Stage 5 in parts: :meth:`TableExport.add` tables as they become final (their SPSS and
-    Stata files are written by worker processes meanwhile), :meth:`TableExport.finish` at the
-    end. Leaving early (an error) stops the workers and drops the staging folder."""
+    Stata files are written by worker processes meanwhile), :meth:`TableExport.seal` once all
+    are in (the warehouse merges on a thread), :meth:`TableExport.finish` at the end. Leaving
+    early (an error) stops the workers and drops the staging folder."""
     with staged_folder(ctx.config.output_dir / "tables") as staging:
         exporting = TableExport(ctx, staging)
         try:
             yield exporting
         finally:
-            exporting.labelled.cancel()
+            exporting.cancel()
 
 
 class TableExport:
@@ -440,6 +443,7 @@ class TableExport:
         self.labelled = LabelledFiles(staging, self.specs, self.sets, ctx.config.language)
         self.files: dict[str, pd.DataFrame] = {}
         self.written: list[Path] = []
+        self.warehouse: Future | None = None
 
     def add(self, tables: dict[str, pd.DataFrame], workers: int = WORKERS) -> None:
         """Write Parquet and CSV now; start the SPSS/Stata files on ``workers`` processes."""
@@ -454,15 +458,40 @@ class TableExport:
         self.labelled.submit(files, workers)
         self.files.update(files)
 
+    def seal(self) -> None:
+        """Every table is in: merge them into the warehouse on a thread while the caller goes on.
+
+        DuckDB reads the staged Parquet files without the GIL, so this overlaps
+        with rendering the reports. The warehouse commits before the tables are
+        swapped in: if the run then fails, the next run replaces those rows.
+        """
+        files = self.ordered_files()
+        parquet = {name: self.staging / f"{name}.parquet" for name in files}
+        self._threads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warehouse")
+        self.warehouse = self._threads.submit(
+            update_warehouse, self.ctx.config.output_dir / "warehouse.duckdb", files, self.specs,
+            parquet)
+
+    def ordered_files(self) -> dict[str, pd.DataFrame]:
+        """The tables added so far, in the schema's order (the codebook's)."""
+        return {name: self.files[name] for name in self.specs if name in self.files}
+
     def finish(self) -> list[Path]:
-        """Wait for the SPSS/Stata files, swap the tables in, then codebook, scripts, warehouse."""
+        """Wait for the SPSS/Stata files and the warehouse, swap the tables in, write the codebook
+        and load scripts."""
         out, lang = self.ctx.config.output_dir, self.ctx.config.language
         if self.staging.exists():  # not swapped in yet (a retried finish goes on from here)
+            if self.warehouse is None:
+                self.seal()
             staged = self.written + self.labelled.wait()
+            try:
+                self.warehouse.result()
+            finally:
+                self.stop_warehouse()
             swap_in(self.staging, out / "tables")
             self.written = [out / "tables" / p.relative_to(self.staging) for p in staged]
-        written = list(self.written)
-        files = {name: self.files[name] for name in self.specs if name in self.files}
+        files = self.ordered_files()
+        written = [*self.written, out / "warehouse.duckdb"]
         book = codebook(self.specs, files, self.sets, self.ctx.instruments, self.ctx.config, lang)
         markdown = codebook_markdown(book)
         for name, text in (("codebook.md", markdown),
@@ -473,9 +502,18 @@ class TableExport:
             written.append(out / name)
         written.append(write_json(book, out / "codebook.json"))
         written.append(write_json(files["runs"].iloc[0].to_dict(), out / "last_run.json"))
-        update_warehouse(out / "warehouse.duckdb", files, self.specs)
-        written.append(out / "warehouse.duckdb")
         return written
+
+    def stop_warehouse(self) -> None:
+        """Let the warehouse thread end (before its Parquet files move or go)."""
+        if self.warehouse is not None:
+            self._threads.shutdown(wait=True)
+            self.warehouse = None
+
+    def cancel(self) -> None:
+        """The run failed: stop the workers, let the warehouse thread end."""
+        self.labelled.cancel()
+        self.stop_warehouse()
 
 
 def check_documented(tables: dict[str, pd.DataFrame], specs: dict) -> None:

@@ -39,8 +39,10 @@ def ensure_table(con, name: str, frame: pd.DataFrame, spec: TableSpec | None) ->
             con.execute(f'ALTER TABLE "{name}" ADD COLUMN "{column}" {duck_type(column)}')
 
 
-def replace_scope(con, name: str, frame: pd.DataFrame, scope: str | None) -> None:
-    """Delete the rows this run replaces, then insert this run's rows."""
+def replace_scope(con, name: str, frame: pd.DataFrame, scope: str | None,
+                  parquet: Path | None = None) -> None:
+    """Delete the rows this run replaces, then insert this run's rows (from ``parquet``,
+    the same table as a Parquet file, when given: DuckDB reads it without the GIL)."""
     if scope is None:
         con.execute(f'DELETE FROM "{name}"')
     else:
@@ -48,17 +50,23 @@ def replace_scope(con, name: str, frame: pd.DataFrame, scope: str | None) -> Non
         if values:
             con.execute(f'DELETE FROM "{name}" WHERE CAST("{scope}" AS VARCHAR) IN '
                         f'(SELECT UNNEST(?::VARCHAR[]))', [values])
+    if parquet is not None:
+        con.execute(f'INSERT INTO "{name}" BY NAME SELECT * FROM read_parquet(?)', [str(parquet)])
+        return
     con.register("incoming", frame)
     con.execute(f'INSERT INTO "{name}" BY NAME SELECT * FROM incoming')
     con.unregister("incoming")
 
 
 def update_warehouse(
-    path: Path, tables: dict[str, pd.DataFrame], specs: dict[str, TableSpec]
+    path: Path, tables: dict[str, pd.DataFrame], specs: dict[str, TableSpec],
+    parquet: dict[str, Path] | None = None,
 ) -> dict[str, int]:
     """Merge this run's tables into the program's DuckDB file in one transaction.
 
-    Returns the row count of every table after the update.
+    Returns the row count of every table after the update. ``parquet`` (table
+    name -> the table's Parquet file) inserts the rows from those files, so the
+    update can run on a thread beside Python work.
 
     Examples
     --------
@@ -76,7 +84,8 @@ def update_warehouse(
                 spec = specs.get(name)
                 scope = spec.scope if spec is not None else "cohort"
                 ensure_table(con, name, frame, spec)
-                replace_scope(con, name, frame, scope if scope in frame.columns else None)
+                replace_scope(con, name, frame, scope if scope in frame.columns else None,
+                              (parquet or {}).get(name))
             con.execute("COMMIT")
         except Exception:
             con.execute("ROLLBACK")

@@ -200,3 +200,24 @@ def test_cancelled_workers_stop_and_leave_no_job_files(tmp_path):
     writer.workers.append((job, worker))
     writer.cancel()
     assert worker.returncode is not None and not job.exists()
+
+
+def test_warehouse_from_parquet_files_equals_from_frames(program, tmp_path):
+    """The flow merges the warehouse from the staged Parquet files (on a thread): same rows, types."""
+    from pipelines.warehouse import update_warehouse
+
+    tables = run_stages(program)
+    specs = dict(load_schema().tables)
+    folder = program / "outputs" / "tables"
+    names = [n for n in tables if (folder / f"{n}.parquet").exists()]
+    frames = {n: tables[n] for n in names}
+    contents = []
+    for label, parquet in (("frames", None), ("parquet", {n: folder / f"{n}.parquet" for n in names})):
+        db = tmp_path / f"{label}.duckdb"
+        update_warehouse(db, frames, specs, parquet)
+        with duckdb.connect(str(db), read_only=True) as con:
+            contents.append({n: con.execute(f'SELECT * FROM "{n}"').df() for n in names})
+    assert len(contents[1]["scores"]) > 0 and len(contents[1]["reliability"]) > 0
+    for name in names:
+        assert len(contents[0][name]) == len(tables[name]), name
+        pd.testing.assert_frame_equal(contents[0][name], contents[1][name], obj=name)
