@@ -107,7 +107,7 @@ def _small_bifactor_groups(n_groups: int, seed: int) -> list[np.ndarray]:
 def test_small_groups_reach_the_reference_minimum():
     """n close to k: several minres minima; batched omega equals the reference everywhere."""
     mats = _small_bifactor_groups(150, seed=5)
-    groups = [[list(range(0, 5)), list(range(5, 10)), list(range(10, 15))]] * len(mats)
+    groups = [[list(range(5)), list(range(5, 10)), list(range(10, 15))]] * len(mats)
     ref = pd.DataFrame([scale_reliability(m, groups=gr, n_boot=50) for m, gr in zip(mats, groups)])
     new = pd.DataFrame(reliability_many(mats, groups, n_boot=50))
     _assert_same(ref, new)
@@ -169,3 +169,27 @@ def test_singular_smc_equals_the_reference_least_squares():
     assert (np.linalg.cond(r) > 1e12).all()
     expected = np.array([squared_multiple_correlations(m) for m in r])
     np.testing.assert_allclose(smc_many(r), expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("nf", [1, 3])
+def test_profile_hessian_is_the_derivative_of_the_gradient(nf):
+    """The block-summed Hessian of minres_many against central differences of its gradient."""
+    from pipelines.analysis.batched import _decompose, _profile_hessian
+
+    rng = np.random.default_rng(nf)
+    x = rng.normal(size=(4, 60, 9)) + rng.normal(size=(4, 60, 1))
+    r = np.array([np.corrcoef(m, rowvar=False) for m in x])
+    psi = rng.uniform(0.3, 0.7, size=(4, 9))
+
+    def gradient(p):
+        values, vectors = _decompose(p, r)
+        return -2 * np.einsum("gia,ga->gi", vectors[:, :, :-nf] ** 2, values[:, :-nf])
+
+    values, vectors = _decompose(psi, r)
+    hess = _profile_hessian(values, vectors, nf)
+    h = 1e-6
+    for j in range(9):
+        step = np.zeros(9)
+        step[j] = h
+        numeric = (gradient(psi + step) - gradient(psi - step)) / (2 * h)
+        np.testing.assert_allclose(hess[:, :, j], numeric, rtol=0, atol=1e-6)

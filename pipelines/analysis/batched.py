@@ -27,7 +27,11 @@ computes them together:
   1 - smc as the reference's L-BFGS-B does (full Newton steps used to jump to
   another, worse minimum in ~3% of small groups). Its interior solutions are
   the stationary points psych's minres converges to (psych's gradient is the
-  diagonal residual). Then the reference's oblimin (gradient projection, same
+  diagonal residual). One eigendecomposition per group and iteration: the
+  accepted trial point's serves the next iteration (gradient, Hessian,
+  criterion); the Hessian is summed by eigen-blocks in O(nf k^3), not O(k^4);
+  the correlation matrices come from the (n, k) stacks of the closed-form
+  figures, not one np.corrcoef per group. Then the reference's oblimin (gradient projection, same
   line search) in lockstep over groups and the one-factor step on Phi. A group
   that does not converge or has a uniqueness on a bound (Heywood cases: bounded
   minres is left to the reference) gets the reference's
@@ -253,17 +257,23 @@ def one_factor_uls(r: np.ndarray, max_iter: int = 60) -> tuple[np.ndarray, np.nd
     return lam * np.where(lam.sum(axis=1, keepdims=True) < 0, -1, 1), ok
 
 
-def omega_total_many(xs: list[np.ndarray]) -> list[tuple[float, list[str]]]:
-    """:func:`factor.omega_total` of each matrix (people x items), batched by k."""
+def omega_total_many(xs: list[np.ndarray], rs: list[np.ndarray | None] | None = None
+                     ) -> list[tuple[float, list[str]]]:
+    """:func:`factor.omega_total` of each matrix (people x items), batched by k.
+
+    ``rs``: their correlation matrices, None where omega is not estimable, as
+    :func:`factor._correlation_or_none` gives them (computed when not given).
+    """
     out: list = [None] * len(xs)
     by_k = defaultdict(list)
-    for i, x in enumerate(xs):
-        r = factor._correlation_or_none(x)
+    if rs is None:
+        rs = [factor._correlation_or_none(x) for x in xs]
+    for i, (x, r) in enumerate(zip(xs, rs)):
         if r is None:
             out[i] = (float("nan"), ["omega_not_estimable"])
         else:
             by_k[x.shape[1]].append((i, r))
-    for _, members in by_k.items():
+    for members in by_k.values():
         r = np.stack([m[1] for m in members])
         loadings, ok = minres_many(r, 1)
         lam = loadings[..., 0]
@@ -276,18 +286,57 @@ def omega_total_many(xs: list[np.ndarray]) -> list[tuple[float, list[str]]]:
 
 # ---- nf-factor minres and Schmid-Leiman (omega hierarchical) -------------------
 
-def _offdiag_ss(psi: np.ndarray, r: np.ndarray, nf: int) -> np.ndarray:
-    """:func:`factor._residual_ss` of stacked psi (g x k) and R (g x k x k)."""
+def _decompose(psi: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ascending eigen-decompositions of R - diag(psi) (stacked): the nf factors are the last nf."""
+    k = r.shape[1]
+    a = r.copy()
+    a[:, np.arange(k), np.arange(k)] = 1 - psi
+    return np.linalg.eigh(a)
+
+
+def _offdiag_ss(r: np.ndarray, nf: int, values: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """:func:`factor._residual_ss` of stacked R and psi, given :func:`_decompose` of them."""
     k = r.shape[1]
     idx = np.arange(k)
-    a = r.copy()
-    a[:, idx, idx] = 1 - psi
-    values, vectors = np.linalg.eigh(a)
     top = vectors[:, :, k - nf:] * np.sqrt(np.maximum(values[:, k - nf:],
                                                      100 * np.finfo(float).eps))[:, None, :]
-    res = a - top @ top.transpose(0, 2, 1)
-    res[:, idx, idx] = 0.0
+    res = r - top @ top.transpose(0, 2, 1)
+    res[:, idx, idx] = 0.0  # the diagonal (1 - psi) does not enter
     return (res**2).sum(axis=(1, 2))
+
+
+def _profile_hessian(values: np.ndarray, vectors: np.ndarray, nf: int) -> np.ndarray:
+    """Hessian over psi of sum_{a > nf} lambda_a(R - diag psi)^2, stacked (g x k x k).
+
+    H_ij = 2 sum_ab D_ab (V_ia V_ja)(V_ib V_jb), D the divided differences: 1
+    between two of the k - nf smallest eigenvalues, l_a / (l_a - l_b) between
+    such an a and a factor b, 0 between factors. Summed by blocks, O(nf k^3)
+    instead of O(k^4): the (small, small) block is P o P with P = V_s V_s' the
+    projector off the factors, each factor b adds 2 (v_b v_b') o (V_s diag(D_sb) V_s').
+    """
+    k = values.shape[1]
+    small, vs = values[:, :k - nf], vectors[:, :, :k - nf]
+    proj = vs @ vs.transpose(0, 2, 1)
+    hess = proj * proj
+    for b in range(k - nf, k):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = small / (small - values[:, b:b + 1])
+        vb = vectors[:, :, b]
+        hess += 2 * (vb[:, :, None] * vb[:, None, :]) * ((vs * ratio[:, None, :])
+                                                         @ vs.transpose(0, 2, 1))
+    return 2 * hess
+
+
+def _newton_step(grad: np.ndarray, hess: np.ndarray) -> np.ndarray:
+    """Modified Newton step: the Hessian's eigenvalues made positive (|h|, floored),
+    so the step is a descent direction of the profile criterion."""
+    try:
+        hv, hq = np.linalg.eigh(hess)
+    except np.linalg.LinAlgError:
+        return np.full_like(grad, np.nan)
+    floor = 1e-8 * np.maximum(np.abs(hv).max(axis=1, keepdims=True), 1e-300)
+    hv = np.maximum(np.abs(hv), floor)
+    return (hq @ ((hq.transpose(0, 2, 1) @ grad[..., None]) / hv[..., None]))[..., 0]
 
 
 def minres_many(r: np.ndarray, nf: int, max_iter: int = 50) -> tuple[np.ndarray, np.ndarray]:
@@ -297,80 +346,45 @@ def minres_many(r: np.ndarray, nf: int, max_iter: int = 50) -> tuple[np.ndarray,
     (gradient -2 diag(E), E the part of R - diag psi beyond nf factors; Hessian
     from the divided differences of the eigenvalues). Its interior minimum is
     the minimum of the reference's off-diagonal criterion. Returns (loadings, ok).
+
+    One eigendecomposition per group and iteration: that of the accepted trial
+    point is kept for the next iteration's gradient, Hessian and criterion
+    (more only while a step is halved).
     """
     g, k, _ = r.shape
-    idx = np.arange(k)
     psi = np.clip(1 - smc_many(r), *factor.PSI_BOUNDS)
+    values, vectors = _decompose(psi, r)
+    f = _offdiag_ss(r, nf, values, vectors)
     done = np.zeros(g, bool)
-    grad_max = np.full(g, np.inf)
     at_bound = np.zeros(g, int)  # consecutive iterations with a uniqueness on a bound
-
-    def decompose(p, rr):
-        a = rr.copy()
-        a[:, idx, idx] = 1 - p
-        return np.linalg.eigh(a)  # ascending: the nf factors are the last nf
-
     for _ in range(max_iter):
         act = np.flatnonzero(~done)
         if act.size == 0:
             break
-        p, rr = psi[act], r[act]
-        values, vectors = decompose(p, rr)
-        rest = values[:, :k - nf]
-        e_diag = np.einsum("gia,ga->gi", vectors[:, :, :k - nf] ** 2, rest)
-        grad = -2 * e_diag
-        grad_max[act] = np.abs(grad).max(axis=1)
-        conv = grad_max[act] < NEWTON_TOL
+        va, ve = values[act], vectors[act]
+        grad = -2 * np.einsum("gia,ga->gi", ve[:, :, :k - nf] ** 2, va[:, :k - nf])
+        conv = np.abs(grad).max(axis=1) < NEWTON_TOL
         done[act[conv]] = True
         keep = ~conv
         if not keep.any():
             break
-        act, p, values, vectors, grad = act[keep], p[keep], values[keep], vectors[keep], grad[keep]
-        bottom = np.arange(k) < k - nf
-        la, lb = values[:, :, None], values[:, None, :]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            d = np.where(bottom[:, None] & bottom[None, :], 1.0, 0.0) * np.ones_like(la * lb)
-            cross = bottom[:, None] & ~bottom[None, :]
-            d = np.where(cross, la / (la - lb), d)
-            d = np.where(cross.T, lb / (lb - la), d)
-        kr = np.einsum("gia,gib->giab", vectors, vectors).reshape(len(act), k, k * k)
-        hess = 2 * (kr * d.reshape(len(act), 1, k * k)) @ kr.transpose(0, 2, 1)
-        # Modified Newton: the Hessian's eigenvalues made positive (|h|, floored),
-        # so the step is a descent direction of the profile criterion.
-        try:
-            hv, hq = np.linalg.eigh(hess)
-            floor = 1e-8 * np.maximum(np.abs(hv).max(axis=1, keepdims=True), 1e-300)
-            hv = np.maximum(np.abs(hv), floor)
-            step = (hq @ ((hq.transpose(0, 2, 1) @ grad[..., None]) / hv[..., None]))[..., 0]
-        except np.linalg.LinAlgError:
-            step = np.full_like(p, np.nan)
-        # Backtrack until minres' own criterion (off-diagonal residual SS) does
-        # not rise: a descent path from 1 - smc, as the reference's L-BFGS-B,
-        # instead of full Newton steps that can jump to another, worse minimum.
-        rr = r[act]
-        f0 = _offdiag_ss(p, rr, nf)
-        new = np.clip(p - step, *factor.PSI_BOUNDS)
-        better = np.zeros(len(act), bool)
-        shrink = 1.0
-        for _ in range(30):
-            s_ = np.flatnonzero(~better)
-            if s_.size == 0:
-                break
-            if shrink < 1:
-                new[s_] = np.clip(p[s_] - shrink * step[s_], *factor.PSI_BOUNDS)
-            better[s_] = _offdiag_ss(new[s_], rr[s_], nf) <= f0[s_] * (1 + 1e-13) + 1e-300
-            shrink /= 2
+        act, va, ve, grad = act[keep], va[keep], ve[keep], grad[keep]
+        step = _newton_step(grad, _profile_hessian(va, ve, nf))
+        new, new_values, new_vectors, f_new, better = _backtrack(psi[act], r[act], nf, step,
+                                                                 f[act])
+        p = psi[act]
         moved = np.abs(new - p).max(axis=1) < 1e-15
         bad = ~np.isfinite(new).all(axis=1) | ~better | moved
-        new[bad] = p[bad]
+        good = act[~bad]
+        psi[good], f[good] = new[~bad], f_new[~bad]
+        values[good], vectors[good] = new_values[~bad], new_vectors[~bad]
         done[act[bad]] = True
-        psi[act] = new
         # A minimum on a bound is not a stationary point of the profile criterion
         # (the reference's bounded L-BFGS-B decides those): stop after 6 iterations there.
-        edge = ((new <= factor.PSI_BOUNDS[0] + 1e-6) | (new >= factor.PSI_BOUNDS[1] - 1e-9)).any(axis=1)
+        edge = ((psi[act] <= factor.PSI_BOUNDS[0] + 1e-6)
+                | (psi[act] >= factor.PSI_BOUNDS[1] - 1e-9)).any(axis=1)
         at_bound[act] = np.where(edge, at_bound[act] + 1, 0)
         done[act[at_bound[act] >= 6]] = True
-    values, vectors = decompose(psi, r)
     e_diag = np.einsum("gia,ga->gi", vectors[:, :, :k - nf] ** 2, values[:, :k - nf])
     ok = (np.abs(e_diag).max(axis=1) < 1e-9) & (values[:, k - nf] > 1e-6)
     ok &= ((psi > factor.PSI_BOUNDS[0] + 1e-6) & (psi < factor.PSI_BOUNDS[1] - 1e-9)).all(axis=1)
@@ -380,6 +394,32 @@ def minres_many(r: np.ndarray, nf: int, max_iter: int = 50) -> tuple[np.ndarray,
         np.maximum(values[:, ::-1][:, :nf], 100 * np.finfo(float).eps))[:, None, :]
     loadings = loadings * np.where(loadings.sum(axis=1, keepdims=True) < 0, -1, 1)
     return loadings, ok
+
+
+def _backtrack(p: np.ndarray, r: np.ndarray, nf: int, step: np.ndarray, f0: np.ndarray):
+    """p - step, halved until minres' own criterion (off-diagonal residual SS) does
+    not rise: a descent path from 1 - smc, as the reference's L-BFGS-B, instead
+    of full Newton steps that can jump to another, worse minimum.
+
+    Returns the trial psi, its decomposition and criterion, and whether it was accepted.
+    """
+    k = r.shape[1]
+    new = np.clip(p - step, *factor.PSI_BOUNDS)
+    values, vectors = np.empty((len(p), k)), np.empty((len(p), k, k))
+    f_new = np.empty(len(p))
+    better = np.zeros(len(p), bool)
+    shrink = 1.0
+    for _ in range(30):
+        s_ = np.flatnonzero(~better)
+        if s_.size == 0:
+            break
+        if shrink < 1:
+            new[s_] = np.clip(p[s_] - shrink * step[s_], *factor.PSI_BOUNDS)
+        values[s_], vectors[s_] = _decompose(new[s_], r[s_])
+        f_new[s_] = _offdiag_ss(r[s_], nf, values[s_], vectors[s_])
+        better[s_] = f_new[s_] <= f0[s_] * (1 + 1e-13) + 1e-300
+        shrink /= 2
+    return new, values, vectors, f_new, better
 
 
 def _oblimin_criterion(loadings: np.ndarray):
@@ -428,14 +468,18 @@ def oblimin_many(a: np.ndarray, eps: float = 1e-5, max_iter: int = 1000):
     return loadings, t.transpose(0, 2, 1) @ t, converged
 
 
-def omega_h_many(xs: list[np.ndarray], groups: list[list[list[int]]]
-                 ) -> list[tuple[float, list[str]]]:
-    """:func:`factor.omega_hierarchical` of each matrix, batched by (k, number of groups)."""
+def omega_h_many(xs: list[np.ndarray], groups: list[list[list[int]]],
+                 rs: list[np.ndarray | None] | None = None) -> list[tuple[float, list[str]]]:
+    """:func:`factor.omega_hierarchical` of each matrix, batched by (k, number of groups).
+
+    ``rs`` as in :func:`omega_total_many`.
+    """
     out: list = [None] * len(xs)
     buckets = defaultdict(list)
-    for i, (x, grp) in enumerate(zip(xs, groups)):
+    if rs is None:
+        rs = [factor._correlation_or_none(x) for x in xs]
+    for i, (x, grp, r) in enumerate(zip(xs, groups, rs)):
         nf = len(grp)
-        r = factor._correlation_or_none(x)
         if r is None or nf < 2 or x.shape[1] < 2 * nf:
             out[i] = (float("nan"), ["omega_h_not_estimable"])
         elif nf == 2:
@@ -464,7 +508,11 @@ def omega_h_many(xs: list[np.ndarray], groups: list[list[list[int]]]
 # ---- every figure ---------------------------------------------------------------
 
 def _stack_stats(xs: np.ndarray, level: float) -> dict[str, np.ndarray]:
-    """Closed-form figures of stacked groups (g x n x k, n >= 2, k >= 2)."""
+    """Closed-form figures of stacked groups (g x n x k, n >= 2, k >= 2).
+
+    Also each group's item correlations for the factor models ("corr"), so the
+    omegas do not compute them again one group at a time.
+    """
     g, n, k = xs.shape
     total = xs.sum(axis=2)
     item_var = xs.var(axis=1, ddof=1)
@@ -504,9 +552,14 @@ def _stack_stats(xs: np.ndarray, level: float) -> dict[str, np.ndarray]:
     for i in np.flatnonzero(edge):
         c = np.cov(xs[i], rowvar=False)
         avg_cov[i] = (c.sum() - np.trace(c)) / (k * (k - 1))
-    return dict(alpha=alpha, low=low, high=high, std_alpha=std_alpha, lambda6=lambda6,
-                kr20=kr20, kr21=kr21, sem=sem, mean_total=mean, sd_total=sd_total,
-                constant=constant, negative_cov=avg_cov < 0, zero_total=total_var == 0)
+    # The factor models' correlations (omega): as np.corrcoef, which clips to [-1, 1];
+    # None where factor._correlation_or_none gives None (n <= k, k < 3, a constant item).
+    estimable = ~constant & (n > k) & (k >= 3)
+    corr = [rj if e else None for rj, e in zip(np.clip(r, -1, 1), estimable)]
+    return {"alpha": alpha, "low": low, "high": high, "std_alpha": std_alpha,
+            "lambda6": lambda6, "kr20": kr20, "kr21": kr21, "sem": sem, "mean_total": mean,
+            "sd_total": sd_total, "constant": constant, "negative_cov": avg_cov < 0,
+            "zero_total": total_var == 0, "corr": corr}
 
 
 def _closed_forms_and_bootstrap(xs: dict, buckets: dict, level: float, n_boot: int, seed: int
@@ -564,9 +617,11 @@ def reliability_many(
         figures, boot = _closed_forms_and_bootstrap(xs, buckets, level, n_boot, seed)
         order = list(xs)
         wants_h = [i for i in order if groups[i] is not None and i not in skip_h]
-        omega_t = dict(zip(order, omega_total_many([xs[i] for i in order])))
+        omega_t = dict(zip(order, omega_total_many([xs[i] for i in order],
+                                                   [figures[i]["corr"] for i in order])))
         omega_h = dict(zip(wants_h, omega_h_many([xs[i] for i in wants_h],
-                                                 [groups[i] for i in wants_h])))
+                                                 [groups[i] for i in wants_h],
+                                                 [figures[i]["corr"] for i in wants_h])))
     for i in order:
         x, fig = xs[i], figures[i]
         n, k = x.shape
