@@ -167,7 +167,8 @@ def analysis_context(ctx: Context) -> str:
 
 def cohorts_present(valid: dict[str, pd.DataFrame]) -> list[str]:
     """Cohorts with at least one valid row, in a stable order."""
-    found = {str(c) for frame in valid.values() if not frame.empty for c in frame["cohort"]}
+    found = {str(c) for frame in valid.values() if not frame.empty
+             for c in frame["cohort"].unique()}
     return sorted(found)
 
 
@@ -185,6 +186,8 @@ def cohort_inputs(valid: dict[str, pd.DataFrame], scores: pd.DataFrame, cohorts:
                   ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
     """The valid responses and scores of ``cohorts`` only (what one analysis task needs)."""
     wanted = set(cohorts)
+    if wanted.issuperset(cohorts_present(valid)):  # every cohort (a full local run): no copy
+        return valid, scores
     return ({i: f[f["cohort"].astype(str).isin(wanted)] for i, f in valid.items()},
             scores[scores["cohort"].astype(str).isin(wanted)])
 
