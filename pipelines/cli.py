@@ -53,8 +53,12 @@ def run_flow(program: Path, force: bool = False, wait: float = 600,
         quick = no_new_data_quickly(ctx, wait)
         if quick is not None:
             return quick
+    from pipelines.embedded_server import start_early
+
+    server_ready = start_early()  # comes up while the flow's modules import
     from pipelines.flows import evaluate_program
 
+    server_ready()
     return evaluate_program(str(program.resolve()), force=force, dask_address=dask_address,
                             lock_timeout=wait, pdf=pdf)
 

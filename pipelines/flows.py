@@ -12,13 +12,9 @@ reports, and records its state last.
 
 from __future__ import annotations
 
-import os
+from pipelines.embedded_server import offline_defaults
 
-# Offline machines: no telemetry (it errors and can lock the SQLite database).
-os.environ.setdefault("DO_NOT_TRACK", "1")
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-# The first start of the embedded server migrates its SQLite database: slow on a cold machine.
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+offline_defaults()  # before Prefect reads its settings
 
 import math  # noqa: E402
 import time  # noqa: E402
