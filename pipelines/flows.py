@@ -25,7 +25,6 @@ import pandas as pd  # noqa: E402
 from prefect import flow, get_run_logger, task  # noqa: E402
 from prefect.artifacts import create_markdown_artifact, create_table_artifact  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
-from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 from pipelines import stages  # noqa: E402
 from pipelines.errors import CapacitarError  # noqa: E402
@@ -114,18 +113,18 @@ def analyse_cohorts_flow(ctx: stages.Context, parts: list, program: tuple | None
     return {"cohorts": results, "pooled": pooled.result() if pooled is not None else None}
 
 
-# Locally the analysis is one task: it is numpy/scipy code under the GIL, and measured on the
-# demo, two threads took 13% longer than one (benchmarks/runs.py); on 1,000 cohorts two local
-# worker processes (Prefect's ProcessPoolTaskRunner) were no faster than one process (48.6 vs
-# 47.9 s) and took 4.9 instead of 3.2 GB (benchmarks/national.py). On Dask, groups of cohorts
-# run on the workers (processes), a few per worker so a slow group does not hold the run.
+# Locally the cohorts are one task in the flow's own thread: numpy/scipy code under the GIL
+# (two threads took 13% longer than one on the demo, benchmarks/runs.py), with the program-wide
+# rows beside it in a forked process. Two local worker processes for the cohorts (Prefect's
+# ProcessPoolTaskRunner) were no faster than one process on 1,000 cohorts (48.6 vs 47.9 s) and
+# took 4.9 instead of 3.2 GB; a subflow serialised its DataFrame inputs as parameters (~5 s).
+# On Dask, groups of cohorts run on the workers, a few per worker so a slow group does not hold
+# the run, and the program-wide rows run beside them there.
 DASK_GROUPS = 32
 
 
-def cohort_runner(dask_address: str | None):
-    """A Dask task runner on an existing cluster, or the local default."""
-    if not dask_address:
-        return ThreadPoolTaskRunner(max_workers=1)
+def dask_runner(dask_address: str):
+    """A Dask task runner on an existing cluster."""
     try:
         from prefect_dask import DaskTaskRunner
     except ImportError as missing:
@@ -282,18 +281,15 @@ def analyse_changed_cohorts(ctx: stages.Context, plan, contracts, scores, force:
     stale, kept = work.stale, work.kept
     get_run_logger().info("Cohorts to analyse: %d changed or new, %d unchanged (reused)",
                           len(stale), len(kept))
-    groups = stages.cohort_groups(stale, DASK_GROUPS if dask_address else 1)
-    parts = [stages.cohort_inputs(contracts.valid, scores, g) for g in groups]
-    runner = cohort_runner(dask_address)
-    # On Dask the program-wide rows run beside the cohorts; locally the program task
-    # computes them after the cohorts.
-    program = (contracts.valid, scores) if dask_address else None
+    if not dask_address:  # one task in this flow (a subflow would serialise its inputs)
+        inputs = stages.cohort_inputs(contracts.valid, scores, stale)
+        return ([analyse_group_task(ctx, *inputs)] if stale else []), None, work
+    parts = [stages.cohort_inputs(contracts.valid, scores, g)
+             for g in stages.cohort_groups(stale, DASK_GROUPS)]
     try:
-        done = (analyse_cohorts_flow.with_options(task_runner=runner)(ctx, parts, program)
-                if parts else {"cohorts": [], "pooled": None})
+        done = (analyse_cohorts_flow.with_options(task_runner=dask_runner(dask_address))(
+            ctx, parts, (contracts.valid, scores)) if parts else {"cohorts": [], "pooled": None})
     except OSError as exc:
-        if not dask_address:
-            raise
         raise CapacitarError(f"could not use the Dask scheduler at {dask_address} ({exc}); "
                              "check the address and that the cluster is up") from exc
     return done["cohorts"], done["pooled"], work
