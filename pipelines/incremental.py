@@ -117,7 +117,7 @@ def cohort_fingerprints(valid: dict[str, pd.DataFrame], context: str) -> dict[st
         if frame.empty:
             continue
         columns = sorted(c for c in frame.columns if c not in ("source_file", "source_row"))
-        canonical = frame[columns].astype("string").fillna("\x00")
+        canonical = canonical_values(frame, columns)
         # One hash per row, then each cohort's row hashes in sorted order: the canonical
         # order (10x faster than sorting the rows by every column and hashing per cohort).
         hashes = pd.util.hash_pandas_object(canonical, index=False).to_numpy()
@@ -129,6 +129,31 @@ def cohort_fingerprints(valid: dict[str, pd.DataFrame], context: str) -> dict[st
             digest.update(f"{inst_id}:{','.join(columns)}".encode())
             digest.update(hashes[order[bounds[i]:bounds[i + 1]]].tobytes())
     return {cohort: d.hexdigest() for cohort, d in digests.items()}
+
+
+def canonical_values(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """``columns`` of ``frame`` spelled one way per value, for hashing.
+
+    Numbers (and booleans) as float64, so a column read as integers in one run
+    and as floats in the next (a blank elsewhere in the file) hashes the same;
+    dates as they are; everything else as text, missing as "\\x00". Converting
+    only the text columns to strings keeps this fast (~0.2 s for 240,000 rows).
+
+    >>> a = pd.DataFrame({"cohort": ["c"], "q1": [3]})
+    >>> b = pd.DataFrame({"cohort": ["c"], "q1": [3.0]})
+    >>> canonical_values(a, ["cohort", "q1"]).equals(canonical_values(b, ["cohort", "q1"]))
+    True
+    """
+    out = {}
+    for column in columns:
+        values = frame[column]
+        if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
+            out[column] = values.astype("float64")
+        elif pd.api.types.is_datetime64_any_dtype(values):
+            out[column] = values
+        else:
+            out[column] = values.astype("string").fillna("\x00")
+    return pd.DataFrame(out, index=frame.index)
 
 
 def stale_cohorts(current: dict[str, str], previous: dict | None) -> list[str]:
