@@ -55,12 +55,14 @@ def run_flow(program: Path, force: bool = False, wait: float = 600,
             return quick
     from pipelines.embedded_server import start_early
 
-    server_ready = start_early()  # comes up while the flow's modules import
+    server = start_early()  # Prefect's embedded server comes up while the run imports
+    import great_expectations  # noqa: F401 - needed by validation; imported while it waits
+
     from pipelines.flows import evaluate_program
 
-    server_ready()
-    return evaluate_program(str(program.resolve()), force=force, dask_address=dask_address,
-                            lock_timeout=wait, pdf=pdf)
+    with server.api():
+        return evaluate_program(str(program.resolve()), force=force, dask_address=dask_address,
+                                lock_timeout=wait, pdf=pdf)
 
 
 def no_new_data_quickly(ctx, wait: float) -> dict | None:

@@ -1,17 +1,27 @@
 """Prefect's settings for offline machines, and its embedded server started early.
 
-Without ``PREFECT_API_URL`` a flow run starts Prefect's embedded (ephemeral)
-API server, a subprocess that takes 5-9 s to come up while the run waits.
-:func:`start_early` starts it on a thread before the run imports pandas, Great
-Expectations and the stages (~3 s), so the two overlap; the flow then finds it
-running.
+Without a Prefect API (``PREFECT_API_URL``) a flow run starts Prefect's
+embedded API server, a ``uvicorn`` subprocess, and waits for it: 7-9 s on a
+2-core machine, because the run's own imports (pandas, Prefect, Great
+Expectations, ~4 s) and Prefect's import of its server module (~2 s) compete
+with it. :func:`start_early` launches the same server process before anything
+heavy is imported, so it comes up on the other core while the run imports;
+:meth:`EarlyServer.api` then points Prefect at it for the run. If an API is
+configured after all (a Prefect profile), or the process does not come up, it
+is stopped and Prefect does what it always does.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
-import threading
-from collections.abc import Callable
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 def offline_defaults() -> None:
@@ -23,34 +33,86 @@ def offline_defaults() -> None:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 
-def start_early() -> Callable[[], None]:
-    """Start the embedded server on a thread if a run will need it; returns ``wait()``.
+class EarlyServer:
+    """Prefect's embedded API server process, launched as Prefect launches it, but earlier."""
 
-    Nothing starts when an API is configured (``PREFECT_API_URL``, from the
-    environment or a Prefect profile) or ephemeral mode is off. ``wait()``
-    joins the thread; if the start failed, the flow's own start reports why.
+    def __init__(self):
+        self.process: subprocess.Popen | None = None
+        self.url = ""
+        if os.environ.get("PREFECT_API_URL"):
+            return
+        with socket.socket() as probe:  # a free port, as Prefect finds one
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}/api"
+        # The command and environment of prefect.server.api.server.SubprocessASGIServer.
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app",
+             "--host", "127.0.0.1", "--port", str(port), "--log-level", "error",
+             "--lifespan", "on"],
+            env={**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
+                 "PREFECT__SERVER_FINAL": "1"})
+        # Registered before Prefect is imported, so it runs after Prefect's own exit
+        # handlers have sent their last logs and events to this server.
+        atexit.register(self.stop)
+
+    def ready(self, timeout: float) -> bool:
+        """Wait until the server answers its health check; False if it exits or times out."""
+        deadline = time.monotonic() + timeout
+        while self.process is not None and self.process.poll() is None:
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        return True
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return False
+
+    @contextmanager
+    def api(self) -> Iterator[None]:
+        """Prefect's settings pointing at this server (unless an API is configured or it failed)."""
+        from prefect.settings import (
+            PREFECT_API_URL,
+            PREFECT_SERVER_EPHEMERAL_ENABLED,
+            PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
+            temporary_settings,
+        )
+
+        usable = (self.process is not None and not PREFECT_API_URL.value()
+                  and PREFECT_SERVER_EPHEMERAL_ENABLED.value()
+                  and self.ready(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()))
+        if not usable:  # Prefect starts (or finds) its own API
+            self.stop()
+            yield
+            return
+        with temporary_settings(updates={PREFECT_API_URL: self.url}):
+            yield
+
+    def stop(self) -> None:
+        """Terminate the server process (at exit, or when it is not used)."""
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+
+def start_early() -> EarlyServer:
+    """Launch the embedded server now (call before importing Prefect or pandas).
 
     Examples
     --------
-    >>> import os
     >>> os.environ["PREFECT_API_URL"] = "http://127.0.0.1:4200/api"
-    >>> start_early()()  # an API is configured: nothing to start, nothing to wait for
+    >>> start_early().process is None  # an API is configured: nothing launched
+    True
     >>> del os.environ["PREFECT_API_URL"]
     """
     offline_defaults()
-    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
-
-    if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
-        return lambda: None
-
-    def start() -> None:
-        from prefect.server.api.server import SubprocessASGIServer
-
-        try:
-            SubprocessASGIServer().start()
-        except Exception:  # noqa: BLE001 - the flow starts it again and reports the error
-            pass
-
-    thread = threading.Thread(target=start, name="prefect-embedded-server", daemon=True)
-    thread.start()
-    return thread.join
+    return EarlyServer()
