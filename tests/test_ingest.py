@@ -99,3 +99,27 @@ def test_program_yaml_errors_name_the_field(tmp_path):
     (root / "program.yaml").write_text(yaml.safe_dump(config))
     with pytest.raises(ConfigError, match="sources.0.wave"):
         load_program(root)
+
+
+def test_two_processes_read_the_inbox_as_one_does(tmp_path, monkeypatch):
+    """A big inbox is shared between this process and a forked one: same result, same order."""
+    import pipelines.ingest.core as core
+
+    files = {f"stss_{wave}_{i}.csv": stss_csv([(f"P{i}{j}", f"p{i}{j}@x.pe",
+                                                [str(1 + (i + j + k) % 5) for k in range(17)])
+                                               for j in range(4 + i)])
+             for i in range(5) for wave in ("pre", "post")}
+    files["stss_pre_9.csv"] = files["stss_pre_0.csv"].replace(",s17", ",zz")  # skipped
+    root = small_program(tmp_path, files)
+    one = ingest_program(load_program(root), load_builtin(), KEY)
+    monkeypatch.setattr(core, "PARALLEL_BYTES", 0)
+    forked = []
+    real = core.Beside
+    monkeypatch.setattr(core, "Beside", lambda *a: forked.append(1) or real(*a))
+    two = ingest_program(load_program(root), load_builtin(), KEY)
+    assert forked  # the parallel path ran
+    pd.testing.assert_frame_equal(one.responses["stss"], two.responses["stss"])
+    for part in ("rejected", "accounting", "inputs"):
+        pd.testing.assert_frame_equal(getattr(one, part), getattr(two, part))
+    assert one.problems == two.problems and len(one.problems) == 1
+    assert len(one.inputs) == 11 and one.inputs["source_file"].is_monotonic_increasing
