@@ -253,37 +253,38 @@ def full_run(ctx: stages.Context, plan, force: bool, dask_address: str | None, p
 
 
 def analyse(ctx: stages.Context, plan, contracts, scores, force: bool, dask_address, clock):
-    """Changed cohorts on the task runner, then the program-wide figures (one task).
+    """Changed cohorts, then the program-wide figures (one task).
 
-    Locally the program-wide rows are computed beside the cohorts in a forked
-    process (:class:`pipelines.parallel.Beside`); on Dask by one more task there.
+    Locally one task analyses the changed cohorts in this thread while a forked
+    process (:class:`pipelines.parallel.Beside`) computes the program-wide rows
+    and every 8th changed cohort; on Dask, groups of cohorts and the
+    program-wide rows are tasks on the cluster.
     """
     with clock("analyse_cohorts"):
-        beside = None if dask_address else stages.start_pooled(ctx, contracts.valid, scores)
-        try:
-            fresh, pooled, work = analyse_changed_cohorts(ctx, plan, contracts, scores, force,
-                                                          dask_address)
-        except BaseException:
-            if beside is not None:
+        work = stages.cohort_work(ctx, plan, contracts.valid, force)
+        get_run_logger().info("Cohorts to analyse: %d changed or new, %d unchanged (reused)",
+                              len(work.stale), len(work.kept))
+        if dask_address:
+            fresh, pooled = analyse_on_dask(ctx, contracts, scores, work.stale, dask_address)
+        else:
+            there, here = stages.split_beside(work.stale)
+            beside = stages.start_beside(ctx, contracts.valid, scores, there)
+            try:
+                inputs = stages.cohort_inputs(contracts.valid, scores, here)
+                fresh = [analyse_group_task(ctx, *inputs)] if here else []
+            except BaseException:
                 beside.cancel()
-            raise
+                raise
     with clock("analyse_program"):
-        if beside is not None:
-            pooled = beside.result()
+        if not dask_address:
+            pooled, more = beside.result()
+            fresh += [more] if more is not None else []
         tables = pooled_task(ctx, contracts, scores, fresh, work.previous, work.kept, pooled)
     return tables, work
 
 
-def analyse_changed_cohorts(ctx: stages.Context, plan, contracts, scores, force: bool,
-                            dask_address):
-    """The cohort-level tables of the cohorts whose data changed (and the cohort work)."""
-    work = stages.cohort_work(ctx, plan, contracts.valid, force)
-    stale, kept = work.stale, work.kept
-    get_run_logger().info("Cohorts to analyse: %d changed or new, %d unchanged (reused)",
-                          len(stale), len(kept))
-    if not dask_address:  # one task in this flow (a subflow would serialise its inputs)
-        inputs = stages.cohort_inputs(contracts.valid, scores, stale)
-        return ([analyse_group_task(ctx, *inputs)] if stale else []), None, work
+def analyse_on_dask(ctx: stages.Context, contracts, scores, stale: list[str], dask_address):
+    """Groups of changed cohorts and the program-wide rows as tasks on a Dask cluster."""
     parts = [stages.cohort_inputs(contracts.valid, scores, g)
              for g in stages.cohort_groups(stale, DASK_GROUPS)]
     try:
@@ -292,7 +293,7 @@ def analyse_changed_cohorts(ctx: stages.Context, plan, contracts, scores, force:
     except OSError as exc:
         raise CapacitarError(f"could not use the Dask scheduler at {dask_address} ({exc}); "
                              "check the address and that the cluster is up") from exc
-    return done["cohorts"], done["pooled"], work
+    return done["cohorts"], done["pooled"]
 
 
 def no_new_data(ctx: stages.Context, plan) -> dict:

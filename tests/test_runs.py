@@ -206,16 +206,25 @@ def test_a_failed_stage_keeps_previous_outputs(program, prefect_harness, monkeyp
     assert evaluate_program(str(program))["cohorts_recomputed"] == ["c3"]  # picks up after
 
 
-def test_program_rows_computed_beside_equal_those_computed_in_process(program, prefect_harness,
+def test_rows_computed_beside_equal_those_computed_in_process(program, prefect_harness,
                                                                        monkeypatch):
     from pipelines.flows import evaluate_program
 
-    evaluate_program(str(program))  # program-wide rows in a forked process (Linux)
+    add_cohort_c3(program)
+    # program-wide rows and every cohort's rows in a forked process (Linux)
+    monkeypatch.setattr(stages, "BESIDE_EVERY", 1)
+    assert stages.split_beside(["c1", "c2", "c3"]) == (["c1", "c2", "c3"], [])
+    evaluate_program(str(program))
     beside = tables_of(program)
     assert (beside["reliability"]["cohort"] == "ALL").any()
-    monkeypatch.setenv("CAPACITAR_WORKERS", "1")  # no fork: in the run's own process
+    assert set(beside["change"]["cohort"]) == {"c1", "c2", "c3"}
+    monkeypatch.setattr(stages, "split_beside", lambda stale: (["c1", "c3"], ["c2"]))
+    evaluate_program(str(program), force=True)  # c1 and c3 beside, c2 here
+    split = tables_of(program)
+    monkeypatch.setenv("CAPACITAR_WORKERS", "1")  # no fork: everything in the run's process
     evaluate_program(str(program), force=True)
     assert_same_tables(beside, tables_of(program))
+    assert_same_tables(split, tables_of(program))
 
 
 def test_a_dask_cluster_gives_the_same_tables(program, prefect_harness):
