@@ -1,7 +1,8 @@
 """The Prefect flow: one task per stage, wired in the order of DESIGN.md.
 
 Runs on Prefect's embedded (ephemeral) API by default: no server needed.
-This is the only module that imports Prefect.
+The stages know nothing of Prefect: this module wires them (``embedded_server.py`` starts
+Prefect's embedded server early, ``serve.py`` serves deployments).
 
 A run holds the program folder's lock, first hashes the inbox (nothing new:
 it records that and stops), then ingests, validates and scores everything,
