@@ -242,18 +242,6 @@ def start_worker(share: list, folder: Path) -> tuple[Path, subprocess.Popen]:
     return Path(name), worker
 
 
-def write_tables(files: dict[str, pd.DataFrame], specs: dict, sets, language,
-                 folder: Path) -> list[Path]:
-    """Every table as Parquet, CSV, .sav and .dta (not .dta for ``NO_STATA``) in ``folder``."""
-    writer = LabelledFiles(folder, specs, sets, language)
-    paths = [p for name, frame in files.items() for p in write_open_formats(frame, folder, name)]
-    try:
-        writer.submit(files)
-        return paths + writer.wait()
-    finally:
-        writer.cancel()
-
-
 def write_job(job: Path) -> None:
     """Worker side of :class:`LabelledFiles`: write the labelled files listed in ``job``."""
     import pickle

@@ -258,8 +258,8 @@ def analyse(ctx: stages.Context, plan, contracts, scores, force: bool, dask_addr
 
     Locally one task analyses the changed cohorts in this thread while a forked
     process (:class:`pipelines.parallel.Beside`) computes the program-wide rows
-    and every 8th changed cohort; on Dask, groups of cohorts and the
-    program-wide rows are tasks on the cluster.
+    and every 5th changed cohort (:func:`stages.split_beside`); on Dask, groups
+    of cohorts and the program-wide rows are tasks on the cluster.
     """
     with clock("analyse_cohorts"):
         work = stages.cohort_work(ctx, plan, contracts.valid, force)
