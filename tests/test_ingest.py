@@ -123,3 +123,24 @@ def test_two_processes_read_the_inbox_as_one_does(tmp_path, monkeypatch):
         pd.testing.assert_frame_equal(getattr(one, part), getattr(two, part))
     assert one.problems == two.problems and len(one.problems) == 1
     assert len(one.inputs) == 11 and one.inputs["source_file"].is_monotonic_increasing
+
+
+def test_an_error_while_reading_stops_the_forked_reader(tmp_path, monkeypatch):
+    import psutil
+
+    import pipelines.ingest.core as core
+
+    files = {f"stss_pre_{i}.csv": stss_csv([(f"P{i}", f"p{i}@x.pe", ["3"] * 17)]) for i in range(4)}
+    root = small_program(tmp_path, files)
+    monkeypatch.setattr(core, "PARALLEL_BYTES", 0)
+    parent = __import__("os").getpid()
+
+    def slow_or_broken(files, *args):
+        if __import__("os").getpid() != parent:
+            __import__("time").sleep(60)  # the forked reader: still busy
+        raise RuntimeError("simulated bug while reading")
+
+    monkeypatch.setattr(core, "ingest_files", slow_or_broken)
+    with pytest.raises(RuntimeError, match="simulated bug"):
+        ingest_program(load_program(root), load_builtin(), KEY)
+    assert not [p for p in psutil.Process().children() if p.status() != psutil.STATUS_ZOMBIE]

@@ -421,7 +421,11 @@ def read_in_parallel(files: list[tuple[Source, Path]], config: ProgramConfig,
         (beside if side == 0 else here).append(i)
         loads[side] += sizes[i]
     job = Beside(ingest_files, [files[i] for i in beside], config, instruments, key)
-    mine = ingest_files([files[i] for i in here], config, instruments, key)
+    try:
+        mine = ingest_files([files[i] for i in here], config, instruments, key)
+    except BaseException:
+        job.cancel()  # else the child would wait forever to hand over its result
+        raise
     out: list = [None] * len(files)
     for i, result in [*zip(here, mine), *zip(beside, job.result())]:
         out[i] = result
