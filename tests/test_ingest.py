@@ -141,6 +141,14 @@ def test_an_error_while_reading_stops_the_forked_reader(tmp_path, monkeypatch):
         raise RuntimeError("simulated bug while reading")
 
     monkeypatch.setattr(core, "ingest_files", slow_or_broken)
+    forked, real = [], core.Beside
+
+    def recorded(*args):
+        job = real(*args)
+        forked.append(job._proc.pid)
+        return job
+
+    monkeypatch.setattr(core, "Beside", recorded)
     with pytest.raises(RuntimeError, match="simulated bug"):
         ingest_program(load_program(root), load_builtin(), KEY)
-    assert not [p for p in psutil.Process().children() if p.status() != psutil.STATUS_ZOMBIE]
+    assert len(forked) == 1 and not psutil.pid_exists(forked[0])  # stopped and reaped
