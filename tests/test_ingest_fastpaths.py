@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from instruments import load_builtin
 from pipelines.ingest.core import distinct_numbers, likert_to_number
-from pipelines.ingest.readers import cell_text, column_text, parse_records
+from pipelines.ingest.readers import cell_text, column_text, parse_records, records_line_by_line
 from pipelines.ingest.text import fold, map_distinct
 
 TEXT = st.one_of(st.sampled_from(["", "1", "2", "3,0", "Nunca", "a veces", "NA", "x;y"]),
@@ -35,17 +35,6 @@ def test_map_distinct_is_series_map_of_a_dict(cells, func):
     values = pd.Series(cells, dtype="str", index=range(7, 7 + len(cells)), name="c")
     pd.testing.assert_series_equal(map_distinct(values, func), mapped_through_dict(values, func),
                                    check_exact=True)
-
-
-def records_line_by_line(text: str, sep: str):
-    """The reference: the line each record starts on, counted record by record."""
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep)
-    records, lines, line = [], [], 1
-    for record in reader:
-        records.append(record)
-        lines.append(line)
-        line = reader.line_num + 1
-    return records, lines
 
 
 @settings(max_examples=300, deadline=None)

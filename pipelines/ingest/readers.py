@@ -90,6 +90,7 @@ def read_csv_text(
         frame[EXTRA] = [sep.join(r[width:]) for r in body]
     return frame
 
+
 def parse_records(text: str, sep: str) -> tuple[list[list[str]], list[int]]:
     r"""CSV records and the line each starts on (quoted cells may span lines).
 
@@ -102,6 +103,11 @@ def parse_records(text: str, sep: str) -> tuple[list[list[str]], list[int]]:
     records = list(reader)
     if reader.line_num == len(records):  # one line per record, the usual: no bookkeeping
         return records, list(range(1, len(records) + 1))
+    return records_line_by_line(text, sep)
+
+
+def records_line_by_line(text: str, sep: str) -> tuple[list[list[str]], list[int]]:
+    """:func:`parse_records` counting lines record by record (what a multi-line cell needs)."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep)
     records, lines, line = [], [], 1
     for record in reader:
