@@ -32,7 +32,8 @@ def row_accounting(
         [f.assign(instrument=i)[keys] for i, f in valid.items() if not f.empty]
         or [pd.DataFrame(columns=keys)]
     ).value_counts().rename("rows_valid").reset_index()
-    quarantined = quarantine[keys].value_counts().rename("rows_quarantined").reset_index()
+    rows = quarantine[quarantine["scope"] != "cell"] if "scope" in quarantine else quarantine
+    quarantined = rows[keys].value_counts().rename("rows_quarantined").reset_index()
     table = read.merge(valid_counts, on=keys, how="outer").merge(quarantined, on=keys, how="outer")
     for col in ("rows_read", "rows_valid", "rows_quarantined"):
         table[col] = table[col].fillna(0).astype("int64")

@@ -61,6 +61,8 @@ def load_schema() -> Schema:
 
 STAGES = {"ingest": Text(es="lectura", en="ingest"),
           "contracts": Text(es="contratos", en="contracts")}
+QUARANTINE_SCOPES = {"row": Text(es="fila entera", en="whole row"),
+                     "cell": Text(es="una respuesta", en="one answer")}
 IMPROVEMENT = {"higher": Text(es="más alto es mejor", en="higher is better"),
                "lower": Text(es="más bajo es mejor", en="lower is better"),
                "": Text(es="sin dirección", en="no direction")}
@@ -99,5 +101,6 @@ def value_sets(config, instruments: dict[str, Instrument], rules: dict) -> dict[
         "bands": list(bands.items()),
         "rules": [(rule, Text(**text)) for rule, text in rules.items()],
         "stages": list(STAGES.items()),
+        "quarantine_scopes": list(QUARANTINE_SCOPES.items()),
         "improvement": list(IMPROVEMENT.items()),
     }

@@ -40,10 +40,14 @@ QUARANTINE_COLUMNS = [
     "wave",
     "stage",
     "rule",
+    "scope",
     "column",
     "value",
     "detail",
 ]
+# A quarantine record sets aside a whole row ("row": the row is in no result) or one answer
+# ("cell": that answer is treated as missing and the row stays valid).
+SCOPES = ("row", "cell")
 
 
 @dataclass
@@ -349,7 +353,8 @@ def knowledge_items(ff: FileFrame, inst: Instrument, mapping, reject):
     return items, form.where(form.isin(known))
 
 
-def record(keys: pd.Series, stage: str, rule: str, detail: str, column="", value="") -> dict:
+def record(keys: pd.Series, stage: str, rule: str, detail: str, column="", value="",
+           scope: str = "row") -> dict:
     """One quarantine record (no personal data: participant is a pseudonym)."""
     return {
         "source_file": keys["source_file"],
@@ -360,6 +365,7 @@ def record(keys: pd.Series, stage: str, rule: str, detail: str, column="", value
         "wave": keys["wave"],
         "stage": stage,
         "rule": rule,
+        "scope": scope,
         "column": column,
         "value": "" if pd.isna(value) else str(value),
         "detail": detail,
