@@ -158,10 +158,12 @@ def test_items_table_flags_and_pooled_rows(demo_run):
     knowledge = items[items["instrument"] == "tic_knowledge"]
     assert knowledge["difficulty"].between(0, 1).all() and knowledge["mean"].isna().all()
     options = demo_run["tables"]["item_options"]
-    shares = options.groupby(["cohort", "wave", "instrument", "form", "item"])["share"].sum()
     single = options[options["instrument"] != "tic_knowledge"]
     assert single.groupby(["cohort", "wave", "item"])["share"].sum().round(9).eq(1).all()
-    assert len(shares) > 0
+    knowledge = options[options["instrument"] == "tic_knowledge"]
+    shares = knowledge.groupby(["cohort", "wave", "form", "item"])["share"].sum()
+    keys = knowledge.groupby(["cohort", "wave", "form", "item"])["is_key"].sum()
+    assert len(shares) and shares.round(9).eq(1).all() and keys.ge(1).all()
 
 
 def test_scores_table_columns_are_stable(demo_run):

@@ -7,7 +7,6 @@ and the two tables must be the same: rows, order, columns, dtypes and flags
 (floats to 1e-9).
 """
 
-import os
 
 import numpy as np
 import pandas as pd
@@ -26,7 +25,14 @@ from pipelines.analysis.tables import (
 )
 from pipelines.demo import write_demo
 
-os.environ.setdefault("CAPACITAR_PSEUDONYM_KEY", "test-key-" + "x" * 24)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def pseudonym_key():
+    """The national program reads its key from the environment (set for this module only)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CAPACITAR_PSEUDONYM_KEY", "test-key-" + "x" * 24)
+        yield
 
 
 # ---- the per-group path, as item_tables ran it group by group ------------------
