@@ -208,6 +208,7 @@ class OdkServer(FakeServer):
         self.project, self.form = project, form
         self.user, self.password = ODK_USER, ODK_PASSWORD
         self.sessions: set[str] = set()
+        self.issued: list[str] = []  # every session token given out (tests look for leaks)
         self.submissions = odk_submissions(inbox)
 
     @property
@@ -223,6 +224,7 @@ class OdkServer(FakeServer):
                 return unauthorised
             token = uuid.uuid4().hex + "!" + uuid.uuid4().hex[:8]
             self.sessions.add(token)
+            self.issued.append(token)
             return 200, {"token": token, "expiresAt": "2026-09-02T06:00:00.000Z",
                          "createdAt": "2026-09-01T06:00:00.000Z"}
         bearer = headers.get("Authorization", "").removeprefix("Bearer ")
