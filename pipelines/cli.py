@@ -139,7 +139,7 @@ def pull(program: Path = typer.Argument(..., help="Program folder (holding progr
         results = pull_program(str(program.resolve()), lock_timeout=wait)
     for result in results:
         console.print(("[bold red]failed:[/] " if result.problem else "") + result.line(),
-                      highlight=False)
+                      highlight=False, soft_wrap=True)
     if any(result.problem for result in results):
         raise typer.Exit(1)
 

@@ -6,7 +6,8 @@ POST endpoint; ODK Central's sessions and OData Submissions with ``$top``/``$cou
 the demo program's answers (``pipelines/demo.py``) in each tool's shape: Spanish labels,
 checkbox / select-multiple fields and repeat groups included. ``fault`` makes a server
 misbehave: ``down`` (HTTP 503), ``hang`` (answers after the client's timeout), ``html`` (a
-login page with HTTP 200), ``truncated`` (JSON cut short), ``drop`` (closes the connection).
+login page with HTTP 200), ``truncated`` (JSON cut short), ``drop`` (closes the connection),
+``short`` (ODK/Kobo: a page count one more than the rows it serves).
 """
 
 from __future__ import annotations
@@ -247,7 +248,7 @@ class OdkServer(FakeServer):
             page["@odata.nextLink"] = f"{self.base}{table}?" + urlencode(
                 {"$top": top, "$count": "true", "$skiptoken": cursor})
         if query.get("$count", ["false"])[0].lower() == "true":
-            page["@odata.count"] = len(self.submissions)
+            page["@odata.count"] = len(self.submissions) + (self.fault == "short")
         return 200, page
 
     def add(self, submission: dict) -> None:
@@ -314,7 +315,7 @@ class KoboServer(FakeServer):
         start = int(query.get("start", ["0"])[0])
         url = f"{self.base}{path}"
         following = start + limit < len(self.submissions)
-        return 200, {"count": len(self.submissions),
+        return 200, {"count": len(self.submissions) + (self.fault == "short"),
                      "next": f"{url}?format=json&limit={limit}&start={start + limit}"
                              if following else None,
                      "previous": f"{url}?format=json&limit={limit}&start={max(0, start - limit)}"

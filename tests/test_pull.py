@@ -216,6 +216,16 @@ def test_an_answer_the_api_does_not_document_is_refused_and_nothing_written(
     assert inbox_files(program) == before
 
 
+@pytest.mark.parametrize("kind", ["odk", "kobo"])
+def test_fewer_submissions_than_the_server_counts_are_refused(program, servers, kind):
+    getattr(servers, kind).fault = "short"
+    ctx = stages.load_context(program)
+    source = ctx.config.sources[{"odk": 1, "kobo": 2}[kind]]
+    with pytest.raises(BadResponse, match=r"220 submissions \((@odata\.)?count\), got 219"):
+        pull_source(ctx.config, source, ctx.instruments)
+    assert inbox_files(program) == {}
+
+
 def test_a_changed_field_list_is_refused_with_the_missing_columns(program, servers):
     from tests import pull_servers
 

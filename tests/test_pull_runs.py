@@ -188,5 +188,3 @@ def test_capacitar_pull_and_run_no_pull_from_the_command_line(program, servers):
     assert servers.kobo.hits == []  # --no-pull: no request at all
     skipped = [line for line in offline.stdout.splitlines() if "skipped:" in line]
     assert len(skipped) == 1 and "source bienestar: no file matches" in skipped[0]
-    again = capacitar("pull", str(program), env=env)
-    assert "estigma: unchanged (estigma_" in again.stdout
