@@ -97,6 +97,7 @@ class InstrumentMapping(Strict):
 
 
 SECRET_KEYS = ("token", "password", "passwd", "secret", "api_key", "apikey", "key")
+NAMED_SECRETS = ("token_env", "token_block", "user")  # where a pasted token would land
 
 
 def looks_like_token(value: str) -> bool:
@@ -143,7 +144,8 @@ class Pull(Strict):
         if isinstance(data, dict):
             for name, value in data.items():
                 if str(name).lower() in SECRET_KEYS or (
-                        isinstance(value, str) and name != "url" and looks_like_token(value)):
+                        name in NAMED_SECRETS and isinstance(value, str)
+                        and looks_like_token(value)):
                     raise ValueError(
                         f"{name}: never write a token or password in program.yaml; put it in an "
                         "environment variable named by token_env, or in a Prefect Secret block "
