@@ -42,14 +42,16 @@ def preflight(program: Path):
 
 
 def run_flow(program: Path, force: bool = False, wait: float = 600,
-             dask_address: str | None = None, pdf: bool = True) -> dict:
+             dask_address: str | None = None, pdf: bool = True, pull: bool = True) -> dict:
     """Validate the program; say so at once when nothing changed; else run the Prefect flow.
 
     The no-new-data check runs before Prefect starts (its embedded server takes
     seconds to start): a scheduled run that finds nothing new costs about a second.
+    A program that pulls from servers goes to the flow, which pulls first.
     """
     ctx = preflight(program)
-    if not force:
+    pulling = pull and any(s.pull for s in ctx.config.sources)
+    if not force and not pulling:
         quick = no_new_data_quickly(ctx, wait)
         if quick is not None:
             return quick
@@ -62,7 +64,7 @@ def run_flow(program: Path, force: bool = False, wait: float = 600,
 
     with server.api():
         return evaluate_program(str(program.resolve()), force=force, dask_address=dask_address,
-                                lock_timeout=wait, pdf=pdf)
+                                lock_timeout=wait, pdf=pdf, pull=pull)
 
 
 def no_new_data_quickly(ctx, wait: float) -> dict | None:
@@ -83,6 +85,8 @@ def print_summary(summary: dict, seconds: float) -> None:
         console.print(f"\n[bold green]No new data[/] since run {summary['previous_run']}: outputs "
                       f"unchanged ({seconds:.1f} s). Use --force to recompute anyway.")
         console.print(f"  report:  {summary['report']}")
+        for problem in summary.get("problems", []):
+            console.print(f"  [yellow]problem:[/] {problem}", highlight=False)
         return
     console.print(f"\n[bold green]Done[/] in {seconds:.1f} s (run {summary['run_id']})")
     console.print(f"  rows read {summary['rows_read']}, valid {summary['rows_valid']}, "
@@ -102,14 +106,42 @@ def run(
     dask_address: str = typer.Option(None, "--dask-address", help="Analyse cohorts on this Dask "
                                      "scheduler, e.g. tcp://10.0.0.5:8786."),
     no_pdf: bool = typer.Option(False, "--no-pdf", help="HTML reports only."),
+    no_pull: bool = typer.Option(False, "--no-pull", help="Do not fetch the sources that have "
+                                 "a pull: section; use the snapshots in the inbox."),
 ):
     """Run the evaluation (Prefect flow) on a program folder: only what changed is recomputed."""
     if dask_address and "://" not in dask_address:
         fail(f"--dask-address {dask_address!r}: give the scheduler's address, "
              "e.g. tcp://10.0.0.5:8786")
     start = time.perf_counter()
-    summary = run_flow(program, force=force, wait=wait, dask_address=dask_address, pdf=not no_pdf)
+    summary = run_flow(program, force=force, wait=wait, dask_address=dask_address, pdf=not no_pdf,
+                       pull=not no_pull)
     print_summary(summary, time.perf_counter() - start)
+
+
+@app.command()
+def pull(program: Path = typer.Argument(..., help="Program folder (holding program.yaml)."),
+         wait: float = typer.Option(600, "--wait", help="Seconds to wait for a run of the same "
+                                    "program in progress (0: stop at once).")):
+    """Fetch the sources that have a pull: section (REDCap, ODK Central, KoboToolbox) into
+    the inbox, without evaluating; exit 1 when a pull failed."""
+    from pipelines import stages
+
+    ctx = stages.load_context(program)
+    if not any(s.pull for s in ctx.config.sources):
+        fail(f"no source in {program / 'program.yaml'} has a pull: section")
+    from pipelines.embedded_server import start_early
+
+    server = start_early()
+    from pipelines.flows import pull_program
+
+    with server.api():
+        results = pull_program(str(program.resolve()), lock_timeout=wait)
+    for result in results:
+        console.print(("[bold red]failed:[/] " if result.problem else "") + result.line(),
+                      highlight=False, soft_wrap=True)
+    if any(result.problem for result in results):
+        raise typer.Exit(1)
 
 
 @app.command()

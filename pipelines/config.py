@@ -16,6 +16,7 @@ Examples
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
 import re
 from pathlib import Path
 from typing import Literal
@@ -95,6 +96,82 @@ class InstrumentMapping(Strict):
     form: Locator | None = Field(default=None, description="Knowledge tests: the form (A, B).")
 
 
+SECRET_KEYS = ("token", "password", "passwd", "secret", "api_key", "apikey", "key")
+NAMED_SECRETS = ("token_env", "token_block", "user")  # where a pasted token would land
+
+
+def looks_like_token(value: str) -> bool:
+    """True for text shaped like an API token (REDCap/Kobo hex, ODK Central's 64 characters).
+
+    >>> looks_like_token("0123456789ABCDEF0123456789ABCDEF"), looks_like_token("REDCAP_TOKEN")
+    (True, False)
+    """
+    text = value.strip()
+    if re.fullmatch(r"[0-9A-Fa-f]{32,}", text):
+        return True
+    return (len(text) >= 24 and re.fullmatch(r"[A-Za-z0-9!$]+", text) is not None
+            and sum(c.isdigit() for c in text) >= 4 and any(c.isalpha() for c in text))
+
+
+class Pull(Strict):
+    """Where a source's snapshots come from: a survey server's API, fetched before each run.
+
+    The token is never written here: ``token_env`` names an environment
+    variable and ``token_block`` a Prefect ``Secret`` block that holds it (for
+    ODK Central with ``user``: that web user's password). See ``pipelines/pull``.
+    """
+
+    kind: Literal["redcap", "odk", "kobo"]
+    url: str = Field(description="REDCap: the API URL (ending in /api/); ODK Central, "
+                     "KoboToolbox: the server's address (https://kf.kobotoolbox.org).")
+    project: int | None = Field(default=None, ge=1, description="ODK Central: the project id.")
+    form: str | None = Field(default=None, description="ODK Central: the form's xmlFormId.")
+    asset: str | None = Field(default=None, description="KoboToolbox: the form's asset uid.")
+    user: str | None = Field(default=None, description=(
+        "ODK Central: the web user (email) to log in as, with the password as the secret; "
+        "without it the secret is used as a bearer token."))
+    token_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    token_block: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]*$")
+    timeout: float = Field(default=60, gt=0, description="Seconds to wait for each answer.")
+    retries: int = Field(default=3, ge=0, le=10, description="Retries when the server is down.")
+    retry_delay: float = Field(default=10, ge=0, description=(
+        "Seconds before the first retry; each later retry waits twice as long."))
+    page_size: int = Field(default=1000, ge=1, le=30000, description="ODK/Kobo: rows per page.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_secret_here(cls, data):
+        if isinstance(data, dict):
+            for name, value in data.items():
+                if str(name).lower() in SECRET_KEYS or (
+                        name in NAMED_SECRETS and isinstance(value, str)
+                        and looks_like_token(value)):
+                    raise ValueError(
+                        f"{name}: never write a token or password in program.yaml; put it in an "
+                        "environment variable named by token_env, or in a Prefect Secret block "
+                        "named by token_block")
+            url = str(data.get("url", ""))
+            if re.search(r"//[^/]*@|[?&](token|key|password)=", url, re.IGNORECASE):
+                raise ValueError("url: put no credentials in the URL; use token_env or token_block")
+        return data
+
+    @model_validator(mode="after")
+    def _complete(self) -> Pull:
+        if not re.fullmatch(r"https?://[^/\s]+(/\S*)?", self.url):
+            raise ValueError("url: give the server's address, e.g. https://redcap.example.org/api/")
+        if (self.token_env is None) == (self.token_block is None):
+            raise ValueError("give exactly one of token_env (an environment variable) or "
+                             "token_block (a Prefect Secret block) holding the token")
+        needed = {"redcap": [], "odk": ["project", "form"], "kobo": ["asset"]}[self.kind]
+        missing = [f for f in needed if getattr(self, f) is None]
+        if missing:
+            raise ValueError(f"a {self.kind} pull needs {' and '.join(missing)}")
+        if self.kind == "redcap" and not self.url.endswith("/api/"):
+            raise ValueError("url: REDCap's API address ends in /api/ "
+                             "(https://redcap.example.org/api/)")
+        return self
+
+
 class Source(Strict):
     """One kind of export in the inbox."""
 
@@ -122,6 +199,27 @@ class Source(Strict):
     cohort: Locator
     wave: Locator
     submitted_at: str | None = Field(default=None, description="Timestamp column, for duplicates.")
+    pull: Pull | None = Field(default=None, description=(
+        "Fetch this source from REDCap, ODK Central or KoboToolbox before each run: the "
+        "snapshots land in the inbox and pattern, dictionary and format follow from name."))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _pulled_files(cls, data):
+        """A pulled source reads the snapshots its pull writes (``pipelines.pull.snapshots``)."""
+        if not isinstance(data, dict) or not isinstance(data.get("pull"), dict):
+            return data
+        from pipelines.pull.snapshots import snapshot_globs
+
+        kind = data["pull"].get("kind")
+        implied = {"format": kind, "delimiter": ",", "encoding": "utf-8",
+                   **snapshot_globs(str(data.get("name", "")), kind)}
+        for field_name, value in implied.items():
+            given = data.get(field_name)
+            if given is not None and given != value:
+                raise ValueError(f"{field_name}: a pulled source reads its snapshots "
+                                 f"({field_name} {value!r}); leave {field_name} out")
+        return {**data, **implied}
 
 
 class Pseudonymisation(Strict):
@@ -189,6 +287,13 @@ class ProgramConfig(Strict):
             unknown = [w for w in pair if w not in known]
             if unknown:
                 raise ValueError(f"wave_pairs names unknown waves {unknown}")
+        for pulled in (s for s in self.sources if s.pull):
+            example = pulled.pattern.replace("?", "0")
+            others = [s.name for s in self.sources
+                      if s is not pulled and fnmatch.fnmatchcase(example, s.pattern)]
+            if others:
+                raise ValueError(f"the pattern of source {others[0]} also matches the snapshots "
+                                 f"of pulled source {pulled.name} ({pulled.pattern})")
         link = self.pseudonymisation.link_file
         if link and Path(link).parts[:1] == Path(self.output).parts[:1]:
             raise ValueError("pseudonymisation.link_file must be outside the output folder")

@@ -27,6 +27,7 @@ from prefect import flow, get_run_logger, task  # noqa: E402
 from prefect.artifacts import create_markdown_artifact, create_table_artifact  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 
+from pipelines import pull as pulls  # noqa: E402
 from pipelines import stages  # noqa: E402
 from pipelines.errors import CapacitarError  # noqa: E402
 from pipelines.locking import program_lock  # noqa: E402
@@ -47,6 +48,56 @@ def transient_io(task, task_run, state) -> bool:
 stage_task = task(cache_policy=NO_CACHE, persist_result=False)
 io_task = task(cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=3,
                retry_condition_fn=transient_io)
+
+
+def server_down(task, task_run, state) -> bool:
+    """Retry a pull only when its server was down or slow, never for a token or a bad answer."""
+    try:
+        exc = state.result(raise_on_failure=False)
+    except Exception:  # noqa: BLE001 - an unreadable state is not worth a retry
+        return False
+    return isinstance(exc, pulls.ServerDown)
+
+
+@task(cache_policy=NO_CACHE, persist_result=False, retry_condition_fn=server_down)
+def pull_task(ctx: stages.Context, source_name: str) -> pulls.PullResult:
+    """Fetch one source from its server into an inbox snapshot (retried with back-off)."""
+    source = next(s for s in ctx.config.sources if s.name == source_name)
+    result = pulls.pull_source(ctx.config, source, ctx.instruments)
+    get_run_logger().info("Pull: %s", result.line())
+    return result
+
+
+def pull_sources(ctx: stages.Context) -> list:
+    """Pull every source that has a ``pull:`` section, side by side, one task run each.
+
+    A source whose pull failed (after the retries, for a server that was down)
+    keeps its last snapshot; the failure is one of the run's problems.
+    """
+    sources = pulls.pulled_sources(ctx.config)
+    futures = [pull_task.with_options(
+        task_run_name=f"pull-{s.name}", retries=s.pull.retries,
+        retry_delay_seconds=[s.pull.retry_delay * 2 ** i for i in range(s.pull.retries)] or 0,
+    ).submit(ctx, s.name) for s in sources]
+    results = []
+    for source, future in zip(sources, futures):
+        future.wait()
+        if future.state.is_completed():
+            results.append(future.result())
+            continue
+        result = pulls.failed(ctx.config, source, future.state.result(raise_on_failure=False))
+        get_run_logger().warning("%s", result.problem)
+        ctx.problems.append(result.problem)
+        results.append(result)
+    return results
+
+
+@flow(name="capacitar-pull", log_prints=False)
+def pull_program(program_dir: str, lock_timeout: float = 600) -> list:
+    """Fetch a program's pulled sources into its inbox without evaluating (``capacitar pull``)."""
+    ctx = stages.load_context(program_dir)
+    with program_lock(ctx.config.root, ctx.run_id, lock_timeout, on_wait=get_run_logger().info):
+        return pull_sources(ctx)
 
 
 @io_task
@@ -168,7 +219,7 @@ def report_task(ctx: stages.Context, tables, pdf: bool = True):
 
 @flow(name="capacitar-evaluate", log_prints=False)
 def evaluate_program(program_dir: str, force: bool = False, dask_address: str | None = None,
-                     lock_timeout: float = 600, pdf: bool = True) -> dict:
+                     lock_timeout: float = 600, pdf: bool = True, pull: bool = True) -> dict:
     """Evaluate one program folder: ingest, validate, score, analyse, export and report.
 
     Parameters
@@ -178,10 +229,13 @@ def evaluate_program(program_dir: str, force: bool = False, dask_address: str | 
     dask_address : run the per-cohort analysis on this Dask scheduler (``tcp://host:8786``)
     lock_timeout : seconds to wait for another run of the same program to finish
     pdf : print the reports to PDF (needs Chromium)
+    pull : first fetch the sources that have a ``pull:`` section from their servers
     """
     ctx = stages.load_context(program_dir)
     log = get_run_logger()
     with program_lock(ctx.config.root, ctx.run_id, lock_timeout, on_wait=log.info):
+        if pull:
+            pull_sources(ctx)
         plan = stages.plan(ctx)
         if plan.nothing_new and not force:
             return no_new_data(ctx, plan)
@@ -240,7 +294,8 @@ def full_run(ctx: stages.Context, plan, force: bool, dask_address: str | None, p
         with clock("export_wait"):
             export_task(ctx, exporting)
     stages.save_run_state(ctx, plan, work.fingerprints)
-    summary = summarise(ctx, tables, reports, ingested.problems + contracts.problems, plan)
+    summary = summarise(ctx, tables, reports,
+                        ctx.problems + ingested.problems + contracts.problems, plan)
     summary.update(data_docs=contracts.data_docs, cohorts_recomputed=work.stale,
                    cohorts_reused=work.kept, stage_seconds=clock.seconds)
     summary["markdown"] += "\n\n## Time (s)\n" + "\n".join(
@@ -303,7 +358,8 @@ def no_new_data(ctx: stages.Context, plan) -> dict:
     text = (f"# capacitar run {ctx.run_id}: {ctx.config.name}\n"
             f"No new data: the {len(plan.inputs)} input files, program.yaml and instruments are "
             f"those of run {summary['previous_run']} ({summary['previous_finished']}). Outputs "
-            f"unchanged: {ctx.config.output_dir}")
+            f"unchanged: {ctx.config.output_dir}"
+            + "".join(f"\n- problem: {p}" for p in summary["problems"]))
     get_run_logger().info("No new data since run %s: outputs unchanged", summary["previous_run"])
     create_markdown_artifact(markdown=text, key="capacitar-run-summary",
                              description=f"capacitar run {ctx.run_id} (no new data)")

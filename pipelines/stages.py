@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -77,6 +77,8 @@ class Context:
     instruments: dict[str, Instrument]
     run_id: str
     started: str
+    # Problems met before ingest (a failed pull), reported with the run's others.
+    problems: list[str] = field(default_factory=list)
 
 
 def code_version() -> str:
@@ -372,7 +374,7 @@ def run_record(
                   {"source_file": e["source_file"], "sha256": e["sha256"]} for e in plan.inputs])
     def total(column: str):
         return int(accounting[column].sum()) if accounting is not None else None
-    problems = [*(ingested.problems if ingested else []),
+    problems = [*ctx.problems, *(ingested.problems if ingested else []),
                 *(contracts.problems if contracts else []), *problems]
     row = {
         "fingerprint": plan.fingerprint, "run_id": ctx.run_id, "started": ctx.started,
@@ -411,7 +413,7 @@ def record_no_new_data(ctx: Context, plan: Plan) -> dict:
     return {"run_id": ctx.run_id, "status": "no_new_data", "previous_run": last.get("run_id"),
             "previous_finished": last.get("finished"), "output_dir": str(ctx.config.output_dir),
             "report": str(ctx.config.output_dir / "reports" / f"program_{ctx.config.language}.html"),
-            "problems": []}
+            "problems": list(ctx.problems)}
 
 
 def run_history(ctx: Context, last: int = 10) -> pd.DataFrame:
