@@ -40,29 +40,32 @@ def checked(tmp_path, monkeypatch):
     return ctx, ingested, contracts
 
 
-def rules_by_row(contracts, source_file):
+def rules_by_row(contracts, source_file, scope="row"):
     q = contracts.quarantine
-    q = q[q["source_file"] == source_file]
+    q = q[(q["source_file"] == source_file) & (q["scope"] == scope)]
     return dict(zip(q["source_row"], q["rule"]))
 
 
 def test_each_violation_has_its_rule_and_reason(checked):
     _, _, contracts = checked
     assert rules_by_row(contracts, "stss_pre.csv") == {
-        2: "duplicate_submission", 4: "code_out_of_range", 5: "unknown_cohort"}
+        2: "duplicate_submission", 5: "unknown_cohort"}
+    assert rules_by_row(contracts, "stss_pre.csv", "cell") == {4: "code_out_of_range"}
     assert rules_by_row(contracts, "stss_mid.csv") == {2: "unknown_wave"}
     q = contracts.quarantine.set_index(["source_file", "source_row"])
     out = q.loc[("stss_pre.csv", 4)]
-    assert (out["column"], out["value"]) == ("stss_05", "9")
-    assert "no es un código permitido (1, 2, 3, 4, 5)" in out["detail"]
+    assert (out["column"], out["value"], out["scope"]) == ("stss_05", "9", "cell")
+    assert "no es un código permitido (1, 2, 3, 4, 5); se trata como faltante" in out["detail"]
     assert "Lima" in q.loc[("stss_pre.csv", 5), "detail"]
 
 
 def test_a_mostly_broken_file_is_rejected_alone(checked):
     _, _, contracts = checked
-    assert set(rules_by_row(contracts, "stss_post.csv").values()) == {
-        "code_out_of_range", "batch_rejected"}
-    assert len(rules_by_row(contracts, "stss_post.csv")) == 3
+    # two of three rows carry a bad answer: the file is suspect as a whole
+    assert rules_by_row(contracts, "stss_post.csv") == {
+        2: "batch_rejected", 3: "batch_rejected", 4: "batch_rejected"}
+    assert rules_by_row(contracts, "stss_post.csv", "cell") == {
+        2: "code_out_of_range", 3: "code_out_of_range"}
     assert any("stss_post.csv" in p and "67%" in p for p in contracts.problems)
     valid_files = set(contracts.valid["stss"]["source_file"])
     assert valid_files == {"stss_pre.csv"}
@@ -71,20 +74,27 @@ def test_a_mostly_broken_file_is_rejected_alone(checked):
 def test_clean_rows_pass_untouched_and_rows_add_up(checked):
     _, ingested, contracts = checked
     valid = contracts.valid["stss"]
-    assert sorted(valid["source_row"]) == [3, 6, 7, 8]
+    assert sorted(valid["source_row"]) == [3, 4, 6, 7, 8]
     ingested_rows = ingested.responses["stss"].set_index(["source_file", "source_row"])
     kept = valid.set_index(["source_file", "source_row"])
-    pd.testing.assert_frame_equal(kept, ingested_rows.loc[kept.index])
+    expected = ingested_rows.loc[kept.index].copy()
+    assert expected.loc[("stss_pre.csv", 4), "stss_05"] == 9
+    expected.loc[("stss_pre.csv", 4), "stss_05"] = float("nan")  # the answer set aside
+    pd.testing.assert_frame_equal(kept, expected)
     assert kept.loc[("stss_pre.csv", 3), "stss_01"] == 3  # the resubmission won
     accounting = stages.accounting_table(ingested, contracts)
     assert accounting["balanced"].all() and accounting["rows_read"].sum() == 11
+    assert accounting.set_index("source_file").loc["stss_pre.csv", "rows_quarantined"] == 2
 
 
-def test_summary_counts_checked_failed_quarantined(checked):
+def test_summary_says_rows_and_answers_apart(checked):
     _, _, contracts = checked
     s = contracts.summary.set_index(["source_file", "rule"])
-    assert s.loc[("stss_pre.csv", "code_out_of_range"), ["checked", "failed", "quarantined"]].tolist() == [7, 1, 1]
-    assert s.loc[("stss_post.csv", "batch_rejected"), "quarantined"] == 1
+    counts = ["checked", "failed", "quarantined", "cells_quarantined"]
+    assert s.loc[("stss_pre.csv", "code_out_of_range"), counts].tolist() == [7, 1, 0, 1]
+    assert s.loc[("stss_pre.csv", "unknown_cohort"), counts].tolist() == [7, 1, 1, 0]
+    assert s.loc[("stss_post.csv", "code_out_of_range"), counts].tolist() == [3, 2, 0, 2]
+    assert s.loc[("stss_post.csv", "batch_rejected"), counts].tolist() == [3, 3, 3, 0]
 
 
 def test_suites_are_json_in_the_program_and_user_expectations_are_kept(checked):
@@ -100,8 +110,9 @@ def test_suites_are_json_in_the_program_and_user_expectations_are_kept(checked):
     path.write_text(json.dumps(suite))
     contracts = stages.validate(ctx, ingested)
     q = contracts.quarantine
-    # every row with stss_02 = 3 that breaks no more basic rule: five in pre, one in post
-    assert (q["rule"] == "user_expectation").sum() == 6
+    # every row with stss_02 = 3 that breaks no row rule before it (answers set aside in
+    # other items do not count): six in pre, the three of post
+    assert (q["rule"] == "user_expectation").sum() == 9
     stored = json.loads(path.read_text())
     assert any(e.get("meta", {}).get("note") == "added by hand" for e in stored["expectations"])
     assert contracts.data_docs.endswith("index.html")
