@@ -56,12 +56,13 @@ def lost_line_break(root: Path) -> str:
     return OMSHC_POST
 
 
-def stray_quote(root: Path) -> str:
-    """One opening quote in the REDCap export's event cell: the rest of the file is one cell."""
+def stray_quote(root: Path, line: int = 3) -> str:
+    """One opening quote in the REDCap export's event cell: the rest of the file is one cell
+    (from line 3: some 215 people's names, emails and phones in one wave cell)."""
     def edit(lines):
-        row = cells(lines[3], ",")
+        row = cells(lines[line], ",")
         row[1] = '"' + row[1]
-        lines[3] = ",".join(row)
+        lines[line] = ",".join(row)
         return lines
     edit_lines(root / "inbox" / REDCAP, "utf-8", edit)
     return REDCAP
@@ -94,6 +95,17 @@ def email_in_answer(root: Path) -> str:
     email, answer = header.index("Correo electrónico") + 1, header.index("P3") + 1
     sheet.cell(row=5, column=answer).value = sheet.cell(row=5, column=email).value
     book.save(root / "inbox" / KNOWLEDGE)
+    return OMSHC_PRE
+
+
+def name_in_site(root: Path) -> str:
+    """A person's name typed into the site column of the stigma sheet."""
+    def edit(lines):
+        row = cells(lines[7], ";")
+        row[2] = row[0]
+        lines[7] = ";".join(row)
+        return lines
+    edit_lines(root / "inbox" / OMSHC_PRE, "cp1252", edit)
     return OMSHC_PRE
 
 

@@ -47,7 +47,8 @@ def read_source(path: Path, source: dict) -> pd.DataFrame:
     """One inbox file as the program reads it (all text), for its personal columns."""
     if path.suffix == ".xlsx":
         return pd.read_excel(path, sheet_name=source.get("sheet", 0),
-                         header=source.get("header_row", 1) - 1, dtype=str)
+                             header=source.get("header_row", 1) - 1, dtype=str,
+                             engine="calamine")
     for encoding in ("utf-8", "cp1252"):
         try:
             return pd.read_csv(path, sep=None, engine="python", dtype=str, encoding=encoding,
