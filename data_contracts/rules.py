@@ -210,7 +210,7 @@ class Quarantine:
 
     def valid(self) -> pd.DataFrame:
         """The rows not set aside, with their set-aside answers missing."""
-        valid = self.frame.loc[~self.failing].copy()
+        valid = self.frame.loc[~self.failing]  # a new frame (copy on write)
         for column, rows in self.cells.items():
             hit = rows.loc[valid.index]
             if hit.any():

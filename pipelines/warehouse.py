@@ -7,10 +7,11 @@ it through a bad file does not stay. The ``runs`` table (``scope: run_id`` in
 ``schema.yaml``) accumulates: one row per run, ever. Tables a run does not
 write (a run that found no new data writes only ``runs``) are kept whole.
 
-The file is built in a private staging folder beside the old one and renamed
-over it: the old file's freed pages (where deleted rows linger in DuckDB) are
-not carried over, a failed update leaves the old file whole, and the file is
-owner-only (0600) like every other output.
+A run that replaces rows builds the file in a private staging folder beside the
+old one and renames it over it: the old file's freed pages (where deleted rows
+linger in DuckDB) are not carried over, a failed update leaves the old file
+whole, and the file is owner-only (0600) like every other output. A run that
+only adds its ``runs`` row adds it in place.
 """
 
 from __future__ import annotations
@@ -84,6 +85,24 @@ def insert(con, name: str, frame: pd.DataFrame, parquet: Path | None = None) -> 
     con.unregister("incoming")
 
 
+def add_in_place(path: Path, tables: dict[str, pd.DataFrame], specs: dict) -> dict[str, int]:
+    """Add accumulating tables' rows to the file in one transaction (a run with no new data
+    adds its ``runs`` row: rewriting every table for it would cost seconds)."""
+    with duckdb.connect(str(path)) as con:
+        con.execute("BEGIN TRANSACTION")
+        for name, frame in tables.items():
+            ensure_table(con, name, frame, specs.get(name))
+            runs = frame[ACCUMULATES].dropna().astype(str).unique().tolist()
+            con.execute(f'DELETE FROM "{name}" WHERE CAST("{ACCUMULATES}" AS VARCHAR) IN '
+                        '(SELECT UNNEST(?::VARCHAR[]))', [runs])  # a retried run: once
+            insert(con, name, frame)
+        con.execute("COMMIT")
+        counts = {name: con.execute(f'SELECT COUNT(*) FROM "{name}"').fetchone()[0]
+                  for name in tables}
+    os.chmod(path, 0o600)
+    return counts
+
+
 def update_warehouse(
     path: Path, tables: dict[str, pd.DataFrame], specs: dict[str, TableSpec],
     parquet: dict[str, Path] | None = None,
@@ -104,6 +123,10 @@ def update_warehouse(
     >>> oct(db.stat().st_mode & 0o777)
     '0o600'
     """
+    accumulating = {n for n in tables if specs.get(n) is not None
+                    and specs[n].scope == ACCUMULATES}
+    if path.exists() and accumulating == set(tables):  # only runs' rows added, none removed
+        return add_in_place(path, tables, specs)
     with staged_folder(path) as staging:  # a private (0700) folder: DuckDB's WAL lands there too
         new = staging / path.name
         with duckdb.connect(str(new)) as con:

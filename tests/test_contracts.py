@@ -378,3 +378,34 @@ def test_great_expectations_and_the_quarantine_see_no_raw_text(checked):
         assert "alert(" not in text and "x.pe" not in text, where  # GX has <script> tags of its own
     validations = [t for w, t in texts.items() if "data_docs" in w and "/validations/" in w]
     assert validations and all("[value not shown]" in t for t in validations)  # failures shown
+
+
+def test_the_frame_great_expectations_sees_keeps_declared_values_only():
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+
+    from data_contracts.neutral import GENERATED, neutral_frame, safe_value
+
+    mine = {"meta": {GENERATED: True}}
+    suite = gx.ExpectationSuite(name="s", expectations=[
+        gxe.ExpectColumnValuesToBeInSet(column="cohort", value_set=["c1"], **mine),
+        gxe.ExpectColumnValuesToBeInSet(column="q1", value_set=[-999.0, 1.0], **mine),
+        gxe.ExpectColumnValuesToMatchRegex(column="q2", regex="^(a|b)(;(a|b))*$", **mine),
+        gxe.ExpectColumnToExist(column="participant"),
+        gxe.ExpectColumnToExist(column="source_file")])
+    frame = pd.DataFrame({
+        "cohort": ["c1", "ana@x.pe", None], "q1": [1.0, 987654321.0, float("nan")],
+        "q2": ["a;b", "<b>x</b>", None], "participant": ["P0123456789ab", "ana@x.pe", ""],
+        "source_file": ["ana.csv", "b.csv", "ana.csv"], "notes": ["x", "y", "z"]})
+    out = neutral_frame(frame, suite)
+    assert list(out.columns) == ["cohort", "q1", "q2", "participant", "source_file"]
+    assert out["cohort"].tolist()[:2] == ["c1", "[value not shown]"] and pd.isna(out["cohort"][2])
+    assert out["q1"].tolist()[:2] == [1.0, -1999.0]  # the token is never a declared code
+    assert out["q2"].tolist()[:2] == ["a;b", "[value not shown]"] and pd.isna(out["q2"][2])
+    assert out["participant"].tolist() == ["P0123456789ab", "[value not shown]", ""]
+    assert out["source_file"].tolist() == ["file 1", "file 2", "file 1"]
+    kept = ["7", "no sé", "2026-03-05 10:15:00", "-1+2", "Lima"]
+    assert [safe_value(v) for v in kept] == kept
+    for personal in ["ana@x.pe", "45678912", "+51 987 654 321", "987-654-321", "a\nb", "a\tb"]:
+        assert safe_value(personal) == "[withheld]", personal
+    assert safe_value("x" * 60) == "x" * 39 + "…"
