@@ -14,79 +14,57 @@ OMSHC_PRE = "estigma_OMSHC_pre.csv"
 KNOWLEDGE = "conocimientos_TIC.xlsx"
 
 
-def edit_lines(path: Path, encoding: str, edit) -> None:
-    """Rewrite a CSV's lines (header first) with ``edit(lines)``."""
+def edit_row(root: Path, name: str, line: int, change, sep: str = ";",
+             encoding: str = "cp1252") -> str:
+    """Replace line ``line`` (0 = header) of an inbox CSV by ``change(cells)``; the file's name."""
+    path = root / "inbox" / name
     lines = path.read_text(encoding=encoding).split("\n")
-    path.write_bytes("\n".join(edit(lines)).encode(encoding))
+    lines[line] = sep.join(change(lines[line].split(sep)))
+    path.write_bytes("\n".join(lines).encode(encoding))
+    return name
 
 
-def cells(line: str, sep: str) -> list[str]:
-    return line.split(sep)
+def put(cells: list[str], at: int, value: str) -> list[str]:
+    return [*cells[:at], value, *cells[at + 1:]]
+
+
+def last_first(name: str, sep: str) -> str:
+    """'María Pérez' -> 'Pérez' + sep + ' María' (a delimiter typed inside a name)."""
+    first, _, last = name.partition(" ")
+    return f"{last}{sep} {first}"
 
 
 def semicolon_in_name(root: Path) -> str:
     """An unquoted ';' inside a name of the stigma sheet: every later cell moves right."""
-    def edit(lines):
-        row = cells(lines[4], ";")
-        first, _, last = row[0].partition(" ")
-        row[0] = f"{last}; {first}"
-        lines[4] = ";".join(row)
-        return lines
-    edit_lines(root / "inbox" / OMSHC_POST, "cp1252", edit)
-    return OMSHC_POST
+    return edit_row(root, OMSHC_POST, 4, lambda c: put(c, 0, last_first(c[0], ";")))
 
 
 def comma_in_redcap_name(root: Path) -> str:
     """An unquoted ',' inside a name of the REDCap export: every later cell moves right."""
-    def edit(lines):
-        row = cells(lines[6], ",")
-        first, _, last = row[2].partition(" ")
-        row[2] = f"{last}, {first}"
-        lines[6] = ",".join(row)
-        return lines
-    edit_lines(root / "inbox" / REDCAP, "utf-8", edit)
-    return REDCAP
+    return edit_row(root, REDCAP, 6, lambda c: put(c, 2, last_first(c[2], ",")), ",", "utf-8")
 
 
 def lost_line_break(root: Path) -> str:
     """Two people's rows joined on one line (the line break between them lost)."""
-    def edit(lines):
-        return [*lines[:8], lines[8] + lines[9], *lines[10:]]
-    edit_lines(root / "inbox" / OMSHC_POST, "cp1252", edit)
+    path = root / "inbox" / OMSHC_POST
+    lines = path.read_text(encoding="cp1252").split("\n")
+    path.write_bytes("\n".join([*lines[:8], lines[8] + lines[9], *lines[10:]]).encode("cp1252"))
     return OMSHC_POST
 
 
 def stray_quote(root: Path, line: int = 3) -> str:
     """One opening quote in the REDCap export's event cell: the rest of the file is one cell
     (from line 3: some 215 people's names, emails and phones in one wave cell)."""
-    def edit(lines):
-        row = cells(lines[line], ",")
-        row[1] = '"' + row[1]
-        lines[line] = ",".join(row)
-        return lines
-    edit_lines(root / "inbox" / REDCAP, "utf-8", edit)
-    return REDCAP
+    return edit_row(root, REDCAP, line, lambda c: put(c, 1, '"' + c[1]), ",", "utf-8")
 
 
 def email_in_site(root: Path) -> str:
     """A person's email pasted into the site column of the stigma sheet."""
-    def edit(lines):
-        row = cells(lines[3], ";")
-        row[2] = row[1]
-        lines[3] = ";".join(row)
-        return lines
-    edit_lines(root / "inbox" / OMSHC_PRE, "cp1252", edit)
-    return OMSHC_PRE
+    return edit_row(root, OMSHC_PRE, 3, lambda c: put(c, 2, c[1]))
 
 
 def email_in_answer(root: Path) -> str:
     """A person's email pasted into an answer: a stigma item and a knowledge-test item."""
-    def edit(lines):
-        row = cells(lines[5], ";")
-        row[8] = row[1]
-        lines[5] = ";".join(row)
-        return lines
-    edit_lines(root / "inbox" / OMSHC_PRE, "cp1252", edit)
     import openpyxl
 
     book = openpyxl.load_workbook(root / "inbox" / KNOWLEDGE)
@@ -95,18 +73,12 @@ def email_in_answer(root: Path) -> str:
     email, answer = header.index("Correo electrónico") + 1, header.index("P3") + 1
     sheet.cell(row=5, column=answer).value = sheet.cell(row=5, column=email).value
     book.save(root / "inbox" / KNOWLEDGE)
-    return OMSHC_PRE
+    return edit_row(root, OMSHC_PRE, 5, lambda c: put(c, 8, c[1]))
 
 
 def name_in_site(root: Path) -> str:
     """A person's name typed into the site column of the stigma sheet."""
-    def edit(lines):
-        row = cells(lines[7], ";")
-        row[2] = row[0]
-        lines[7] = ";".join(row)
-        return lines
-    edit_lines(root / "inbox" / OMSHC_PRE, "cp1252", edit)
-    return OMSHC_PRE
+    return edit_row(root, OMSHC_PRE, 7, lambda c: put(c, 2, c[0]))
 
 
 ACCIDENTS = [semicolon_in_name, comma_in_redcap_name, lost_line_break, stray_quote,
