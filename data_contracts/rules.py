@@ -1,18 +1,26 @@
-"""Run the contracts: Great Expectations for row rules, then duplicates and batch shares.
+"""Run the contracts: Great Expectations for row and answer rules, then duplicates and batches.
 
-Every ingested row ends up exactly once in the valid data or the quarantine:
-- row problems (an expectation's unexpected rows) quarantine that row, the
-  first failing expectation in suite order being its reason;
+Every ingested row ends up exactly once in the valid data or set aside whole in
+the quarantine; single answers can be set aside too:
+- an answer that is not one of its item's codes (``code_out_of_range``) is set
+  aside alone: recorded with ``scope="cell"`` and treated as missing, the row
+  stays valid (scoring's missing-item rule decides whether it is scored);
+- row problems (an expectation's unexpected rows: no identifier, undeclared
+  cohort or wave, a hand-added expectation) quarantine that row, the most basic
+  rule being its reason;
 - ``date_outside_cohort``: submitted before the cohort's start or after its end,
   beyond ``date_window`` in program.yaml;
 - ``duplicate_submission``: one person, wave and instrument submitted more
   than once; the latest submission (by timestamp, else by file and row order)
   wins, the others are quarantined;
 - batch problems (a table-level expectation failing, or more than
-  ``max_failing_share`` of a file's rows failing) reject that file for that
-  instrument: all its rows go to quarantine as ``batch_rejected``, with a
-  message, and the other files go on.
+  ``max_failing_share`` of a file's rows with a problem, counting the rows that
+  failed at ingest) reject that file for that instrument: all its rows go to
+  quarantine as ``batch_rejected``, with a message, and the other files go on.
 Missing answers are not errors: scoring's missing-item rule handles them.
+
+Great Expectations sees neutral frames (:mod:`data_contracts.neutral`), and the
+quarantine keeps no raw personal text, whatever ingest let through.
 """
 
 from __future__ import annotations
@@ -25,15 +33,24 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from data_contracts.neutral import neutral_frame, safe_column
 from instruments.model import Instrument
 from pipelines.config import ProgramConfig
-from pipelines.ingest.core import quarantine_frame, record
+from pipelines.ingest.core import QUARANTINE_COLUMNS, IngestResult, quarantine_frame
 
-RULES = yaml.safe_load((Path(__file__).parent / "reasons.yaml").read_text(encoding="utf-8"))["rules"]
+TEXTS = yaml.safe_load((Path(__file__).parent / "reasons.yaml").read_text(encoding="utf-8"))
+RULES = TEXTS["rules"]
 # Which reason a row gets when it breaks several rules: the most basic problem first.
 RULE_ORDER = ["missing_column", "missing_identifier", "unknown_cohort", "unknown_wave",
-              "code_out_of_range", "user_expectation"]
-SUMMARY_COLUMNS = ["source_file", "instrument", "rule", "checked", "failed", "quarantined"]
+              "user_expectation"]
+CELL_RULES = {"code_out_of_range"}  # one answer set aside (treated as missing), the row stays
+# Ingest rules for rows that hold no form of the instrument: absent, not broken.
+NO_FORM_RULES = {"form_incomplete", "no_answers", "other_redcap_form"}
+# A shifted or joined row: none of its cells' text is kept (they may be anyone's).
+NO_TEXT_RULES = {"malformed_row"}
+RECORD_KEYS = ["source_file", "source_row", "participant", "instrument", "cohort", "wave"]
+SUMMARY_COLUMNS = ["source_file", "instrument", "rule", "checked", "failed", "quarantined",
+                   "cells_quarantined"]
 
 
 @dataclass
@@ -71,7 +88,7 @@ def gx_context(config: ProgramConfig):
 
 
 def run_suite(context, inst: Instrument, config: ProgramConfig, frame: pd.DataFrame):
-    """Validate one instrument's frame with its suite.
+    """Validate one instrument's frame with its suite (GX sees :func:`neutral_frame` of it).
 
     Returns
     -------
@@ -86,9 +103,9 @@ def run_suite(context, inst: Instrument, config: ProgramConfig, frame: pd.DataFr
     from data_contracts.checkpoints import checkpoint_for
     from data_contracts.suites import build_suite, suite_path
 
-    checkpoint, stored = checkpoint_for(context, build_suite(inst, config),
-                                        suite_path(config, inst.id))
-    result = checkpoint.run(batch_parameters={"dataframe": frame})
+    suite = build_suite(inst, config)
+    checkpoint, stored = checkpoint_for(context, suite, suite_path(config, inst.id))
+    result = checkpoint.run(batch_parameters={"dataframe": neutral_frame(frame, suite)})
     failures = [failure_of(r) for run in result.run_results.values() for r in run.results
                 if not r.success]
     pages = list(result.run_results)
@@ -132,65 +149,137 @@ def outside_cohort_dates(frame: pd.DataFrame, config: ProgramConfig) -> pd.Serie
 
 def reason(rule: str, language: str, column: str, value: str, allowed: str = "") -> str:
     """The human-readable reason of a rule in the report language."""
-    template = RULES.get(rule, RULES["user_expectation"])["reason"][language]
-    return template.format(column=column, value=value, allowed=allowed)
+    template = RULES[rule]["reason"][language] if rule in RULES else TEXTS["fallback"][language]
+    return template.format(column=column, value=value, allowed=allowed, rule=rule)
 
 
 class Quarantine:
-    """Collects quarantine records and remembers which rows failed."""
+    """The quarantine records of one instrument's frame: whole rows, and single answers."""
 
     def __init__(self, frame: pd.DataFrame, language: str):
         self.frame = frame
         self.language = language
-        self.failing = pd.Series(False, index=frame.index)
-        self.records: list[dict] = []
-        self.first_rule: dict = {}
+        self.failing = pd.Series(False, index=frame.index)  # rows set aside whole
+        self.first_rule = pd.Series(pd.NA, index=frame.index, dtype="str")
+        self.cells: dict[str, pd.Series] = {}  # column -> rows whose answer is set aside
+        self.parts: list[pd.DataFrame] = []
 
     def add(self, rows, rule: str, column: str = "", allowed: str = "", value=None) -> None:
-        for idx in rows:
-            if self.failing.loc[idx]:
-                continue
-            if value is None and column in self.frame.columns:
-                val = self.frame.at[idx, column]
-            else:
-                val = "" if value is None else value
-            val = "" if pd.isna(val) else str(val).removesuffix(".0")
-            detail = reason(rule, self.language, column, val, allowed)
-            self.records.append(record(self.frame.loc[idx], "contracts", rule, detail, column,
-                                       val))
-            self.failing.loc[idx] = True
-            self.first_rule[idx] = rule
+        """Set ``rows`` aside whole (those not set aside already)."""
+        rows = pd.Index(rows)
+        rows = rows[~self.failing.loc[rows].to_numpy()]
+        if not rows.empty:
+            self.parts.append(self.records(rows, rule, "row", column, allowed, value))
+            self.failing.loc[rows] = True
+            self.first_rule.loc[rows] = rule
+
+    def set_aside(self, rows, rule: str, column: str, allowed: str = "") -> None:
+        """Set the answers of ``column`` in ``rows`` aside: missing from now on, rows stay."""
+        done = self.cells.setdefault(column, pd.Series(False, index=self.frame.index))
+        rows = pd.Index(rows)
+        rows = rows[~done.loc[rows].to_numpy()]
+        if not rows.empty:
+            self.parts.append(self.records(rows, rule, "cell", column, allowed))
+            done.loc[rows] = True
+
+    def records(self, rows: pd.Index, rule: str, scope: str, column: str, allowed: str,
+                value=None) -> pd.DataFrame:
+        """Quarantine records of ``rows`` (index = the frame's row labels)."""
+        if value is None and column in self.frame.columns:
+            raw = self.frame.loc[rows, column]
+        else:
+            raw = pd.Series("" if value is None else value, index=rows, dtype=object)
+        withheld = TEXTS["withheld"][self.language]
+        values = safe_column(raw, withheld=withheld)
+        details = pd.Series({v: reason(rule, self.language, column, v, allowed)
+                             for v in values.unique()}).reindex(values).to_numpy()
+        return self.frame.loc[rows, RECORD_KEYS].assign(
+            stage="contracts", rule=rule, scope=scope, column=column, value=values,
+            detail=details)[QUARANTINE_COLUMNS]
+
+    def table(self) -> pd.DataFrame:
+        """Every record so far, index = the frame's row labels."""
+        return pd.concat(self.parts) if self.parts else quarantine_frame()
+
+    def with_problem(self) -> pd.Series:
+        """Rows set aside whole or with an answer set aside."""
+        problem = self.failing.copy()
+        for rows in self.cells.values():
+            problem |= rows
+        return problem
+
+    def valid(self) -> pd.DataFrame:
+        """The rows not set aside, with their set-aside answers missing."""
+        valid = self.frame.loc[~self.failing]  # a new frame (copy on write)
+        for column, rows in self.cells.items():
+            hit = rows.loc[valid.index]
+            if hit.any():
+                valid.loc[hit, column] = None
+        return valid.reset_index(drop=True)
 
 
-def check_instrument(context, inst, config, frame, language):
-    """Valid rows, quarantine records, summary rows, batch problems and Data Docs pages."""
+def check_instrument(context, inst, config, frame, language, at_ingest: pd.DataFrame):
+    """Valid rows, quarantine records, summary rows, batch problems and Data Docs pages.
+
+    ``at_ingest``: this instrument's quarantine records from ingest (they count
+    towards the batch rule).
+    """
     q = Quarantine(frame, language)
     problems: list[str] = []
     failures, pages = run_suite(context, inst, config, frame) if not frame.empty else ([], [])
-    failures.sort(key=lambda f: RULE_ORDER.index(f.rule) if f.rule in RULE_ORDER else len(RULE_ORDER))
-    for failure in failures:
+    for failure in failures:  # answers first: a row rule does not count an answer set aside
+        if failure.rule in CELL_RULES and not failure.batch:
+            q.set_aside(failure.rows, failure.rule, failure.column, failure.allowed)
+    rows_first = sorted((f for f in failures if f.batch or f.rule not in CELL_RULES),
+                        key=lambda f: RULE_ORDER.index(f.rule) if f.rule in RULE_ORDER
+                        else len(RULE_ORDER))
+    for failure in rows_first:
         if failure.batch:
             problems.append(f"{inst.id}: expectation on '{failure.column}' failed for the whole "
                             f"batch ({failure.allowed or failure.rule})")
             q.add(frame.index, "batch_rejected", value=f"{failure.rule} {failure.column}")
         else:
-            q.add(failure.rows, failure.rule, failure.column, failure.allowed)
+            aside = q.cells.get(failure.column)
+            rows = [r for r in failure.rows if aside is None or not aside.loc[r]]
+            q.add(rows, failure.rule, failure.column, failure.allowed)
     dated = outside_cohort_dates(frame, config)
     q.add(frame.index[dated], "date_outside_cohort", "submitted_at")
     remaining = frame.loc[~q.failing]
     q.add(remaining.index[duplicates(remaining)], "duplicate_submission")
-    problems += reject_bad_files(q, inst, config.max_failing_share)
+    problems += reject_bad_files(q, inst, config.max_failing_share, at_ingest)
     summary = summary_rows(frame, inst.id, failures, q)
-    return frame.loc[~q.failing].reset_index(drop=True), q.records, summary, problems, pages
+    return q.valid(), q.table(), summary, problems, pages
 
 
-def reject_bad_files(q: Quarantine, inst: Instrument, share: float) -> list[str]:
-    """Reject whole files where more than ``share`` of the rows failed a row rule."""
+def file_shares(q: Quarantine, at_ingest: pd.DataFrame) -> pd.DataFrame:
+    """Per file: rows with a form (``rows``), rows with a problem (``failed``), at ingest or here.
+
+    Rows that hold no form of the instrument (an incomplete or absent form) are
+    neither; an answer set aside at ingest makes its row one with a problem.
+    """
+    broken = at_ingest[~at_ingest["rule"].isin(NO_FORM_RULES)]
+    whole = broken[broken["scope"] != "cell"].drop_duplicates(["source_file", "source_row"])
+    problem = q.with_problem()
+    cells = broken[broken["scope"] == "cell"]
+    if not cells.empty:
+        keys = pd.MultiIndex.from_frame(q.frame[["source_file", "source_row"]].astype(object))
+        problem |= keys.isin(list(zip(cells["source_file"], cells["source_row"].astype(int))))
+    files = q.frame["source_file"]
+    here = pd.DataFrame({"rows": files.value_counts(),
+                         "failed": problem.groupby(files).sum()})
+    there = whole["source_file"].value_counts()
+    return here.add(pd.DataFrame({"rows": there, "failed": there}), fill_value=0).astype(
+        "int64").sort_index()
+
+
+def reject_bad_files(q: Quarantine, inst: Instrument, share: float,
+                     at_ingest: pd.DataFrame) -> list[str]:
+    """Reject whole files where more than ``share`` of the rows have a problem."""
     problems = []
-    rates = q.failing.groupby(q.frame["source_file"]).mean()
-    for source_file, rate in rates[rates > share].items():
+    shares = file_shares(q, at_ingest)
+    for source_file, counts in shares[shares["failed"] > share * shares["rows"]].iterrows():
         rows = q.frame.index[q.frame["source_file"] == source_file]
-        note = f"{rate:.0%} of rows failed (limit {share:.0%})"
+        note = f"{counts['failed'] / counts['rows']:.0%} of rows failed (limit {share:.0%})"
         q.add(rows, "batch_rejected", value=note)
         problems.append(f"{source_file} ({inst.id}): rejected, {note}; check the export and "
                         "its mapping in program.yaml")
@@ -198,57 +287,112 @@ def reject_bad_files(q: Quarantine, inst: Instrument, share: float) -> list[str]
 
 
 def summary_rows(frame, inst_id, failures, q: Quarantine) -> list[dict]:
-    """Per source file and rule: rows checked, failing the rule, quarantined for it."""
+    """Per source file and rule: rows checked, rows failing the rule, rows set aside whole for
+    it (``quarantined``) and answers set aside for it (``cells_quarantined``)."""
+    flagged: dict[str, set] = {}
+    for failure in failures:
+        flagged.setdefault(failure.rule, set()).update(failure.rows)
+    records = q.table()
+    files = frame["source_file"]
     rows = []
-    first = pd.Series(q.first_rule, dtype="str").reindex(frame.index)
-    rules = dict.fromkeys([f.rule for f in failures]
-                          + ["date_outside_cohort", "duplicate_submission", "batch_rejected"])
-    for source_file, grp in frame.groupby("source_file"):
-        for rule in rules:
-            failed = {i for f in failures if f.rule == rule for i in f.rows} & set(grp.index)
-            if rule not in {f.rule for f in failures}:  # pandas-side rules: count what they set aside
-                failed = {i for i in grp.index if q.first_rule.get(i) == rule}
-            rows.append({
-                "source_file": source_file, "instrument": inst_id, "rule": rule,
-                "checked": len(grp), "failed": len(failed),
-                "quarantined": int((first.loc[grp.index] == rule).sum()),
-            })
-    return rows
+    for rule in [*flagged, *(r for r in ("date_outside_cohort", "duplicate_submission",
+                                           "batch_rejected") if r not in flagged)]:
+        mine = records[records["rule"] == rule]
+        whole = mine[mine["scope"] == "row"]
+        # GX rules: the rows the expectation flagged; pandas-side rules: the rows they set aside
+        failing = frame.index.isin(list(flagged[rule])) if rule in flagged \
+            else frame.index.isin(whole.index)
+        counts = pd.DataFrame({
+            "checked": files.value_counts(), "failed": files[failing].value_counts(),
+            "quarantined": whole["source_file"].value_counts(),
+            "cells_quarantined": mine.loc[mine["scope"] == "cell", "source_file"].value_counts(),
+        }).reindex(files.unique()).fillna(0).astype("int64")
+        rows += [{"source_file": f, "instrument": inst_id, "rule": rule, **c}
+                 for f, c in counts.to_dict("index").items()]
+    return sorted(rows, key=lambda r: r["source_file"])
+
+
+def ingest_summary(rejected: pd.DataFrame, accounting: pd.DataFrame) -> pd.DataFrame:
+    """Validation-summary rows for the rules applied while reading (per file and rule)."""
+    keys = ["source_file", "instrument", "rule"]
+    cell = rejected["scope"].eq("cell")
+    table = rejected.assign(whole=rejected["source_row"].where(~cell), cell=cell).groupby(
+        keys, dropna=False).agg(failed=("source_row", "nunique"), quarantined=("whole", "nunique"),
+                                cells_quarantined=("cell", "sum")).reset_index()
+    read = accounting.groupby(["source_file", "instrument"])["rows_read"].sum().rename("checked")
+    table = table.merge(read.reset_index(), on=["source_file", "instrument"], how="left")
+    table["checked"] = table["checked"].fillna(0)
+    return table.astype({c: "int64" for c in SUMMARY_COLUMNS[3:]})[SUMMARY_COLUMNS]
 
 
 def localise(quarantine: pd.DataFrame, language: str) -> pd.DataFrame:
-    """Rewrite each record's ``detail`` as the human reason in ``language``."""
-    detail = [reason(r.rule, language, r.column, r.value) for r in quarantine.itertuples()]
-    return quarantine.assign(detail=pd.Series(detail, index=quarantine.index, dtype="str"))
+    """Each record's value made safe to keep and its ``detail`` written in ``language``.
+
+    A value that looks personal is withheld (:func:`data_contracts.neutral.safe_value`); a
+    shifted or joined row (``NO_TEXT_RULES``) keeps no value at all.
+    """
+    withheld = TEXTS["withheld"][language]
+    values = safe_column(quarantine["value"], withheld=withheld).where(
+        ~quarantine["rule"].isin(NO_TEXT_RULES), "")
+    detail = [reason(rule, language, column, value)
+              for rule, column, value in zip(quarantine["rule"], quarantine["column"], values)]
+    return quarantine.assign(value=values,
+                             detail=pd.Series(detail, index=quarantine.index, dtype="str"))
+
+
+def without_raw_keys(quarantine: pd.DataFrame, config: ProgramConfig) -> pd.DataFrame:
+    """Cohort and wave as found, kept only when declared or safe (:func:`safe_value`)."""
+    withheld = TEXTS["withheld"][config.language]
+    shifted = quarantine["rule"].isin(NO_TEXT_RULES)
+    out = {}
+    for column, ids in (("cohort", {c.id for c in config.cohorts}),
+                        ("wave", {w.id for w in config.waves})):
+        safe = safe_column(quarantine[column], declared=ids, withheld=withheld)
+        out[column] = safe.where(~shifted | quarantine[column].isin(ids), withheld)
+    return quarantine.assign(**out)
 
 
 def apply_contracts(
-    responses: dict[str, pd.DataFrame], instruments: dict[str, Instrument], config: ProgramConfig
+    responses: dict[str, pd.DataFrame], instruments: dict[str, Instrument], config: ProgramConfig,
+    at_ingest: IngestResult | None = None,
 ) -> ContractResult:
     """Split canonical responses into valid rows and quarantine records.
 
+    With ``at_ingest`` (what ingest rejected and counted), its records join the
+    quarantine (values made safe, reasons localised), its rows count towards
+    each file's batch rule, and its rules open the summary.
+
     Examples
     --------
-    >>> result = apply_contracts(ingested.responses, instruments, config)  # doctest: +SKIP
+    >>> result = apply_contracts(ingested.responses, instruments, config, ingested)  # doctest: +SKIP
     >>> result.quarantine["rule"].value_counts()  # doctest: +SKIP
     """
     from data_contracts.checkpoints import build_docs
 
+    rejected = at_ingest.rejected if at_ingest is not None else quarantine_frame()
     context = gx_context(config)
     valid, records, summary, problems, pages = {}, [], [], [], []
     for inst_id, frame in responses.items():
+        mine = rejected[rejected["instrument"].eq(inst_id) | rejected["instrument"].isna()
+                        | rejected["instrument"].eq("")]
         ok, recs, rows, probs, new_pages = check_instrument(
-            context, instruments[inst_id], config, frame.reset_index(drop=True), config.language)
+            context, instruments[inst_id], config, frame.reset_index(drop=True), config.language,
+            mine)
         valid[inst_id] = ok
-        records += recs
+        records.append(recs)
         summary += rows
         problems += probs
         pages += new_pages
     docs = build_docs(context, pages)
+    quarantine = pd.concat([localise(rejected, config.language), *records], ignore_index=True)
+    summary = pd.DataFrame(summary, columns=SUMMARY_COLUMNS)
+    if at_ingest is not None:
+        summary = pd.concat([ingest_summary(rejected, at_ingest.accounting), summary],
+                            ignore_index=True)
     return ContractResult(
         valid=valid,
-        quarantine=quarantine_frame(records),
-        summary=pd.DataFrame(summary, columns=SUMMARY_COLUMNS),
+        quarantine=without_raw_keys(quarantine, config).astype({"source_row": "Int64"}),
+        summary=summary,
         problems=problems,
         data_docs=docs,
     )

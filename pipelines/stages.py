@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from data_contracts import RULES, ContractResult, apply_contracts, localise
+from data_contracts import RULES, ContractResult, apply_contracts
 from instruments import Instrument, load_builtin, load_instruments
 from pipelines.accounting import row_accounting
 from pipelines.analysis.scoring import score_responses
@@ -113,23 +113,9 @@ def ingest(ctx: Context) -> IngestResult:
 
 
 def validate(ctx: Context, ingested: IngestResult) -> ContractResult:
-    """Stage 2: contracts split rows into valid and quarantine (with ingest's rejects)."""
-    result = apply_contracts(ingested.responses, ctx.instruments, ctx.config)
-    at_ingest = localise(ingested.rejected, ctx.config.language)
-    result.quarantine = pd.concat([at_ingest, result.quarantine], ignore_index=True)
-    result.summary = pd.concat([ingest_summary(ingested), result.summary], ignore_index=True)
-    return result
-
-
-def ingest_summary(ingested: IngestResult) -> pd.DataFrame:
-    """Validation-summary rows for the rules applied while reading (per file and rule)."""
-    rejected = ingested.rejected
-    counts = rejected.groupby(["source_file", "instrument", "rule"]).size().rename("failed")
-    read = ingested.accounting.set_index(["source_file", "instrument"])["rows_read"]
-    table = counts.reset_index().merge(read.rename("checked").reset_index(),
-                                       on=["source_file", "instrument"])
-    return table.assign(quarantined=table["failed"])[
-        ["source_file", "instrument", "rule", "checked", "failed", "quarantined"]]
+    """Stage 2: contracts split rows into valid and quarantine (with ingest's rejects, which
+    also count towards each file's batch rule)."""
+    return apply_contracts(ingested.responses, ctx.instruments, ctx.config, at_ingest=ingested)
 
 
 def score(ctx: Context, contracts: ContractResult) -> pd.DataFrame:
