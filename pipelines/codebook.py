@@ -137,6 +137,8 @@ def codebook(specs: dict[str, TableSpec], tables: dict[str, pd.DataFrame],
             if column.values:
                 entry["values"] = column.values
                 used.append(column.values)
+            if column.raw:
+                entry["raw"] = True
             if column.stata_name:
                 entry["stata_name"] = column.stata_name
             if column.pattern:

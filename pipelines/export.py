@@ -234,8 +234,7 @@ def write_labelled_files(frame: pd.DataFrame, spec: TableSpec, sets, language,
             pyreadstat.write_dta(
                 data.rename(columns=names), str(path),
                 column_labels={names[k]: stata_label(k, names[k], v) for k, v in labels.items()},
-                variable_value_labels={names[k]: {c: t[:STATA_LABEL_CHARS] for c, t in v.items()}
-                                       for k, v in value_labels.items()},
+                variable_value_labels={names[k]: v for k, v in value_labels.items()},
                 file_label=title[:STATA_LABEL_CHARS], version=STATA_VERSION)
     return paths
 
@@ -264,8 +263,16 @@ def stata_names(columns: dict[str, tuple[str, Column]], names: list[str],
 
 
 def stata_label(name: str, stata_name: str, label: str) -> str:
-    """A .dta variable label: the long name first when the variable was renamed for Stata."""
-    return (label if name == stata_name else f"{name}: {label}")[:STATA_LABEL_CHARS]
+    """A .dta variable label: the long name first when the variable was renamed for Stata,
+    cut at a word to Stata's 80 characters.
+
+    >>> stata_label("stss_total_follow_up", "s8_w3", "STSS: total, " + "Seguimiento " * 6)
+    'stss_total_follow_up: STSS: total, Seguimiento Seguimiento Seguimiento…'
+    """
+    text = label if name == stata_name else f"{name}: {label}"
+    if len(text) <= STATA_LABEL_CHARS:
+        return text
+    return text[:STATA_LABEL_CHARS - 1].rsplit(" ", 1)[0].rstrip(",;: ") + "…"
 
 
 def write_open_formats(frame: pd.DataFrame, folder: Path, name: str) -> list[Path]:
@@ -286,7 +293,7 @@ FORMULA_START = "^[=+\\-@\t\r]"  # what a spreadsheet may run as a formula (OWAS
 
 
 def formulas_neutralised(table):
-    """The Arrow table with ``'`` before every text cell a spreadsheet would read as a formula.
+    r"""The Arrow table with ``'`` before every text cell a spreadsheet would read as a formula.
 
     OWASP's CSV-injection rule: a cell starting with ``=``, ``+``, ``-``,
     ``@``, a tab or a carriage return gets a leading apostrophe, so Excel or
@@ -294,9 +301,10 @@ def formulas_neutralised(table):
     number in a numeric column stays a number.
 
     >>> import pyarrow as pa
-    >>> t = formulas_neutralised(pa.table({"s": ["=1+1", "-2", "ok", None], "x": [-1, 2, 3, 4]}))
-    >>> t.column("s").to_pylist(), t.column("x").to_pylist()
-    (["'=1+1", "'-2", 'ok', None], [-1, 2, 3, 4])
+    >>> t = formulas_neutralised(pa.table({"s": ["=1+1", "-2", "ok", None], "x": [-1, 2, 3, 4],
+    ...                                     "l": pa.array(["@A", "\tB", "\rC", "+D"], pa.large_string())}))
+    >>> t.column("s").to_pylist(), t.column("x").to_pylist(), t.column("l").to_pylist()
+    (["'=1+1", "'-2", 'ok', None], [-1, 2, 3, 4], ["'@A", "'\tB", "'\rC", "'+D"])
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -309,7 +317,9 @@ def formulas_neutralised(table):
         if pa.types.is_string(text) or pa.types.is_large_string(text):
             risky = pc.match_substring_regex(column, FORMULA_START)
             if pc.any(risky).as_py():
-                column = pc.if_else(risky, pc.binary_join_element_wise("'", column, ""), column)
+                quote, nothing = pa.scalar("'", text), pa.scalar("", text)
+                column = pc.if_else(risky, pc.binary_join_element_wise(quote, column, nothing),
+                                    column)
         columns.append(column)
     return pa.table(columns, names=table.column_names)
 
