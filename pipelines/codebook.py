@@ -21,7 +21,14 @@ import pandas as pd
 from instruments.model import Text
 from pipelines.codes import REGISTRY_FILE, ValueSet
 from pipelines.export import atomic_write, labelled_columns, write_json
-from pipelines.schema import BOOLEAN, SPACES, TableSpec, band_range, instrument_name
+from pipelines.schema import (
+    BOOLEAN,
+    SPACES,
+    TableSpec,
+    band_range,
+    instrument_name,
+    number_text,
+)
 
 WORDS = {  # every fixed word of the codebook, per language
     "es": {
@@ -54,6 +61,8 @@ WORDS = {  # every fixed word of the codebook, per language
         "better": "más alto es mejor", "worse": "más bajo es mejor", "neutral": "sin dirección",
         "reliability": "alfa publicado {alpha} ({source})", "citation": "Cita",
         "licence": "Licencia", "version": "versión",
+        "form_line": "forma {form}: {items} ítems, puntaje = % de respuestas correctas "
+                     "(sin respuesta = incorrecta)", "anchors": "ítems ancla: {items}",
     },
     "en": {
         "codebook": "Codebook", "generated": "Generated {when} by capacitar.",
@@ -83,6 +92,8 @@ WORDS = {  # every fixed word of the codebook, per language
         "better": "higher is better", "worse": "lower is better", "neutral": "no direction",
         "reliability": "published alpha {alpha} ({source})", "citation": "Citation",
         "licence": "Licence", "version": "version",
+        "form_line": "form {form}: {items} items, score = % of answers correct (unanswered = "
+                     "incorrect)", "anchors": "anchor items: {items}",
     },
 }
 SET_TITLES = {
@@ -178,7 +189,9 @@ def codebook(specs: dict[str, TableSpec], tables: dict[str, pd.DataFrame],
                         "bands": [{"id": b.id, "label": b.label.get(language), "min": b.min,
                                    "max": b.max, "range": band_range(b, language)}
                                   for b in s.bands]}
-                       for s in inst.subscales]})
+                       for s in inst.subscales],
+            "forms": [{"id": f.id, "items": f.items} for f in inst.forms],
+            "anchor_items": inst.anchor_items})
     return out
 
 
@@ -315,9 +328,14 @@ TEMPLATE = MARKDOWN.from_string(
 {{ w.licence }}: {{ md(i.licence) }}
 
 {% for s in i.scales %}
-- {{ code(s.id) }} {{ md(s.label) }}: {{ md(w.scale_line.format(scoring=w[s.scoring], items=s["items"] | length, min=s.min_items, reverse=(s.reverse | join(", ")) or w.none, direction=w[s.higher_is])) }}{% if s.bands %}; {{ w.bands }}: {% for b in s.bands %}{{ md(b.label) }} {{ md(b.range) }}{% if not loop.last %}, {% endif %}{% endfor %}{% endif %}{% if s.reliability %}; {{ md(w.reliability.format(alpha=s.reliability, source=s.reliability_source)) }}{% endif %}
+- {{ code(s.id) }} {{ md(s.label) }}: {{ md(w.scale_line.format(scoring=w[s.scoring], items=s["items"] | length, min=s.min_items, reverse=(s.reverse | join(", ")) or w.none, direction=w[s.higher_is])) }}{% if s.bands %}; {{ w.bands }}: {% for b in s.bands %}{{ md(b.label) }} {{ md(b.range) }}{% if not loop.last %}, {% endif %}{% endfor %}{% endif %}{% if s.reliability %}; {{ md(w.reliability.format(alpha=number(s.reliability), source=s.reliability_source)) }}{% endif %}
 
 {% endfor %}
+{% for f in i.forms %}
+- {{ md(w.form_line.format(form=f.id, items=f["items"] | length)) }}{% if i.anchor_items %}; {{ md(w.anchors.format(items=i.anchor_items | join(", "))) }}{% endif %}
+
+{% endfor %}
+
 {% endfor %}
 """)
 
@@ -360,6 +378,7 @@ def codebook_markdown(cb: dict) -> str:
     return TEMPLATE.render(cb=cb, w=w, h=h, md=md, code=code, link=link, kind=kind, varname=varname,
                            patterns=patterns, own_values=own_values,
                            flag_variable=lambda flag: f"flag_{variable_name(flag)}",
+                           number=lambda value: number_text(value, language),
                            no=yes_no[0], yes=yes_no[1])
 
 
