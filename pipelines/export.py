@@ -289,7 +289,7 @@ def write_open_formats(frame: pd.DataFrame, folder: Path, name: str) -> list[Pat
     return paths
 
 
-FORMULA_START = "^[=+\\-@\t\r]"  # what a spreadsheet may run as a formula (OWASP)
+FORMULA_STARTS = ["=", "+", "-", "@", "\t", "\r"]  # what a spreadsheet may run (OWASP)
 
 
 def formulas_neutralised(table):
@@ -315,7 +315,8 @@ def formulas_neutralised(table):
         if pa.types.is_dictionary(text):
             column, text = column.cast(text.value_type), text.value_type
         if pa.types.is_string(text) or pa.types.is_large_string(text):
-            risky = pc.match_substring_regex(column, FORMULA_START)
+            risky = pc.is_in(pc.utf8_slice_codeunits(column, 0, 1),
+                             value_set=pa.array(FORMULA_STARTS, text))
             if pc.any(risky).as_py():
                 quote, nothing = pa.scalar("'", text), pa.scalar("", text)
                 column = pc.if_else(risky, pc.binary_join_element_wise(quote, column, nothing),
