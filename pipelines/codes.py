@@ -148,14 +148,20 @@ class CodeRegistry:
         return coded
 
     def save(self, folder: Path) -> Path:
-        """Write the registry into ``folder`` (the tables folder being staged)."""
-        from pipelines.export import write_json
+        """Write the registry into ``folder`` (the tables folder being staged), a code a line."""
+        from pipelines.export import atomic_write
 
-        data = {"about": "Numeric codes of the categories in the .sav/.dta files of this program. "
-                         "Only ever appended to: keep it with the tables.",
-                "codes": {space: [[code, *key] for key, code in codes.items()]
-                          for space, codes in self.spaces.items()}}
-        return write_json(data, folder / REGISTRY_FILE)
+        spaces = ",\n".join(
+            f"    {json.dumps(space)}: [\n" + ",\n".join(
+                f"      {json.dumps([code, *key], ensure_ascii=False)}"
+                for key, code in codes.items()) + "\n    ]"
+            for space, codes in self.spaces.items())
+        text = ('{\n  "about": "Numeric codes of the categories in the .sav/.dta files of this '
+                'program: [code, value] or [code, qualifiers..., value]. Only ever appended to: '
+                'keep it with the tables.",\n  "codes": {\n' + spaces + "\n  }\n}\n")
+        path = folder / REGISTRY_FILE
+        atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        return path
 
 
 def program_codes(config, instruments: dict, rules: dict, tables: Path,

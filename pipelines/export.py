@@ -29,6 +29,7 @@ from pipelines.codes import ValueSet
 from pipelines.schema import BOOLEAN, Column, TableSpec, per_language
 
 SAV_VALUE_LABEL_BYTES = 120  # SPSS's limit for a value label
+SAV_NAME_BYTES = 64  # SPSS's limit for a variable name (a longer one uses its stata_name)
 STATA_LABEL_CHARS = 80  # Stata's limit for variable labels
 STATA_NAME_CHARS = 32
 STATA_LABELLED_NAME_CHARS = 29
@@ -216,21 +217,27 @@ def write_labelled_files(frame: pd.DataFrame, spec: TableSpec, sets, language,
     """The SPSS (.sav) and/or Stata (.dta) files of one table, by suffix, from one conversion.
 
     SPSS files carry variable labels, value labels, measurement levels and
-    formats; Stata files (format 118) the labels cut to Stata's 80 characters,
-    and a column's ``stata_name`` where its own name is longer than 32.
+    formats (a name over SPSS's 64 bytes takes its ``stata_name``); Stata files
+    (format 118) the labels cut to Stata's 80 characters and ``stata_name``s.
     """
     table = paths[0].stem if paths else ""
     data, labels, value_labels, measures, formats = labelled(
         frame.reset_index(drop=True), spec, sets, language, table)
     title = spec.title.get(language)
+    columns = labelled_columns(spec, sets)
     for path in paths:
         if path.suffix == ".sav":
+            names = {name: columns[name][1].stata_name
+                     if len(name.encode()) > SAV_NAME_BYTES and columns[name][1].stata_name
+                     else name for name in data.columns}
             pyreadstat.write_sav(
-                data, str(path), column_labels=labels, variable_value_labels=value_labels,
-                variable_measure=measures, variable_format=formats, file_label=title)
+                data.rename(columns=names), str(path),
+                column_labels={names[k]: v for k, v in labels.items()},
+                variable_value_labels={names[k]: v for k, v in value_labels.items()},
+                variable_measure={names[k]: v for k, v in measures.items()},
+                variable_format={names[k]: v for k, v in formats.items()}, file_label=title)
         else:
-            names = stata_names(labelled_columns(spec, sets), list(data.columns),
-                                set(value_labels))
+            names = stata_names(columns, list(data.columns), set(value_labels))
             pyreadstat.write_dta(
                 data.rename(columns=names), str(path),
                 column_labels={names[k]: stata_label(k, names[k], v) for k, v in labels.items()},

@@ -610,3 +610,32 @@ def test_user_text_is_escaped_in_the_codebook_and_formulas_neutralised_in_csv(tm
         for column in frame.columns:
             if specs[path.stem].columns[column].type in ("string", "category", "flags"):
                 assert not frame[column].str.match(r"^[=+\-@\t\r]").any(), (path.name, column)
+
+
+def test_wide_columns_too_long_for_spss_take_their_short_name(tmp_path):
+    """A program's own instrument may have a long id: its wide columns still fit SPSS (64
+    bytes) and Stata (32 characters), with the long name in the label."""
+    from pipelines.codes import CodeRegistry
+    from pipelines.export import write_labelled_files
+    from pipelines.wide import scores_wide, scores_wide_spec
+
+    long_id = "compassion_fatigue_short_form_for_community_health_workers"
+    sets = CodeRegistry({}).code({
+        "cohorts": [("c1", Text(es="Virú"))],
+        "waves": [("pre", Text(es="Antes")), ("follow_up", Text(es="Seguimiento"))],
+        "scales": [((long_id, "secondary_traumatic_stress"), Text(es="CF: estrés"))]},
+        {"scales": ("instrument",)})
+    scores = pd.DataFrame({"cohort": "c1", "participant": ["P1", "P1"], "instrument": long_id,
+                           "scale": "secondary_traumatic_stress", "wave": ["pre", "follow_up"],
+                           "score": [40.0, 35.0]})
+    wide = scores_wide(scores, ["pre", "follow_up"])
+    assert len(wide.columns[-1]) > 64
+    write_labelled_files(wide, scores_wide_spec(wide, sets), sets, "es",
+                         [tmp_path / "w.sav", tmp_path / "w.dta"])
+    for path, reader in ((tmp_path / "w.sav", pyreadstat.read_sav),
+                         (tmp_path / "w.dta", pyreadstat.read_dta)):
+        data, meta = reader(str(path))
+        assert meta.column_names == ["cohort", "participant", "s1_w1", "s1_w2"], path.name
+        assert data["s1_w2"].tolist() == [35.0]
+    _, meta = pyreadstat.read_dta(str(tmp_path / "w.dta"))
+    assert meta.column_labels[3].startswith(f"{long_id}_follow_up"[:40])
