@@ -151,6 +151,8 @@ class Instrument(Strict):
     version: str
     kind: Literal["scale", "knowledge"]
     title: Text
+    short: Text = Field(default=Text(), description="Short name for labels (STSS); default: "
+                        "the title's last parenthesis, else the id.")
     citation: str
     licence: str
     languages: list[Language] = ["es", "en"]

@@ -39,12 +39,12 @@ from pipelines.analysis.tables import (
     reliability_table,
     wave_means,
 )
-from pipelines.codebook import R_SCRIPT, SPSS_SCRIPT, codebook, codebook_html, codebook_markdown
+from pipelines.codebook import write_codebook
+from pipelines.codes import REGISTRY_FILE, program_codes
 from pipelines.config import ProgramConfig, load_program
 from pipelines.export import (
     WORKERS,
     LabelledFiles,
-    atomic_write,
     staged_folder,
     swap_in,
     write_json,
@@ -63,7 +63,7 @@ from pipelines.incremental import (
 from pipelines.ingest import IngestResult, ingest_program
 from pipelines.ingest.pseudonym import load_key, write_link_file
 from pipelines.parallel import Beside
-from pipelines.schema import load_schema, value_sets
+from pipelines.schema import load_schema
 from pipelines.warehouse import update_warehouse
 from pipelines.wide import scores_wide, scores_wide_spec
 from reports.render import Rendered, render_report_folder
@@ -459,11 +459,12 @@ class TableExport:
     def __init__(self, ctx: Context, staging: Path):
         self.ctx, self.staging = ctx, staging
         self.specs = dict(load_schema().tables)
-        self.sets = value_sets(ctx.config, ctx.instruments,
-                               {r: v["label"] for r, v in RULES.items()})
+        self.sets = program_codes(ctx.config, ctx.instruments,
+                                  {r: v["label"] for r, v in RULES.items()},
+                                  ctx.config.output_dir / "tables", staging)
         self.labelled = LabelledFiles(staging, self.specs, self.sets, ctx.config.language)
         self.files: dict[str, pd.DataFrame] = {}
-        self.written: list[Path] = []
+        self.written: list[Path] = [staging / REGISTRY_FILE]
         self.warehouse: Future | None = None
 
     def add(self, tables: dict[str, pd.DataFrame], workers: int = WORKERS) -> None:
@@ -471,8 +472,7 @@ class TableExport:
         files = dict(tables)
         if "scores" in files:
             files["scores_wide"] = scores_wide(files["scores"], self.ctx.config.wave_order())
-            self.specs["scores_wide"] = scores_wide_spec(files["scores_wide"],
-                                                         self.ctx.instruments, self.ctx.config)
+            self.specs["scores_wide"] = scores_wide_spec(files["scores_wide"], self.sets)
         check_documented(files, self.specs)
         for name, frame in files.items():
             self.written += write_open_formats(frame, self.staging, name)
@@ -500,7 +500,7 @@ class TableExport:
     def finish(self) -> list[Path]:
         """Wait for the SPSS/Stata files and the warehouse, swap the tables in, write the codebook
         and load scripts."""
-        out, lang = self.ctx.config.output_dir, self.ctx.config.language
+        out = self.ctx.config.output_dir
         if self.staging.exists():  # not swapped in yet (a retried finish goes on from here)
             if self.warehouse is None:
                 self.seal()
@@ -513,15 +513,8 @@ class TableExport:
             self.written = [out / "tables" / p.relative_to(self.staging) for p in staged]
         files = self.ordered_files()
         written = [*self.written, out / "warehouse.duckdb"]
-        book = codebook(self.specs, files, self.sets, self.ctx.instruments, self.ctx.config, lang)
-        markdown = codebook_markdown(book)
-        for name, text in (("codebook.md", markdown),
-                           ("codebook.html", codebook_html(markdown, "Codebook")),
-                           ("load_in_R.R", R_SCRIPT),
-                           ("load_in_SPSS.sps", SPSS_SCRIPT.format(folder=out))):
-            atomic_write(out / name, lambda tmp, text=text: tmp.write_text(text, encoding="utf-8"))
-            written.append(out / name)
-        written.append(write_json(book, out / "codebook.json"))
+        written += write_codebook(out, self.specs, files, self.sets, self.ctx.instruments,
+                                  self.ctx.config)
         written.append(write_json(files["runs"].iloc[0].to_dict(), out / "last_run.json"))
         return written
 

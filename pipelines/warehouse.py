@@ -26,7 +26,7 @@ from pipelines.export import staged_folder
 from pipelines.schema import TableSpec
 
 DUCK_TYPES = {"string": "VARCHAR", "category": "VARCHAR", "integer": "BIGINT",
-              "number": "DOUBLE", "boolean": "BOOLEAN"}
+              "number": "DOUBLE", "boolean": "BOOLEAN", "flags": "VARCHAR"}
 
 
 def ensure_table(con, name: str, frame: pd.DataFrame, spec: TableSpec | None) -> None:

@@ -1,11 +1,14 @@
-"""Scores in wide form (one row per participant) for SPSS users, with its documentation."""
+"""Scores in wide form (one row per participant) for SPSS and Stata users, with its documentation."""
 
 from __future__ import annotations
 
 import pandas as pd
 
 from instruments.model import Text
+from pipelines.codes import ValueSet
 from pipelines.schema import Column, TableSpec, load_schema
+
+PATTERN = Text(es="<instrumento>_<escala>_<momento>", en="<instrument>_<scale>_<wave>")
 
 
 def scores_wide(scores: pd.DataFrame, wave_order: list[str]) -> pd.DataFrame:
@@ -30,23 +33,39 @@ def scores_wide(scores: pd.DataFrame, wave_order: list[str]) -> pd.DataFrame:
     return wide.reset_index()
 
 
-def scores_wide_spec(frame: pd.DataFrame, instruments: dict, config) -> TableSpec:
-    """Documentation of the wide table's generated columns."""
+def scores_wide_spec(frame: pd.DataFrame, sets: dict[str, ValueSet]) -> TableSpec:
+    """Documentation of the wide table: one pattern for its generated columns.
+
+    Each score column is named ``<instrument>_<scale>_<wave>`` (Parquet, CSV,
+    .sav) and ``s<scale code>_w<wave code>`` in .dta (Stata names have at most
+    32 characters; the codes are the scale's and the wave's, stable across
+    runs), labelled with the scale and the wave.
+    """
     base = load_schema().tables["scores"]
-    waves = {w.id: w.label for w in config.waves}
+    scales, waves = sets["scales"], sets["waves"]
+    triples = {f"{i}_{s}_{w}": (i, s, w) for i, s in scales.labels for (w,) in waves.labels}
     columns = {"cohort": base.columns["cohort"], "participant": base.columns["participant"]}
+    definition = Text(**{lang: f"{base.columns['score'].definition.get(lang)} "
+                               f"{DEFINITION.get(lang)}" for lang in ("es", "en")})
     for name in frame.columns[2:]:
-        inst_id = next(i for i in sorted(instruments, key=len, reverse=True)
-                       if name.startswith(i + "_"))
-        rest = name[len(inst_id) + 1:]
-        wave = next(w for w in sorted(waves, key=len, reverse=True) if rest.endswith("_" + w))
-        scale = rest[: -len(wave) - 1]
-        inst = instruments[inst_id]
-        sub = next((s.label for s in inst.subscales if s.id == scale), Text(es=scale, en=scale))
-        label = Text(**{lang: f"{inst.title.get(lang)}: {sub.get(lang)}, "
-                              f"{waves[wave].get(lang) or wave}" for lang in ("es", "en")})
-        columns[name] = Column(type="number", label=label, definition=base.columns["score"].definition)
+        inst, scale, wave = triples[name]
+        label = Text(**{lang: f"{scales.label((inst, scale), lang)}, {waves.label((wave,), lang)}"
+                        for lang in ("es", "en")})
+        columns[name] = Column(
+            type="number", label=label, definition=definition, pattern=PATTERN,
+            stata_name=f"s{scales.codes[(inst, scale)]}_w{waves.codes[(wave,)]}")
     return TableSpec(title=Text(es="Puntajes (formato ancho)", en="Scores (wide)"),
-                     description=Text(es="Una fila por participante; una columna por escala y momento.",
-                                      en="One row per participant; one column per scale and wave."),
+                     description=Text(es="Una fila por participante; una columna por escala y "
+                                         "momento.",
+                                      en="One row per participant; one column per scale and "
+                                         "wave."),
                      key=["cohort", "participant"], scope="cohort", columns=columns)
+
+
+DEFINITION = Text(
+    es="Una columna por escala y momento: <instrumento>_<escala>_<momento> en Parquet, CSV y "
+       ".sav; s<código de escala>_w<código de momento> en .dta (los nombres de Stata tienen "
+       "como máximo 32 caracteres), con el nombre largo al inicio de la etiqueta.",
+    en="One column per scale and wave: <instrument>_<scale>_<wave> in Parquet, CSV and .sav; "
+       "s<scale code>_w<wave code> in .dta (Stata names have at most 32 characters), with the "
+       "long name at the start of its label.")

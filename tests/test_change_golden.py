@@ -42,14 +42,14 @@ def test_random_cohort_model_fixed_effects_equal_lme4():
 
 def test_cohort_fixed_model_equals_lme4():
     few = MIXED[MIXED["cohort"].isin(["c01", "c02", "c03", "c04"])]
-    ours = {r["term"]: r for r in cohort_fixed_model(few)}
+    ours = {(r["term"], r["cohort"]): r for r in cohort_fixed_model(few)}
     theirs = LME4[LME4["model"] == "cohort_fixed"].set_index("term")
     for cohort in ["c01", "c02", "c03", "c04"]:
-        assert ours[f"change[{cohort}]"]["estimate"] == pytest.approx(
+        assert ours[("change", cohort)]["estimate"] == pytest.approx(
             theirs.loc[f"factor(cohort){cohort}:post", "estimate"], abs=1e-4)
-        assert ours[f"change[{cohort}]"]["se"] == pytest.approx(
+        assert ours[("change", cohort)]["se"] == pytest.approx(
             theirs.loc[f"factor(cohort){cohort}:post", "se"], rel=2e-3)
-        assert ours[f"from_wave_mean[{cohort}]"]["estimate"] == pytest.approx(
+        assert ours[("from_wave_mean", cohort)]["estimate"] == pytest.approx(
             theirs.loc[f"factor(cohort){cohort}", "estimate"], abs=1e-4)
 
 

@@ -1,18 +1,26 @@
 """Outputs researchers open in SPSS, Stata, R and DuckDB; atomic writes; the warehouse."""
 
+import csv
+import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
+from urllib.parse import unquote
+
 import duckdb
+import numpy as np
 import pandas as pd
 import pyreadstat
 import pytest
 
+from instruments.model import Text
 from pipelines import stages
+from pipelines.export import variable_name
 from pipelines.schema import load_schema
 from tests.helpers import small_program, stss_csv
 
@@ -221,3 +229,413 @@ def test_warehouse_from_parquet_files_equals_from_frames(program, tmp_path):
     for name in names:
         assert len(contents[0][name]) == len(tables[name]), name
         pd.testing.assert_frame_equal(contents[0][name], contents[1][name], obj=name)
+
+
+# --- files a researcher opens: one meaning per code, every tool reads them -----------------
+
+def labelled_files(root: Path) -> list[Path]:
+    folder = root / "outputs" / "tables"
+    return sorted(folder.glob("*.sav")) + sorted(folder.glob("*.dta"))
+
+
+def read_labelled(path: Path) -> tuple[pd.DataFrame, dict, dict]:
+    """A .sav/.dta file as (data, value labels, variable labels), under the .sav's names
+    (a .dta has the same variables in the same order, some renamed for Stata)."""
+    reader = pyreadstat.read_sav if path.suffix == ".sav" else pyreadstat.read_dta
+    data, meta = reader(str(path))
+    _, sav = pyreadstat.read_sav(str(path.with_suffix(".sav")), metadataonly=True)
+    names = dict(zip(meta.column_names, sav.column_names))
+    data = data.rename(columns=names)
+    value_labels = {names[v]: labels for v, labels in meta.variable_value_labels.items()}
+    return data, value_labels, {names[v]: label for v, label in
+                                zip(meta.column_names, meta.column_labels)}
+
+
+def text_keys(frame: pd.DataFrame, columns: list[str]) -> list[tuple]:
+    """Each row's key as text (missing and empty as None)."""
+    parts = [[None if pd.isna(v) or str(v) == "" else str(v) for v in frame[c]] for c in columns]
+    return list(zip(*parts))
+
+
+def test_every_code_has_one_meaning_in_every_labelled_file(demo_run):
+    """For every .sav and .dta, every labelled variable: each code stands for one value of the
+    Parquet file's text ids (with its qualifiers: a scale with its instrument), the same code
+    in every file, one label per code; flag_* and booleans match the Parquet values."""
+    root = demo_run["root"]
+    book = json.loads((root / "outputs" / "codebook.json").read_text(encoding="utf-8"))
+    meaning, code_of = {}, {}  # (code space, code) -> key and back, across all files
+    checked = 0
+    for path in labelled_files(root):
+        table = book["tables"][path.stem]
+        variables = {**table["columns"], **table["labelled_only"]}
+        text = pd.read_parquet(path.with_suffix(".parquet"))
+        data, value_labels, _ = read_labelled(path)
+        assert len(data) == len(text), path.name
+        for variable, labels in value_labels.items():
+            entry = variables[variable]
+            assert len(set(labels.values())) == len(labels), (path.name, variable)  # 1 label/code
+            assert all(str(label).strip() for label in labels.values()), (path.name, variable)
+            codes = data[variable]
+            assert set(codes.dropna()) <= set(labels), (path.name, variable)
+            if entry["type"] == "boolean" and "from" in entry:  # a flag_* variable
+                parent = table["columns"][entry["from"]]
+                flag = next(v["value"] for v in book["value_sets"][parent["values"]]["values"]
+                            if f"flag_{variable_name(v['value'])}" == variable)
+                holds = text[entry["from"]].fillna("").map(
+                    lambda joined, flag=flag: flag in {p.split(":")[0].strip()
+                                                       for p in joined.split(";")})
+                assert (codes == holds.astype(float)).all(), (path.name, variable)
+            elif entry["type"] == "boolean":
+                np.testing.assert_array_equal(codes.to_numpy(), text[variable].astype(
+                    "boolean").to_numpy(dtype="float64", na_value=np.nan), err_msg=variable)
+            else:
+                value_set = book["value_sets"][entry["values"]]
+                space = value_set["shares_codes_of"] or entry["values"]
+                keys = text_keys(text, value_set["within"] + [variable])
+                for row, (code, key) in enumerate(zip(codes, keys)):
+                    if key[-1] is None:
+                        assert np.isnan(code), (path.name, variable, key)
+                    elif np.isnan(code):  # a value matching no declared one: text in *_raw
+                        assert entry.get("raw"), (path.name, variable, key)
+                        assert data[f"{variable}_raw"].iloc[row] == key[-1]
+                    else:
+                        assert meaning.setdefault((space, code), key) == key, (path.name, key)
+                        assert code_of.setdefault((space, key), code) == code, (path.name, key)
+            checked += 1
+    assert checked > 100
+    scale_codes = {key: code for (space, key), code in code_of.items() if space == "scales"}
+    assert scale_codes[("stss", "total")] != scale_codes[("omshc", "total")]
+
+
+def test_raw_values_without_a_declared_match_stay_text(program):
+    """quarantine's cohort/wave as found: the declared one's code, or the text in *_raw."""
+    (program / "inbox" / "stss_pre_x.csv").write_text(
+        stss_csv(stss_rows("z", 2, "Nowhere Town")), encoding="utf-8")
+    run_stages(program)
+    folder = program / "outputs" / "tables"
+    text = pd.read_parquet(folder / "quarantine.parquet")
+    for suffix in (".sav", ".dta"):
+        data, labels, _ = read_labelled(folder / f"quarantine{suffix}")
+        unknown = (text["cohort"] == "Nowhere Town").to_numpy()
+        assert unknown.sum() == 2
+        assert data.loc[unknown, "cohort"].isna().all()
+        assert (data.loc[unknown, "cohort_raw"] == "Nowhere Town").all()
+        assert (data.loc[~unknown, "cohort_raw"] == "").all()
+        assert data.loc[~unknown, "cohort"].map(labels["cohort"]).notna().all()
+        assert "wave_raw" in data.columns
+
+
+def test_undeclared_values_stop_the_export_instead_of_getting_a_code(program):
+    from pipelines.codes import CodeRegistry
+    from pipelines.export import write_labelled_files
+
+    spec = load_schema().tables["participation"]
+    sets = CodeRegistry({}).code({"cohorts": [("c1", Text(es="Virú"))],
+                                  "waves": [("pre", Text(es="Antes"))],
+                                  "instruments": [("stss", Text(es="STSS"))]})
+    frame = pd.DataFrame({"cohort": ["c1"], "wave": ["mid"], "instrument": ["stss"], "n": [3],
+                          "n_matched_first_wave": [3], "n_unmatched": [0]})
+    with pytest.raises(RuntimeError, match="'mid'"):
+        write_labelled_files(frame, spec, sets, "es", [program / "p.sav"])
+    reliability = load_schema().tables["reliability"]
+    flags = CodeRegistry({}).code({"reliability_flags": [("n_below_10", Text(es="n < 10"))]})
+    with pytest.raises(RuntimeError, match="'made_up'"):
+        write_labelled_files(pd.DataFrame({"flags": ["n_below_10;made_up"]}), reliability,
+                             flags, "es", [program / "r.sav"])
+
+
+def test_codes_stay_when_instruments_cohorts_and_waves_are_added(program):
+    """The registry is only appended to: a program that declares a new cohort first, a new
+    first wave, a use of another instrument and an instrument file of its own whose id sorts
+    before every other keeps every code it had."""
+    import yaml
+
+    def coded() -> dict:
+        book = json.loads((program / "outputs" / "codebook.json").read_text(encoding="utf-8"))
+        return {(name, json.dumps(v["value"])): v["code"]
+                for name, s in book["value_sets"].items() for v in s["values"]}
+
+    run_stages(program)
+    first = coded()
+    _, first_labels, _ = read_labelled(program / "outputs" / "tables" / "scores.sav")
+    config = yaml.safe_load((program / "program.yaml").read_text(encoding="utf-8"))
+    config["cohorts"].insert(0, {"id": "c0", "site": "Huanchaco"})
+    config["waves"].insert(0, {"id": "screening", "order": 0})
+    config["sources"].append({
+        "name": "o", "pattern": "omshc_*.csv", "identifier": ["email"],
+        "cohort": {"value": "c1"}, "wave": {"value": "pre"},
+        "instruments": {"omshc": {"items": "q{n}"}}})
+    (program / "program.yaml").write_text(yaml.safe_dump(config, allow_unicode=True))
+    builtin = Path(__file__).parent.parent / "instruments" / "builtin" / "stss-17.yaml"
+    (program / "instruments").mkdir()
+    (program / "instruments" / "abc.yaml").write_text(
+        builtin.read_text(encoding="utf-8").replace("id: stss", "id: abc", 1).replace("(STSS)", "(ABC)"),
+        encoding="utf-8")
+    header = "email," + ",".join(f"q{n}" for n in range(1, 16))
+    (program / "inbox" / "omshc_pre.csv").write_text(
+        header + "\n" + "\n".join(f"a{i}@x.pe," + ",".join(["2"] * 15) for i in range(8)) + "\n")
+    tables = run_stages(program)
+    assert (tables["scores"]["instrument"] == "omshc").any()
+    again = coded()
+    assert {k: again[k] for k in first} == first  # nothing renumbered
+    new = {k: v for k, v in again.items() if k not in first}
+    assert ("cohorts", '"c0"') in new and ("waves", '"screening"') in new
+    assert ("instruments", '"abc"') in new and ("scales", '["abc", "total"]') in new
+    assert all(code > max(c for (s, _), c in first.items() if s == name)
+               for (name, _), code in new.items() if any(s == name for s, _ in first))
+    _, labels, _ = read_labelled(program / "outputs" / "tables" / "scores.sav")
+    for variable in ("cohort", "wave", "instrument", "scale"):
+        assert first_labels[variable].items() <= labels[variable].items()
+    # Without the registry (a lost file) codes follow declaration order again.
+    (program / "outputs" / "tables" / "codes.json").unlink()
+    run_stages(program)
+    assert coded()[("cohorts", '"c0"')] == 1
+
+
+def test_registry_that_cannot_be_read_is_a_clear_error(tmp_path):
+    from pipelines.codes import CodeRegistry
+    from pipelines.errors import CapacitarError
+
+    (tmp_path / "codes.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(CapacitarError, match="codes.json is unreadable"):
+        CodeRegistry.load(tmp_path)
+
+
+def test_stata_files_are_format_118_with_short_names_and_the_wide_file(demo_run):
+    folder = demo_run["root"] / "outputs" / "tables"
+    for path in folder.glob("*.dta"):
+        assert path.read_bytes()[:40].startswith(b"<stata_dta><header><release>118"), path.name
+        _, meta = pyreadstat.read_dta(str(path), metadataonly=True)
+        assert all(len(n) <= 32 and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", n)
+                   for n in meta.column_names), path.name
+        assert all(len(label) <= 80 for label in meta.column_labels)
+    wide, meta = pyreadstat.read_dta(str(folder / "scores_wide.dta"))
+    text = pd.read_parquet(folder / "scores_wide.parquet")
+    labels = dict(zip(meta.column_names, meta.column_labels))
+    assert len(meta.column_names) == len(text.columns) > 30
+    for stata_name, long_name in zip(meta.column_names[2:], text.columns[2:]):
+        assert re.fullmatch(r"s\d+_w\d+", stata_name)
+        assert labels[stata_name].startswith(f"{long_name}: ")
+        np.testing.assert_allclose(wide[stata_name], text[long_name])
+    anchor = next(label for label in meta.column_labels if "anchor_percent_correct" in label)
+    described = anchor.split(": ", 1)[1]  # after the long name: words, not ids
+    assert "(ítems ancla)" in described and "anchor_percent_correct" not in described
+
+
+def test_pyreadstat_round_trips_every_file(demo_run, tmp_path):
+    for path in labelled_files(demo_run["root"]):
+        reader, writer = ((pyreadstat.read_sav, pyreadstat.write_sav) if path.suffix == ".sav"
+                          else (pyreadstat.read_dta, pyreadstat.write_dta))
+        data, meta = reader(str(path))
+        copy = tmp_path / path.name
+        extra = {"version": 14} if path.suffix == ".dta" else {
+            "variable_measure": meta.variable_measure}
+        writer(data, str(copy), column_labels=meta.column_labels,
+               variable_value_labels=meta.variable_value_labels, **extra)
+        again, meta_again = reader(str(copy))
+        pd.testing.assert_frame_equal(data, again, obj=path.name)
+        assert meta_again.variable_value_labels == meta.variable_value_labels
+        assert meta_again.column_labels == meta.column_labels
+
+
+@pytest.mark.skipif(shutil.which("pspp") is None, reason="pspp not installed (CI installs it)")
+def test_pspp_opens_every_sav_and_crosstabs_scales_apart(demo_run, tmp_path):
+    folder = demo_run["root"] / "outputs" / "tables"
+    syntax = "".join(f"GET FILE='{p}'.\nDISPLAY DICTIONARY.\n" for p in folder.glob("*.sav"))
+    syntax += f"GET FILE='{folder / 'scores.sav'}'.\nCROSSTABS /TABLES=scale BY instrument.\n"
+    (tmp_path / "check.sps").write_text(syntax, encoding="utf-8")
+    result = subprocess.run(["pspp", "-o", str(tmp_path / "out.csv"), str(tmp_path / "check.sps")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and "error" not in (result.stdout + result.stderr).lower()
+    lines = (tmp_path / "out.csv").read_text(encoding="utf-8").splitlines()
+    assert sum(line == "Table: Variables" for line in lines) == len(list(folder.glob("*.sav")))
+    rows = [line.split(",") for line in lines if ",Count," in line and not line.startswith("Total")]
+    scales = pd.read_parquet(folder / "scores.parquet")[["instrument", "scale"]].drop_duplicates()
+    assert len(rows) == len(scales) == 14
+    for row in rows:  # each scale row counts rows of one instrument only
+        counts = [int(c) for c in row[row.index("Count") + 1:-1]]
+        assert sum(c > 0 for c in counts) == 1, row
+    stss = next(r for r in rows if r[1].startswith("STSS:") and "(total)" in r[1])
+    omshc = next(r for r in rows if r[1].startswith("OMS-HC-15: Estigma total"))
+    assert stss[1] != omshc[1] and stss[-1] == "219" and omshc[-1] == "216"
+
+
+@pytest.mark.skipif(shutil.which("pspp") is None, reason="pspp not installed (CI installs it)")
+def test_pspp_paired_t_test_on_the_wide_file_reproduces_a_change_row(demo_run, tmp_path):
+    folder = demo_run["root"] / "outputs" / "tables"
+    change = demo_run["tables"]["change"]
+    row = change[(change["cohort"] == "alto-trujillo-2026-1") & (change["instrument"] == "stss")
+                 & (change["scale"] == "total") & (change["to_wave"] == "post")].iloc[0]
+    _, labels, _ = read_labelled(folder / "scores_wide.sav")
+    cohort = next(c for c, label in labels["cohort"].items() if label == "Alto Trujillo")
+    (tmp_path / "t.sps").write_text(
+        f"GET FILE='{folder / 'scores_wide.sav'}'.\nSELECT IF cohort = {cohort:g}.\n"
+        "T-TEST PAIRS = stss_total_post WITH stss_total_pre (PAIRED).\n", encoding="utf-8")
+    subprocess.run(["pspp", "-o", str(tmp_path / "t.csv"), str(tmp_path / "t.sps")], check=True,
+                   capture_output=True, timeout=120)
+    lines = (tmp_path / "t.csv").read_text(encoding="utf-8").splitlines()
+    test = next(line for line in lines[lines.index("Table: Paired Samples Test"):]
+                if line.startswith("Pair 1"))
+    *_, mean, sd, se, low, high, t, df, p = next(csv.reader([test]))
+    assert int(df) == row["df"] == row["n_pairs"] - 1
+    assert float(t) == pytest.approx(row["t"], abs=0.006)  # PSPP prints 2 decimals
+    assert (float(low), float(high)) == pytest.approx((row["ci_low"], row["ci_high"]), abs=0.006)
+    assert float(mean) == pytest.approx(row["mean_diff"], abs=0.006)
+
+
+def r_with_haven() -> bool:
+    return shutil.which("Rscript") is not None and subprocess.run(
+        ["Rscript", "-e", "library(haven)"], capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(not r_with_haven(), reason="R with haven not installed (CI installs both)")
+def test_r_haven_reads_every_file_with_its_labels(demo_run):
+    folder = demo_run["root"] / "outputs" / "tables"
+    script = Path(__file__).parent / "r" / "read_labelled.R"
+    result = subprocess.run(["Rscript", str(script), str(folder)], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    seen, labels, factors = {}, {}, {}
+    file = None
+    for line in result.stdout.splitlines():
+        kind, *rest = line.rstrip("\t").split("\t")
+        if kind == "FILE":
+            file = rest[0]
+            seen[file] = (int(rest[1]), int(rest[2]))
+        elif kind == "LABEL":
+            labels.setdefault((file, rest[0]), {})[float(rest[1])] = rest[2]
+        elif kind == "FACTOR":
+            factors[(file, rest[0])] = int(rest[1])
+    assert set(seen) == {p.name for p in labelled_files(demo_run["root"])}
+    for path in labelled_files(demo_run["root"]):
+        reader = pyreadstat.read_sav if path.suffix == ".sav" else pyreadstat.read_dta
+        data, meta = reader(str(path))
+        assert seen[path.name] == data.shape, path.name
+        for variable, value_labels in meta.variable_value_labels.items():
+            assert labels[(path.name, variable)] == value_labels, (path.name, variable)
+            assert factors[(path.name, variable)] == data[variable].notna().sum()
+
+
+@pytest.mark.skipif(not r_with_haven(), reason="R with haven not installed (CI installs both)")
+def test_load_in_r_runs_with_haven_alone(demo_run):
+    outputs = demo_run["root"] / "outputs"
+    result = subprocess.run(["Rscript", "-e", "if (requireNamespace('arrow', quietly = TRUE)) "
+                             "stop('arrow is installed: this check needs it absent')"],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip("arrow is installed here")
+    result = subprocess.run(["Rscript", "load_in_R.R"], cwd=outputs, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    scores = len(demo_run["tables"]["scores"])
+    assert f"capacitar tables loaded: {scores} scores," in result.stdout
+
+
+# --- the codebook ------------------------------------------------------------------------
+
+def test_every_column_of_every_table_is_defined_in_both_languages():
+    for name, table in load_schema().tables.items():
+        for column, spec in table.columns.items():
+            assert spec.definition.es and spec.definition.en, f"{name}.{column} has no definition"
+
+
+def test_codebook_defines_every_variable_in_the_program_language(demo_run):
+    outputs = demo_run["root"] / "outputs"
+    book = json.loads((outputs / "codebook.json").read_text(encoding="utf-8"))
+    assert book["language"] == "es"
+    for name, table in book["tables"].items():
+        written = pd.read_parquet(outputs / "tables" / f"{name}.parquet")
+        assert list(table["columns"]) == list(written.columns), name
+        _, sav = pyreadstat.read_sav(str(outputs / "tables" / f"{name}.sav"), metadataonly=True)
+        documented = {**table["columns"], **table["labelled_only"]}
+        assert set(sav.column_names) <= set(documented), name
+        for column, entry in documented.items():
+            assert entry["label"] and entry["definition"], f"{name}.{column}"
+    for name, value_set in book["value_sets"].items():
+        for value in value_set["values"]:  # no empty codes, no empty labels
+            assert value["value"] not in ("", [], None) and value["label"].strip(), name
+    markdown = (outputs / "codebook.md").read_text(encoding="utf-8")
+    for english in ("Rows in this run", "| column |", "Citation", "Licence", "reverse-keyed",
+                    "higher is", "Codebook"):
+        assert english not in markdown
+    assert "0 = No; 1 = Sí" in markdown
+    _, meta = pyreadstat.read_sav(str(outputs / "tables" / "scores.sav"), metadataonly=True)
+    assert meta.variable_value_labels["prorated"] == {0.0: "No", 1.0: "Sí"}
+    assert "(<= 22)" in json.dumps(book["value_sets"]["bands"], ensure_ascii=False)
+    assert "bajo \\<= 22, moderado 23-41, alto \\>= 42" in markdown
+    wide = markdown[markdown.index("### scores\\_wide"):]
+    wide = wide[:wide.index("\n## ")]
+    assert wide.count("Suma (o media)") == 1  # one definition for the pattern, not per column
+
+
+def test_codebook_contents_link_to_every_section(demo_run):
+    html = (demo_run["root"] / "outputs" / "codebook.html").read_text(encoding="utf-8")
+    links = [unquote(link) for link in re.findall(r'<a href="#([^"]+)"', html)]
+    ids = set(re.findall(r'<h[1-6] id="([^"]+)"', html))
+    assert len(links) > 40 and set(links) <= ids
+    assert {"tablas", "scores-puntajes", "instrumentos"} <= ids
+
+
+def test_user_text_is_escaped_in_the_codebook_and_formulas_neutralised_in_csv(tmp_path,
+                                                                             monkeypatch):
+    """A site, program name or wave label holding HTML or a spreadsheet formula: shown as
+    text in codebook.html, a formula neutralised in the CSV only, true value elsewhere."""
+    monkeypatch.setenv("CAPACITAR_PSEUDONYM_KEY", "k" * 32)
+    script = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+    files = {"stss_pre.csv": stss_csv(stss_rows("a", 8)),
+             "stss_post.csv": stss_csv(stss_rows("a", 8))}
+    root = small_program(tmp_path, files, name="=HYPERLINK(\"http://evil.example/\",\"3\")",
+                         cohorts=[{"id": "c1", "site": f"Virú {script} | x", "aliases": ["VIRU"]}],
+                         waves=[{"id": "pre", "order": 1, "label": {"es": "@SUM(1)", "en": "pre"}},
+                                {"id": "post", "order": 2}])
+    run_stages(root)
+    outputs = root / "outputs"
+    html = (outputs / "codebook.html").read_text(encoding="utf-8")
+    assert "<script" not in html and "<img" not in html
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in html
+    markdown = (outputs / "codebook.md").read_text(encoding="utf-8")
+    assert "<script" not in markdown.replace("\\<script", "")
+    runs_csv = (outputs / "tables" / "runs.csv").read_text(encoding="utf-8")
+    assert "\"'=HYPERLINK(\"\"http://evil.example/\"\",\"\"3\"\")\"" in runs_csv
+    assert pd.read_parquet(outputs / "tables" / "runs.parquet")["program"][0].startswith("=HYP")
+    runs_sav, _ = pyreadstat.read_sav(str(outputs / "tables" / "runs.sav"))
+    assert runs_sav["program"][0].startswith("=HYP")
+    change = pd.read_csv(outputs / "tables" / "change.csv")
+    assert pd.api.types.is_numeric_dtype(change["mean_diff"])  # numbers are not prefixed
+    specs = load_schema().tables
+    for path in (outputs / "tables").glob("*.csv"):
+        if path.stem not in specs:
+            continue
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        for column in frame.columns:
+            if specs[path.stem].columns[column].type in ("string", "category", "flags"):
+                assert not frame[column].str.match(r"^[=+\-@\t\r]").any(), (path.name, column)
+
+
+def test_wide_columns_too_long_for_spss_take_their_short_name(tmp_path):
+    """A program's own instrument may have a long id: its wide columns still fit SPSS (64
+    bytes) and Stata (32 characters), with the long name in the label."""
+    from pipelines.codes import CodeRegistry
+    from pipelines.export import write_labelled_files
+    from pipelines.wide import scores_wide, scores_wide_spec
+
+    long_id = "compassion_fatigue_short_form_for_community_health_workers"
+    sets = CodeRegistry({}).code({
+        "cohorts": [("c1", Text(es="Virú"))],
+        "waves": [("pre", Text(es="Antes")), ("follow_up", Text(es="Seguimiento"))],
+        "scales": [((long_id, "secondary_traumatic_stress"), Text(es="CF: estrés"))]},
+        {"scales": ("instrument",)})
+    scores = pd.DataFrame({"cohort": "c1", "participant": ["P1", "P1"], "instrument": long_id,
+                           "scale": "secondary_traumatic_stress", "wave": ["pre", "follow_up"],
+                           "score": [40.0, 35.0]})
+    wide = scores_wide(scores, ["pre", "follow_up"])
+    assert len(wide.columns[-1]) > 64
+    write_labelled_files(wide, scores_wide_spec(wide, sets), sets, "es",
+                         [tmp_path / "w.sav", tmp_path / "w.dta"])
+    for path, reader in ((tmp_path / "w.sav", pyreadstat.read_sav),
+                         (tmp_path / "w.dta", pyreadstat.read_dta)):
+        data, meta = reader(str(path))
+        assert meta.column_names == ["cohort", "participant", "s1_w1", "s1_w2"], path.name
+        assert data["s1_w2"].tolist() == [35.0]
+    _, meta = pyreadstat.read_dta(str(tmp_path / "w.dta"))
+    assert meta.column_labels[3].startswith(f"{long_id}_follow_up"[:40])

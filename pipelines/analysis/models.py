@@ -20,7 +20,7 @@ FEW_COHORTS = 10  # up to this many cohorts, also fit the cohort fixed-effects f
 MIN_COHORTS_RANDOM = 3
 
 
-def _term_rows(fit, model: str, terms: dict[str, str], n_obs: int, n_groups: int,
+def _term_rows(fit, model: str, terms: dict[str, tuple[str, str]], n_obs: int, n_groups: int,
                flags: list[str], converged: bool) -> list[dict]:
     with warnings.catch_warnings():
         # A singular covariance gives NaN standard errors: flagged below, not printed.
@@ -29,8 +29,9 @@ def _term_rows(fit, model: str, terms: dict[str, str], n_obs: int, n_groups: int
     if not np.isfinite(bse.to_numpy()).all():
         flags = [*flags, "se_not_estimable"]
     rows = []
-    for name, label in terms.items():
-        rows.append({"model": model, "term": label, "estimate": float(fit.fe_params[name]),
+    for name, (term, cohort) in terms.items():
+        rows.append({"model": model, "term": term, "cohort": cohort,
+                     "estimate": float(fit.fe_params[name]),
                      "se": float(bse[name]), "ci_low": float(ci.loc[name, 0]),
                      "ci_high": float(ci.loc[name, 1]), "p": float(pvalues[name]),
                      "n_obs": n_obs, "n_groups": n_groups, "converged": converged,
@@ -42,6 +43,11 @@ def _failed(model: str, n_obs: int, n_groups: int, flag: str) -> list[dict]:
     return [{"model": model, "term": "change", "estimate": np.nan, "se": np.nan,
              "ci_low": np.nan, "ci_high": np.nan, "p": np.nan, "n_obs": n_obs,
              "n_groups": n_groups, "converged": False, "flags": flag}]
+
+
+def not_fitted(error: Exception) -> str:
+    """The ``not_fitted`` flag with its reason (no ``;``: that separates flags)."""
+    return f"not_fitted: {str(error).replace(';', ',')}"[:200]
 
 
 def _fit(model, reml: bool = True):
@@ -130,7 +136,7 @@ def random_cohort_model(long: pd.DataFrame) -> list[dict]:
             fit = lmm.fit_reml(*columns, slope=False)
             flags = ["random_slope_dropped", *fit.flags]
     except (ValueError, np.linalg.LinAlgError) as error:
-        return _failed(name, n_obs, n_groups, f"not_fitted: {error}"[:200])
+        return _failed(name, n_obs, n_groups, not_fitted(error))
     return _wald_rows(fit, name, ["from_wave_mean", "change"], n_obs, n_groups, flags)
 
 
@@ -145,7 +151,7 @@ def cohort_fixed_model(long: pd.DataFrame) -> list[dict]:
     """score ~ 0 + cohort + cohort:post + (1 | participant), REML: change per cohort.
 
     The form for programs with few cohorts, where a cohort variance cannot be
-    estimated: each cohort's change is a fixed effect (term ``change[<cohort>]``),
+    estimated: each cohort's change is a fixed effect (term ``change``, with the cohort),
     people are a random intercept (so the unpaired are used, not dropped).
     """
     n_obs, n_groups = len(long), long["cohort"].nunique()
@@ -155,11 +161,11 @@ def cohort_fixed_model(long: pd.DataFrame) -> list[dict]:
                             groups="participant")
         fit, flags = _fit(model)
     except (ValueError, np.linalg.LinAlgError) as error:
-        return _failed(name, n_obs, n_groups, f"not_fitted: {error}"[:200])
+        return _failed(name, n_obs, n_groups, not_fitted(error))
     terms = {}
     for cohort in sorted(long["cohort"].unique()):
-        terms[f"C(cohort)[{cohort}]"] = f"from_wave_mean[{cohort}]"
-        terms[f"C(cohort)[{cohort}]:post"] = f"change[{cohort}]"
+        terms[f"C(cohort)[{cohort}]"] = ("from_wave_mean", cohort)
+        terms[f"C(cohort)[{cohort}]:post"] = ("change", cohort)
     return _term_rows(fit, name, terms, n_obs, n_groups, flags, bool(fit.converged))
 
 

@@ -331,10 +331,10 @@ def rci_references(scores: pd.DataFrame, reliability: pd.DataFrame,
                       & pooled["alpha"].notna()]
         n = int(rows["n"].sum())
         alpha = float((rows["alpha"] * rows["n"]).sum() / n) if n else np.nan
-        source = f"pooled baseline alpha (n = {n})"
+        source = "pooled_baseline_alpha"
         sub = next((s for s in instruments[inst_id].subscales if s.id == scale), None)
         if (n < RCI_MIN_BASELINE_N or not np.isfinite(alpha)) and sub and sub.reliability:
-            alpha, source = sub.reliability, f"published: {sub.reliability_source}"
+            alpha, source = sub.reliability, "published_alpha"
         refs[(inst_id, scale)] = (float(grp["score"].std(ddof=1)), alpha, source)
     return refs
 
@@ -497,8 +497,8 @@ def band_transitions(scores: pd.DataFrame, from_wave: str, to_wave: str,
 
 # ---- models across cohorts ---------------------------------------------------
 
-MODEL_COLUMNS = ["model", "instrument", "scale", "from_wave", "to_wave", "term", "estimate",
-                 "se", "ci_low", "ci_high", "p", "n_obs", "n_groups", "tau2", "i2", "q",
+MODEL_COLUMNS = ["model", "instrument", "scale", "from_wave", "to_wave", "term", "cohort",
+                 "estimate", "se", "ci_low", "ci_high", "p", "n_obs", "n_groups", "tau2", "i2", "q",
                  "converged", "flags"]
 
 
@@ -513,7 +513,7 @@ def _meta_rows(change: pd.DataFrame) -> list[dict]:
         for method in ("REML", "DL"):
             r = random_effects_meta(grp["d_z"], v, method=method)
             rows.append({"model": f"meta_{method.lower()}", "instrument": inst, "scale": scale,
-                         "from_wave": f, "to_wave": t, "term": "pooled_d_z",
+                         "from_wave": f, "to_wave": t, "term": "pooled_d_z", "cohort": POOLED,
                          **{k: r[k] for k in ("estimate", "se", "ci_low", "ci_high", "p",
                                               "tau2", "i2", "q")},
                          "n_obs": int(grp["n_pairs"].sum()), "n_groups": r["k"],
@@ -540,7 +540,7 @@ def mixed_model_rows(scores: pd.DataFrame, pairs: list[tuple[str, str]]) -> list
             fitted = random_cohort_model(long)
             if long["cohort"].nunique() <= FEW_COHORTS:
                 fitted += cohort_fixed_model(long)
-            rows += [{**keys, **r} for r in fitted]
+            rows += [{**keys, "cohort": POOLED, **r} for r in fitted]
     return rows
 
 
