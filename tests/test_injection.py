@@ -120,8 +120,6 @@ def test_no_raw_script_in_the_reports(injected):
         assert "<script>alert" not in page.read_text(encoding="utf-8"), page
 
 
-@pytest.mark.xfail(strict=True, reason="needs branch files: the codebook's HTML escapes "
-                   "site names and labels (markdown passes HTML through)")
 def test_no_raw_script_in_the_codebook(injected):
     root, _ = injected
     assert "<script>alert" not in (root / "outputs" / "codebook.html").read_text(encoding="utf-8")
@@ -134,8 +132,6 @@ def csv_and_parquet(root: Path, name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     return written, pd.read_parquet(folder / f"{name}.parquet")
 
 
-@pytest.mark.xfail(strict=True, reason="needs branch files: CSV cells starting with = + - @ "
-                   "tab or CR are prefixed with ' (OWASP)")
 def test_csv_cells_that_start_a_formula_are_neutralised(injected):
     root, _ = injected
     checked = 0
