@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import pyreadstat
 
+from pipelines.parallel import dying_with_parent
 from pipelines.schema import TableSpec
 
 BOOL_LABELS = {"es": {0: "No", 1: "Sí"}, "en": {0: "No", 1: "Yes"}}
@@ -241,7 +242,8 @@ def start_worker(share: list, folder: Path) -> tuple[Path, subprocess.Popen]:
     fd, name = tempfile.mkstemp(prefix=".labelled-job-", suffix=".pkl", dir=folder)
     with os.fdopen(fd, "wb") as job:
         pickle.dump(share, job, protocol=pickle.HIGHEST_PROTOCOL)
-    worker = subprocess.Popen([sys.executable, "-m", "pipelines.export", name], env=env,
+    worker = subprocess.Popen(dying_with_parent([sys.executable, "-m", "pipelines.export", name]),
+                              env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     return Path(name), worker
 

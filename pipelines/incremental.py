@@ -78,7 +78,7 @@ def inbox_problems(config) -> list[str]:
                                                       if s.dictionary]
     for pattern in patterns:
         inside, outside = config.inbox_matches(pattern)
-        matched.update(inside)
+        matched.update(inside + outside)
         problems += [f"{p.relative_to(inbox)}: matches {pattern!r} but leads outside the inbox "
                      f"(to {p.resolve()}); not read" for p in outside]
     if inbox.is_dir():

@@ -124,6 +124,6 @@ def missing_message(config, source, name: str, headers: dict[Path, Export]) -> s
     columns = list(export.table.columns)
     shown = ", ".join(columns[:SHOWN_COLUMNS]) + (
         f", ... ({len(columns)} columns)" if len(columns) > SHOWN_COLUMNS else "")
-    files = f"its {len(headers)} files" if len(headers) > 1 else "its file"
-    return (f"{config.root / 'program.yaml'}: source {source.name}: column {name!r} is in none "
-            f"of {files}{did_you_mean(name, columns)}; {path.name} has: {shown}")
+    where = f"in none of its {len(headers)} files" if len(headers) > 1 else "not in its file"
+    return (f"{config.root / 'program.yaml'}: source {source.name}: column {name!r} is {where}"
+            f"{did_you_mean(name, columns)}; {path.name} has: {shown}")
