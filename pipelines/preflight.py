@@ -21,7 +21,7 @@ import pandas as pd
 from pipelines.errors import ConfigError, SourceError
 from pipelines.ingest.core import configured_columns
 from pipelines.ingest.export import Export, strip_prefixes
-from pipelines.ingest.readers import decode_bytes, sniff_delimiter, unique_names
+from pipelines.ingest.readers import decode_bytes, looks_like_html, sniff_delimiter, unique_names
 from pipelines.ingest.text import fold
 
 SAMPLE_BYTES = 1 << 16  # a CSV header is in its first lines
@@ -74,6 +74,8 @@ def csv_header(path: Path, header_row: int = 1, encoding: str | None = None,
         if len(raw) == SAMPLE_BYTES:
             raw = raw[:raw.rfind(b"\n") + 1] or raw + handle.read()  # whole lines only
     text, _ = decode_bytes(raw, encoding)
+    if looks_like_html(text) or "\x00" in text:
+        raise SourceError("not a CSV export")  # the run says which, as it skips the file
     records = list(csv.reader(io.StringIO(text, newline=""),
                               delimiter=delimiter or sniff_delimiter(text)))
     if len(records) < header_row:
@@ -97,25 +99,27 @@ def check_headers(config, instruments: dict, only_files: set[str] | None = None)
     """Stop when a column program.yaml names is in none of a source's files.
 
     ``only_files`` limits the check to sources with one of these files (those
-    new or changed since the last run). A file whose header cannot be read is
-    left to the run, which skips it with its own message.
+    new or changed since the last run). Files are read one by one until every
+    column is found (usually in the first). A file whose header cannot be read
+    is left to the run, which skips it with its own message.
     """
     for source in config.sources:
         paths = [p for p in config.source_paths(source.pattern) if p.is_file()]
         if not paths or (only_files is not None and not only_files & {p.name for p in paths}):
             continue
-        wanted = list(dict.fromkeys(configured_columns(source, instruments)))
+        unfound = list(dict.fromkeys(configured_columns(source, instruments)))
         headers = {}
         for path in paths:
             try:
-                headers[path] = as_export(header_of(path, source), source.format)
+                export = as_export(header_of(path, source), source.format)
             except Exception:  # noqa: BLE001 - unreadable: the run skips it with a message
                 continue
-        if not headers:
-            continue
-        for name in wanted:
-            if all(export.column(name) is None for export in headers.values()):
-                raise ConfigError(missing_message(config, source, name, headers))
+            headers[path] = export
+            unfound = [name for name in unfound if export.column(name) is None]
+            if not unfound:
+                break
+        if headers and unfound:
+            raise ConfigError(missing_message(config, source, unfound[0], headers))
 
 
 def missing_message(config, source, name: str, headers: dict[Path, Export]) -> str:

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from pipelines.config import load_program
-from pipelines.errors import ConfigError
+from pipelines.errors import ConfigError, SourceError
 from pipelines.incremental import inbox_problems
 from pipelines.ingest.pseudonym import key_identity, load_key, write_new_key
 from pipelines.preflight import check_headers, check_instruments, csv_header
@@ -188,8 +188,12 @@ def test_a_column_in_no_file_is_found_before_the_run_with_the_file_columns(root)
 
 def test_the_header_check_reads_only_the_header(tmp_path):
     path = tmp_path / "big.csv"
-    path.write_bytes("nombre;correo;P1\n".encode("cp1252") + b"\xff\x00" * 200_000)
+    lines = "nombre;correo;P1\n" + "Núñez;n@x.pe;3\n" * 5000  # 75 kB
+    path.write_bytes(lines.encode("cp1252") + b"\x00" * 1_000_000)  # read, it would be refused
     assert csv_header(path) == ["nombre", "correo", "P1"]
+    path.write_bytes(b"<html><body>Sign in</body></html>")
+    with pytest.raises(SourceError):  # the run skips it with its own message
+        csv_header(path)
 
 
 # --- publication -------------------------------------------------------------------------
