@@ -250,8 +250,8 @@ def evaluate_locked(program_dir: str, force: bool, dask_address: str | None,
     with program_lock(ctx.config.root, ctx.run_id, lock_timeout, on_wait=log.info):
         plan = stages.plan(ctx, new_key=new_key)
         try:
-            if strict and plan.problems:
-                raise stages.ProblemsFound(stages.strict_message(plan.problems))
+            if strict and (ctx.problems or plan.problems):
+                raise stages.ProblemsFound(stages.strict_message([*ctx.problems, *plan.problems]))
             if plan.nothing_new and not force:
                 return no_new_data(ctx, plan)
             check_headers(ctx.config, ctx.instruments,
@@ -301,7 +301,7 @@ def full_run(ctx: stages.Context, plan, force: bool, dask_address: str | None, p
         ingested = ingest_task(ctx)
     with clock("validate"):
         contracts, accounting = validate_task(ctx, ingested)
-    problems = stages.run_problems(plan, ingested, contracts)
+    problems = stages.run_problems(ctx, plan, ingested, contracts)
     if strict and problems:
         raise stages.ProblemsFound(stages.strict_message(problems))
     with clock("score"):

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -72,6 +72,8 @@ class Context:
     instruments: dict[str, Instrument]
     run_id: str
     started: str
+    # Problems met before ingest (a failed pull), reported with the run's others.
+    problems: list[str] = field(default_factory=list)
 
 
 def code_version() -> str:
@@ -395,7 +397,7 @@ def run_record(
                   {"source_file": e["source_file"], "sha256": e["sha256"]} for e in plan.inputs])
     def total(column: str):
         return int(accounting[column].sum()) if accounting is not None else None
-    problems = [*run_problems(plan, ingested, contracts), *problems]
+    problems = [*run_problems(ctx, plan, ingested, contracts), *problems]
     status = status or (WITH_PROBLEMS if problems else COMPLETE)
     row = {
         "fingerprint": plan.fingerprint, "run_id": ctx.run_id, "started": ctx.started,
@@ -414,12 +416,12 @@ def run_record(
     return table
 
 
-def run_problems(plan: Plan | None, ingested: IngestResult | None,
+def run_problems(ctx: Context, plan: Plan | None, ingested: IngestResult | None,
                  contracts: ContractResult | None) -> list[str]:
-    """Everything that makes a run "complete with problems": inbox files no source reads,
-    files skipped, batches rejected (and any problem a pull reports through ingest)."""
-    return [*(plan.problems if plan else []), *(ingested.problems if ingested else []),
-            *(contracts.problems if contracts else [])]
+    """Everything that makes a run "complete with problems": problems met before ingest (a
+    failed pull), inbox files no source reads, files skipped, batches rejected."""
+    return [*ctx.problems, *(plan.problems if plan else []),
+            *(ingested.problems if ingested else []), *(contracts.problems if contracts else [])]
 
 
 def ctx_plan_from(ctx: Context, ingested: IngestResult) -> Plan:
@@ -481,7 +483,7 @@ def record_no_new_data(ctx: Context, plan: Plan) -> dict:
     return {"run_id": ctx.run_id, "status": NO_NEW_DATA, "previous_run": last.get("run_id"),
             "previous_finished": last.get("finished"), "output_dir": str(ctx.config.output_dir),
             "report": str(ctx.config.output_dir / "reports" / f"program_{ctx.config.language}.html"),
-            "problems": list(plan.problems)}
+            "problems": [*ctx.problems, *plan.problems]}
 
 
 def run_history(ctx: Context, last: int = 10) -> pd.DataFrame:
