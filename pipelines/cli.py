@@ -49,8 +49,9 @@ def plain(*values) -> list[Text]:
 
 
 def fail(message: str) -> None:
-    """Stop with a user-facing error (exit 2)."""
-    raise CapacitarError(message)
+    """Print a user-facing error and exit 2."""
+    say(f"error: {message}", style="bold red", err=True)
+    raise typer.Exit(EXIT_USER)
 
 
 def package_version() -> str:

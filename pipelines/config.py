@@ -357,5 +357,5 @@ def check_paths(config: ProgramConfig, program_file: Path) -> None:
         where = config.path(value)
         for name, folder in (("output", output), ("inbox", inbox)):
             if where.is_relative_to(folder):
-                refuse(field, value, f"is inside the {name} folder ({where}); keep it outside "
-                                     "the outputs and the inbox")
+                refuse(field, value, f"is inside the {name} folder ({where}); it must be "
+                                     "outside the output folder and the inbox")

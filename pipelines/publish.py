@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -257,14 +258,28 @@ def tighten(output_dir: Path) -> None:
                 os.chmod(name, mode)
 
 
+_umask = {"depth": 0, "previous": 0o022}
+_umask_lock = threading.Lock()
+
+
 @contextmanager
 def owner_only() -> Iterator[None]:
-    """Create files 0600 and folders 0700 inside the block (umask 077), whatever writes them."""
-    previous = os.umask(0o077)
+    """Create files 0600 and folders 0700 inside the block (umask 077), whatever writes them.
+
+    The umask is the process's: blocks may nest or overlap in threads (two runs
+    in one process); the last one out restores the umask the first one found.
+    """
+    with _umask_lock:
+        if _umask["depth"] == 0:
+            _umask["previous"] = os.umask(0o077)
+        _umask["depth"] += 1
     try:
         yield
     finally:
-        os.umask(previous)
+        with _umask_lock:
+            _umask["depth"] -= 1
+            if _umask["depth"] == 0:
+                os.umask(_umask["previous"])
 
 
 def write_folder(target: Path, fill: Callable[[Path], list[Path]], run_id: str) -> list[Path]:

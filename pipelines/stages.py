@@ -536,7 +536,9 @@ def export(ctx: Context, tables: dict[str, pd.DataFrame]) -> list[Path]:
         exporting.seal()
         written = exporting.finish()
         exporting.commit()
-        return written
+    if "runs" in tables:
+        record_run(ctx, tables["runs"])
+    return written
 
 
 @contextmanager
