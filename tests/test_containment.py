@@ -164,6 +164,17 @@ def test_the_key_identity_tells_keys_apart_without_showing_them():
     assert one == key_identity(b"k" * 32)
 
 
+def test_the_key_identity_is_part_of_the_run_fingerprint(root):
+    from instruments import load_builtin
+
+    from pipelines.incremental import plan_run
+
+    config = load_program(root)
+    one = plan_run(config, load_builtin(), "v", key_identity(b"k" * 32))
+    other = plan_run(config, load_builtin(), "v", key_identity(b"j" * 32))
+    assert one.fingerprint != other.fingerprint and one.key_id != other.key_id
+
+
 # --- preflight -----------------------------------------------------------------------
 def test_an_unknown_instrument_id_is_found_before_the_run(root):
     from instruments import load_builtin
