@@ -17,12 +17,14 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def describe_validation_error(path: Path, error: ValidationError) -> str:
-    """Turn a pydantic error into lines like ``file: field.path: message``."""
-    lines = [f"{path}: invalid definition"]
+    """Turn a pydantic error into ``file: field 'a.b': message`` (a line per problem)."""
+    problems = []
     for err in error.errors():
         where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        lines.append(f"  - field '{where}': {err['msg']}")
-    return "\n".join(lines)
+        problems.append(f"field '{where}': {err['msg'].removeprefix('Value error, ')}")
+    if len(problems) == 1:
+        return f"{path}: {problems[0]}"
+    return "\n".join([f"{path}: invalid definition", *(f"  - {p}" for p in problems)])
 
 
 # libyaml's safe loader when PyYAML has it: ~8x faster on a national program.yaml

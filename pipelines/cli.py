@@ -1,7 +1,17 @@
 """The ``capacitar`` command line.
 
-A user's mistake (a bad YAML field, a missing key, an unreadable file) prints
-one clear message and exits with status 2, never a traceback.
+Exit statuses (README "Exit statuses"):
+
+- 0: done, no problem (also: no new data);
+- 1: completed with problems (a file skipped, a batch rejected, an inbox file no source
+  reads, a failed pull), or ``validate`` found problems;
+- 2: a user's mistake, said in one line: a command typed wrong, a bad program.yaml or
+  instrument file, the key, a busy program folder; nothing ran;
+- 3: the run failed (disk full, a read-only output folder, ``--strict`` with problems, an
+  unexpected error); nothing was published;
+- 130: interrupted (Ctrl-C).
+
+Messages are plain text (no markup), one line per mistake, never a traceback.
 """
 
 from __future__ import annotations
@@ -13,88 +23,142 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from instruments import load_builtin, load_instruments
-from pipelines.errors import CapacitarError
+from pipelines.errors import CapacitarError, RunFailed
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+EXIT_OK, EXIT_PROBLEMS, EXIT_USER, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Training evaluation and psychometrics for mental-health training programs.")
 instruments_app = typer.Typer(no_args_is_help=True, help="List and show instrument definitions.")
 app.add_typer(instruments_app, name="instruments")
 console = Console()
 
 
+def say(text: str, style: str | None = None, err: bool = False) -> None:
+    """Print ``text`` as it is (no Rich markup: '[dask]' stays '[dask]')."""
+    (Console(stderr=True) if err else console).print(text, style=style, markup=False,
+                                                     highlight=False, soft_wrap=True)
+
+
+def plain(*values) -> list[Text]:
+    """Table cells as plain text (a file name like 'export [1].csv' stays whole)."""
+    return [Text(str(v)) for v in values]
+
+
 def fail(message: str) -> None:
     """Print a user-facing error and exit 2."""
-    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(2)
+    say(f"error: {message}", style="bold red", err=True)
+    raise typer.Exit(EXIT_USER)
+
+
+def package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("capacitar")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def show_version(value: bool) -> None:
+    if value:
+        print(f"capacitar {package_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def options(version: bool = typer.Option(False, "--version", callback=show_version,
+                                         is_eager=True, help="Show the version and exit.")):
+    """Training evaluation and psychometrics for mental-health training programs."""
 
 
 def preflight(program: Path):
     """Load program.yaml, instruments and the key before Prefect starts."""
     from pipelines import stages
-    from pipelines.ingest.pseudonym import load_key
 
+    if not program.exists():
+        fail(f"{program}: no such program folder (make one with `capacitar init {program}`)")
     ctx = stages.load_context(program)
-    pseudo = ctx.config.pseudonymisation
-    load_key(ctx.config.path(pseudo.key_file), pseudo.create_if_missing)
+    stages.program_key(ctx)
     return ctx
 
 
 def run_flow(program: Path, force: bool = False, wait: float = 600,
-             dask_address: str | None = None, pdf: bool = True, pull: bool = True) -> dict:
+             dask_address: str | None = None, pdf: bool = True, strict: bool = False,
+             new_key: bool = False, pull: bool = True) -> dict:
     """Validate the program; say so at once when nothing changed; else run the Prefect flow.
 
-    The no-new-data check runs before Prefect starts (its embedded server takes
-    seconds to start): a scheduled run that finds nothing new costs about a second.
-    A program that pulls from servers goes to the flow, which pulls first.
+    The program folder is locked first and stays locked through the flow run. The
+    no-new-data check and the header check run before Prefect starts (its embedded
+    server takes seconds to start): a scheduled run that finds nothing new costs about
+    a second, and a column misspelled in program.yaml is one message at once. A program
+    that pulls from servers goes to the flow, which pulls first and then plans.
     """
+    from pipelines import stages
+    from pipelines.locking import program_lock
+    from pipelines.preflight import check_headers
+
     ctx = preflight(program)
+    waiting = lambda message: say(message, style="yellow")  # noqa: E731
     pulling = pull and any(s.pull for s in ctx.config.sources)
-    if not force and not pulling:
-        quick = no_new_data_quickly(ctx, wait)
-        if quick is not None:
-            return quick
+    with program_lock(ctx.config.root, ctx.run_id, wait, on_wait=waiting):
+        if pulling:
+            return run_prefect(program, force, wait, dask_address, pdf, strict, new_key, pull)
+        plan = stages.plan(ctx, new_key=new_key)
+        if strict and plan.problems:
+            message = stages.strict_message(plan.problems)
+            stages.record_failed(ctx, plan, message)
+            raise RunFailed(message)
+        if plan.nothing_new and not force:
+            return stages.record_no_new_data(ctx, plan)
+        check_headers(ctx.config, ctx.instruments, None if force else set(plan.changed_files))
+        return run_prefect(program, force, wait, dask_address, pdf, strict, new_key, pull)
+
+
+def run_prefect(program: Path, force: bool, wait: float, dask_address: str | None, pdf: bool,
+                strict: bool, new_key: bool, pull: bool = True) -> dict:
+    """The flow run, on Prefect's embedded server started while the run imports."""
     from pipelines.embedded_server import start_early
 
-    server = start_early()  # Prefect's embedded server comes up while the run imports
+    server = start_early()
     import great_expectations  # noqa: F401 - needed by validation; imported while it waits
 
     from pipelines.flows import evaluate_program
 
     with server.api():
-        return evaluate_program(str(program.resolve()), force=force, dask_address=dask_address,
-                                lock_timeout=wait, pdf=pdf, pull=pull)
+        try:
+            return evaluate_program(str(program.resolve()), force=force,
+                                    dask_address=dask_address, lock_timeout=wait, pdf=pdf,
+                                    strict=strict, new_key=new_key, pull=pull)
+        except CapacitarError as failed:
+            raise RunFailed(str(failed)) from None
+        except Exception as bug:  # Prefect has logged its traceback above
+            raise RunFailed(f"the run failed ({type(bug).__name__}: {bug}); Prefect's log "
+                            "above has the details, and nothing was published") from None
 
 
-def no_new_data_quickly(ctx, wait: float) -> dict | None:
-    """Record and return a no-new-data run without Prefect, or None when there is work."""
-    from pipelines import stages
-    from pipelines.locking import program_lock
-
-    def waiting(message: str) -> None:
-        console.print(f"[yellow]{message}[/]", highlight=False)
-
-    with program_lock(ctx.config.root, ctx.run_id, wait, on_wait=waiting):
-        plan = stages.plan(ctx)
-        return stages.record_no_new_data(ctx, plan) if plan.nothing_new else None
-
-
-def print_summary(summary: dict, seconds: float) -> None:
+def print_summary(summary: dict, seconds: float) -> int:
+    """The run's summary, problems first; returns the exit status (0, or 1 with problems)."""
+    problems = summary.get("problems") or []
+    if problems:
+        say(f"\nCompleted with problems ({len(problems)}):", style="bold yellow")
+        for problem in problems:
+            say(f"  - {problem}", style="yellow")
     if summary.get("status") == "no_new_data":
-        console.print(f"\n[bold green]No new data[/] since run {summary['previous_run']}: outputs "
-                      f"unchanged ({seconds:.1f} s). Use --force to recompute anyway.")
-        console.print(f"  report:  {summary['report']}")
-        for problem in summary.get("problems", []):
-            console.print(f"  [yellow]problem:[/] {problem}", highlight=False)
-        return
-    console.print(f"\n[bold green]Done[/] in {seconds:.1f} s (run {summary['run_id']})")
-    console.print(f"  rows read {summary['rows_read']}, valid {summary['rows_valid']}, "
-                  f"quarantined {summary['rows_quarantined']}")
-    for problem in summary["problems"]:
-        console.print(f"  [yellow]skipped:[/] {problem}", highlight=False)
-    console.print(f"  outputs: {summary['output_dir']}")
-    console.print(f"  report:  {summary['report']}")
+        say(f"\nNo new data since run {summary['previous_run']}: outputs unchanged "
+            f"({seconds:.1f} s). Use --force to recompute anyway.", style="bold green")
+        say(f"  report:  {summary['report']}")
+        return EXIT_PROBLEMS if problems else EXIT_OK
+    say(f"\nDone in {seconds:.1f} s (run {summary['run_id']})",
+        style="bold yellow" if problems else "bold green")
+    say(f"  rows read {summary['rows_read']}, valid {summary['rows_valid']}, "
+        f"quarantined {summary['rows_quarantined']}")
+    say(f"  outputs: {summary['output_dir']}")
+    say(f"  report:  {summary['report']}")
+    return EXIT_PROBLEMS if problems else EXIT_OK
 
 
 @app.command()
@@ -106,17 +170,26 @@ def run(
     dask_address: str = typer.Option(None, "--dask-address", help="Analyse cohorts on this Dask "
                                      "scheduler, e.g. tcp://10.0.0.5:8786."),
     no_pdf: bool = typer.Option(False, "--no-pdf", help="HTML reports only."),
+    strict: bool = typer.Option(False, "--strict", help="Any problem (a file skipped, a batch "
+                                "rejected, an unread inbox file) fails the run (exit 3) before "
+                                "anything is published."),
+    new_key: bool = typer.Option(False, "--new-key", help="The pseudonymisation key was "
+                                 "replaced on purpose: go on with the new key (every pseudonym "
+                                 "changes)."),
     no_pull: bool = typer.Option(False, "--no-pull", help="Do not fetch the sources that have "
                                  "a pull: section; use the snapshots in the inbox."),
 ):
-    """Run the evaluation (Prefect flow) on a program folder: only what changed is recomputed."""
+    """Run the evaluation (Prefect flow) on a program folder: only what changed is recomputed.
+
+    Exit status 0 done, 1 completed with problems, 2 a mistake to fix, 3 failed.
+    """
     if dask_address and "://" not in dask_address:
         fail(f"--dask-address {dask_address!r}: give the scheduler's address, "
              "e.g. tcp://10.0.0.5:8786")
     start = time.perf_counter()
-    summary = run_flow(program, force=force, wait=wait, dask_address=dask_address, pdf=not no_pdf,
-                       pull=not no_pull)
-    print_summary(summary, time.perf_counter() - start)
+    summary = run_flow(program, force=force, wait=wait, dask_address=dask_address,
+                       pdf=not no_pdf, strict=strict, new_key=new_key, pull=not no_pull)
+    raise typer.Exit(print_summary(summary, time.perf_counter() - start))
 
 
 @app.command()
@@ -138,8 +211,8 @@ def pull(program: Path = typer.Argument(..., help="Program folder (holding progr
     with server.api():
         results = pull_program(str(program.resolve()), lock_timeout=wait)
     for result in results:
-        console.print(("[bold red]failed:[/] " if result.problem else "") + result.line(),
-                      highlight=False, soft_wrap=True)
+        say(("failed: " if result.problem else "") + result.line(),
+            style="bold red" if result.problem else None)
     if any(result.problem for result in results):
         raise typer.Exit(1)
 
@@ -155,7 +228,7 @@ def status(program: Path = typer.Argument(..., help="Program folder (holding pro
     ctx = stages.load_context(program)
     history = stages.run_history(ctx, last)
     if history.empty:
-        console.print(f"No runs yet for {ctx.config.name} ({program}).")
+        say(f"No runs yet for {ctx.config.name} ({program}).")
         return
     problems = history["problems"].fillna("").astype(str).str.len().gt(0).any()
     table = Table("started (UTC)", "run", "status", "read", "valid", "aside",
@@ -168,48 +241,59 @@ def status(program: Path = typer.Argument(..., help="Program folder (holding pro
         cells = [str(row.started)[:16].replace("T", " "), str(row.run_id), str(row.status),
                  count(row.rows_read), count(row.rows_valid), count(row.rows_quarantined),
                  f"{count(row.cohorts_recomputed)}/{count(row.cohorts_reused)}".strip("/")]
-        table.add_row(*cells, *([str(row.problems or "")[:80]] if problems else []))
+        table.add_row(*plain(*cells, *([str(row.problems or "")[:80]] if problems else [])))
     console.print(table)
 
 
 @app.command()
 def validate(program: Path = typer.Argument(..., help="Program folder (holding program.yaml).")):
-    """Ingest and check the contracts only; exit 1 when a file or batch was rejected."""
+    """Ingest and check the contracts only; exit 1 when a file, batch or inbox file has a problem."""
     from pipelines import stages
+    from pipelines.incremental import inbox_problems
+    from pipelines.preflight import check_headers
 
     ctx = preflight(program)
+    check_headers(ctx.config, ctx.instruments)
     ingested = stages.ingest(ctx)
     contracts = stages.validate(ctx, ingested)
     accounting = stages.accounting_table(ingested, contracts)
     table = Table("file", "instrument", "read", "valid", "quarantined")
     for row in accounting.itertuples():
-        table.add_row(row.source_file, row.instrument, str(row.rows_read), str(row.rows_valid),
-                      str(row.rows_quarantined))
+        table.add_row(*plain(row.source_file, row.instrument, row.rows_read, row.rows_valid,
+                             row.rows_quarantined))
     console.print(table)
     rules = contracts.quarantine["rule"].value_counts()
     for rule, n in rules.items():
-        console.print(f"  quarantined for {rule}: {n}")
-    console.print(f"Great Expectations Data Docs: {contracts.data_docs}")
-    problems = ingested.problems + contracts.problems
+        say(f"  quarantined for {rule}: {n}")
+    say(f"Great Expectations Data Docs: {contracts.data_docs}")
+    problems = inbox_problems(ctx.config) + ingested.problems + contracts.problems
     for problem in problems:
-        console.print(f"[bold red]batch problem:[/] {problem}", highlight=False)
+        say(f"problem: {problem}", style="bold red")
     if problems:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_PROBLEMS)
 
 
 @app.command()
 def report(program: Path = typer.Argument(..., help="Program folder (holding program.yaml)."),
-           no_pdf: bool = typer.Option(False, "--no-pdf", help="HTML only.")):
+           no_pdf: bool = typer.Option(False, "--no-pdf", help="HTML only (the PDFs already "
+                                       "there are kept)."),
+           wait: float = typer.Option(600, "--wait", help="Seconds to wait for a run of the "
+                                      "same program in progress (0: stop at once).")):
     """Re-render the reports (es and en, HTML and PDF) from the stored result tables."""
     from pipelines import stages
+    from pipelines.locking import program_lock
+    from pipelines.publish import owner_only
 
     ctx = preflight(program)
-    try:
-        tables = stages.stored_tables(ctx)
-    except FileNotFoundError as missing:
-        fail(f"{missing}; run `capacitar run {program}` first")
-    written = stages.report(ctx, tables, pdf=not no_pdf)
-    console.print(f"Rendered {len(written)} files; program report: {written[0]}")
+    waiting = lambda message: say(message, style="yellow")  # noqa: E731
+    with program_lock(ctx.config.root, ctx.run_id, wait, on_wait=waiting), owner_only():
+        stages.prepare_outputs(ctx)
+        try:
+            tables = stages.stored_tables(ctx)
+        except FileNotFoundError as missing:
+            fail(f"{missing}; run `capacitar run {program}` first")
+        written = stages.report(ctx, tables, pdf=not no_pdf)
+    say(f"Rendered {len(written)} files; program report: {written[0]}")
 
 
 @app.command()
@@ -236,14 +320,21 @@ def serve(
 
 
 @app.command()
-def demo(folder: Path = typer.Argument(Path("capacitar-demo"), help="Where to write the demo.")):
+def demo(folder: Path = typer.Argument(Path("capacitar-demo"), help="Where to write the demo."),
+         force: bool = typer.Option(False, "--force", help="Write into FOLDER even if it is not "
+                                    "empty (its inbox is replaced)."),
+         no_pdf: bool = typer.Option(False, "--no-pdf", help="HTML reports only.")):
     """Write the demo program (simulated raw exports) into FOLDER and run it."""
     from pipelines.demo import write_demo
 
+    if folder.exists() and not folder.is_dir():
+        fail(f"{folder} is a file; give a folder for the demo")
+    if folder.is_dir() and any(folder.iterdir()) and not force:
+        fail(f"{folder} is not empty; give a new folder, or --force to write the demo into it")
     start = time.perf_counter()
     root = write_demo(folder)
-    console.print(f"Demo program written to {root.resolve()} (raw exports in inbox/)")
-    print_summary(run_flow(root), time.perf_counter() - start)
+    say(f"Demo program written to {root.resolve()} (raw exports in inbox/)")
+    raise typer.Exit(print_summary(run_flow(root, pdf=not no_pdf), time.perf_counter() - start))
 
 
 @app.command()
@@ -252,7 +343,7 @@ def init(folder: Path = typer.Argument(..., help="New program folder.")):
     from pipelines.scaffold import scaffold_program
 
     root = scaffold_program(folder)
-    console.print(f"Program folder ready: {root.resolve()}\n"
+    say(f"Program folder ready: {root.resolve()}\n"
                   f"  edit {root / 'program.yaml'}, put exports in {root / 'inbox'}, then:\n"
                   f"  capacitar run {root}")
 
@@ -262,10 +353,12 @@ def keygen(key_file: Path = typer.Argument(..., help="Where to write the new key
     """Create a program's pseudonymisation key (keep it outside the outputs, backed up)."""
     from pipelines.ingest.pseudonym import write_new_key
 
+    if key_file.is_dir():
+        fail(f"{key_file} is a folder; give the key's file name, e.g. {key_file / 'pseudonym.key'}")
     if key_file.exists():
         fail(f"{key_file} already exists; a new key would change every pseudonym")
     write_new_key(key_file)
-    console.print(f"Key written to {key_file} (readable by you only). Back it up safely.")
+    say(f"Key written to {key_file} (readable by you only). Back it up safely.")
 
 
 def program_instruments(program: Path | None) -> dict:
@@ -283,8 +376,8 @@ def instruments_list(program: Path = typer.Option(None, help="Also the program's
     table = Table("id", "version", "kind", "items", "scales / forms", "title")
     for inst in program_instruments(program).values():
         parts = [s.id for s in inst.subscales] or [f"form {f.id}" for f in inst.forms]
-        table.add_row(inst.id, inst.version, inst.kind, str(len(inst.items)), ", ".join(parts),
-                      inst.title.en)
+        table.add_row(*plain(inst.id, inst.version, inst.kind, len(inst.items), ", ".join(parts),
+                             inst.title.en))
     console.print(table)
 
 
@@ -299,45 +392,71 @@ def instruments_show(
     if instrument_id not in found:
         fail(f"no instrument {instrument_id!r}; known: {', '.join(sorted(found))}")
     inst = found[instrument_id]
-    console.print(f"[bold]{inst.title.get(language)}[/] ({inst.id} {inst.version}, {inst.kind})")
-    console.print(f"Citation: {inst.citation}\nLicence: {inst.licence}", highlight=False)
+    say(f"{inst.title.get(language)} ({inst.id} {inst.version}, {inst.kind})", style="bold")
+    say(f"Citation: {inst.citation}\nLicence: {inst.licence}")
     if inst.response_options:
-        console.print("Options: " + ", ".join(
+        say("Options: " + ", ".join(
             f"{o.code}={getattr(o, language)}" for o in inst.response_options))
     for sub in inst.subscales:
         bands = "; ".join(f"{b.id} {b.min if b.min is not None else ''}-"
                           f"{b.max if b.max is not None else ''}" for b in sub.bands)
-        console.print(f"- {sub.id} ({sub.label.get(language)}): {sub.scoring} of "
-                      f"{len(sub.items)} items, min {sub.required_items} answered; higher is "
-                      f"{sub.higher_is}\n    items {', '.join(sub.items)}\n    reverse "
-                      f"{', '.join(sub.reverse) or 'none'}" + (f"\n    bands {bands}" if bands else ""),
-                      highlight=False)
+        say(f"- {sub.id} ({sub.label.get(language)}): {sub.scoring} of "
+            f"{len(sub.items)} items, min {sub.required_items} answered; higher is "
+            f"{sub.higher_is}\n    items {', '.join(sub.items)}\n    reverse "
+            f"{', '.join(sub.reverse) or 'none'}" + (f"\n    bands {bands}" if bands else ""))
     for form in inst.forms:
-        console.print(f"- form {form.id}: " + ", ".join(f"{i}={form.key[i]}" for i in form.items))
+        say(f"- form {form.id}: " + ", ".join(f"{i}={form.key[i]}" for i in form.items))
 
 
-def main() -> None:
-    """Entry point: run the app, turning user errors into one clear message."""
+def usage_errors() -> tuple[type, ...]:
+    """Click's usage errors, from Click or from the copy newer Typer versions carry."""
+    import click
+
+    return tuple({click.exceptions.ClickException,
+                  getattr(typer, "TyperException", click.exceptions.ClickException)})
+
+
+def one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app; every mistake is one plain line and an exit status."""
+    from pipelines.publish import owner_only
+
     try:
-        # In non-standalone mode click returns the exit code of typer.Exit instead of raising.
-        code = app(standalone_mode=False)
-        sys.exit(code if isinstance(code, int) else 0)
+        with owner_only():  # every file capacitar writes is its owner's only
+            # Not standalone: click returns the status of typer.Exit instead of exiting.
+            code = app(args=argv, prog_name="capacitar", standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else EXIT_OK)
+    except RunFailed as exc:
+        say(f"error: {one_line(exc)}", style="bold red", err=True)
+        sys.exit(EXIT_FAILED)
     except CapacitarError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
-        sys.exit(2)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except Exception as exc:  # click's usage errors
-        import click
+        say(f"error: {exc}", style="bold red", err=True)
+        sys.exit(EXIT_USER)
+    except (typer.Exit, SystemExit) as exc:
+        code = getattr(exc, "exit_code", getattr(exc, "code", 0))
+        sys.exit(code if isinstance(code, int) else EXIT_OK)
+    except (KeyboardInterrupt, typer.Abort):
+        say("interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except usage_errors() as exc:
+        sys.exit(usage_error(exc))
 
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(1)
-        raise
+
+def usage_error(exc) -> int:
+    """Print a usage mistake as one line (help when nothing was asked); its exit status."""
+    ctx = getattr(exc, "ctx", None)
+    if type(exc).__name__ == "NoArgsIsHelpError":  # `capacitar` alone: its help
+        text = exc.format_message()  # empty when Typer's Rich help printed it already
+        if text.strip():
+            print(text)
+        return EXIT_OK
+    where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+    say(f"error: {one_line(exc.format_message())}{where}", style="bold red", err=True)
+    return getattr(exc, "exit_code", EXIT_USER) or EXIT_USER
 
 
 if __name__ == "__main__":
     main()
-

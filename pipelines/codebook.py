@@ -20,7 +20,7 @@ import pandas as pd
 
 from instruments.model import Text
 from pipelines.codes import REGISTRY_FILE, ValueSet
-from pipelines.export import atomic_write, labelled_columns, write_json
+from pipelines.export import json_text, labelled_columns
 from pipelines.schema import (
     BOOLEAN,
     SPACES,
@@ -438,20 +438,18 @@ DESCRIPTIVES VARIABLES=n_pairs mean_diff d_z.
 """
 
 
-def write_codebook(out: Path, specs: dict[str, TableSpec], tables: dict[str, pd.DataFrame],
-                   sets: dict[str, ValueSet], instruments: dict, config) -> list[Path]:
-    """codebook.{md,html,json} and the load scripts for R and SPSS, in ``out``."""
+def codebook_texts(out: Path, specs: dict[str, TableSpec], tables: dict[str, pd.DataFrame],
+                   sets: dict[str, ValueSet], instruments: dict, config) -> dict[str, str]:
+    """codebook.{md,html,json} and the load scripts for R and SPSS: file name -> text.
+
+    The caller stages them beside the tables (they are published with them).
+    """
     language = config.language
     book = codebook(specs, tables, sets, instruments, config, language)
     markdown = codebook_markdown(book)
     title = f"{WORDS[language]['codebook']}: {config.name}"
-    written = []
-    for name, text in (("codebook.md", markdown),
-                       ("codebook.html", codebook_html(markdown, title, language)),
-                       ("load_in_R.R", R_SCRIPT),
-                       ("load_in_SPSS.sps",
-                        SPSS_SCRIPT.format(folder=str(out).replace("'", "''")))):
-        atomic_write(out / name, lambda tmp, text=text: tmp.write_text(text, encoding="utf-8"))
-        written.append(out / name)
-    written.append(write_json(book, out / "codebook.json"))
-    return written
+    return {"codebook.md": markdown,
+            "codebook.html": codebook_html(markdown, title, language),
+            "load_in_R.R": R_SCRIPT,
+            "load_in_SPSS.sps": SPSS_SCRIPT.format(folder=str(out).replace("'", "''")),
+            "codebook.json": json_text(book)}

@@ -15,18 +15,58 @@ Examples
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import fnmatch
 import re
-from pathlib import Path
+import string
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from instruments.loader import read_yaml_model
 from instruments.model import Text
+from pipelines.errors import ConfigError
 
 PROGRAM_FILE = "program.yaml"
+MAX_HEADER_ROW = 100  # exports put the header in the first rows (title rows, tool headers)
+
+
+def check_template(template: str) -> None:
+    """A column template must use ``{n}`` (the item number) and no other field.
+
+    >>> check_template("OMS{n}"); check_template("proqol_{n:02d}")
+    >>> check_template("OMS{i}")
+    Traceback (most recent call last):
+    ...
+    ValueError: items template 'OMS{i}' may use only {n} (the item number), e.g. 'OMS{n}'
+    """
+    example = re.sub(r"\{[^{}]*\}?", "{n}", template) if "{" in template else template + "{n}"
+    try:
+        fields = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+        template.format(n=1)
+    except (ValueError, KeyError, IndexError, AttributeError):
+        fields = ["?"]
+    if not fields or set(fields) != {"n"}:
+        raise ValueError(f"items template {template!r} may use only {{n}} (the item number), "
+                         f"e.g. {example!r}")
+
+
+def check_pattern(pattern: str) -> None:
+    """A glob of files inside the inbox: relative, without ``..``.
+
+    >>> check_pattern("redcap_*.csv"); check_pattern("**/*.xlsx")
+    >>> check_pattern("../secrets/*")
+    Traceback (most recent call last):
+    ...
+    ValueError: pattern '../secrets/*' must name files inside the inbox: no '..' and no absolute path
+    """
+    parts = PurePosixPath(pattern.replace("\\", "/")).parts
+    if (not pattern.strip() or ".." in parts or pattern.startswith(("/", "\\", "~"))
+            or PureWindowsPath(pattern).is_absolute() or PureWindowsPath(pattern).drive):
+        raise ValueError(f"pattern {pattern!r} must name files inside the inbox: no '..' and no "
+                         "absolute path")
 
 
 class Strict(BaseModel):
@@ -89,6 +129,14 @@ class InstrumentMapping(Strict):
     """
 
     items: str | dict[str, str]
+
+    @field_validator("items")
+    @classmethod
+    def _template(cls, items: str | dict[str, str]) -> str | dict[str, str]:
+        if isinstance(items, str):
+            check_template(items)
+        return items
+
     complete_column: str | None = Field(
         default=None, description="A form-status column (e.g. REDCap's <form>_complete)."
     )
@@ -187,8 +235,9 @@ class Source(Strict):
         default=False, description="Qualtrics: keep responses with Finished = 0.")
     keep_rejected: bool = Field(
         default=False, description="Kobo/ODK: keep submissions rejected in review.")
-    sheet: str | int = 0
-    header_row: int = Field(default=1, ge=1, description="Row number of the header (1-based).")
+    sheet: str | int = Field(default=0, description="Sheet name, or number from 0 (the first).")
+    header_row: int = Field(default=1, ge=1, le=MAX_HEADER_ROW,
+                            description="Row number of the header (1-based).")
     encoding: str | None = Field(default=None, description="Detected when not given.")
     delimiter: str | None = Field(default=None, description="Detected when not given.")
     instruments: dict[str, InstrumentMapping] = Field(min_length=1)
@@ -220,6 +269,40 @@ class Source(Strict):
                 raise ValueError(f"{field_name}: a pulled source reads its snapshots "
                                  f"({field_name} {value!r}); leave {field_name} out")
         return {**data, **implied}
+
+    @field_validator("pattern", "dictionary")
+    @classmethod
+    def _inside_inbox(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            check_pattern(pattern)
+        return pattern
+
+    @field_validator("sheet")
+    @classmethod
+    def _sheet(cls, sheet: str | int) -> str | int:
+        if isinstance(sheet, int) and sheet < 0 or isinstance(sheet, str) and not sheet.strip():
+            raise ValueError(f"sheet {sheet!r}: give the sheet's name, or its number counting "
+                             "from 0 (the first sheet)")
+        return sheet
+
+    @field_validator("encoding")
+    @classmethod
+    def _encoding(cls, encoding: str | None) -> str | None:
+        if encoding is not None:
+            try:
+                codecs.lookup(encoding)
+            except LookupError:
+                raise ValueError(f"unknown encoding {encoding!r} (e.g. utf-8, cp1252, "
+                                 "latin-1), or leave it out to detect it") from None
+        return encoding
+
+    @field_validator("delimiter")
+    @classmethod
+    def _delimiter(cls, delimiter: str | None) -> str | None:
+        if delimiter is not None and (len(delimiter) != 1 or delimiter in "\"\r\n"):
+            raise ValueError(f"delimiter {delimiter!r}: give one character (',' ';' tab '|'), "
+                             "or leave it out to detect it")
+        return delimiter
 
 
 class Pseudonymisation(Strict):
@@ -294,9 +377,6 @@ class ProgramConfig(Strict):
             if others:
                 raise ValueError(f"the pattern of source {others[0]} also matches the snapshots "
                                  f"of pulled source {pulled.name} ({pulled.pattern})")
-        link = self.pseudonymisation.link_file
-        if link and Path(link).parts[:1] == Path(self.output).parts[:1]:
-            raise ValueError("pseudonymisation.link_file must be outside the output folder")
         return self
 
     def wave_order(self) -> list[str]:
@@ -313,6 +393,17 @@ class ProgramConfig(Strict):
     def path(self, relative: str) -> Path:
         """A path inside the program folder."""
         return (self.root / relative).resolve()
+
+    def inbox_matches(self, pattern: str) -> tuple[list[Path], list[Path]]:
+        """(paths inside the inbox, links leading outside it) that ``pattern`` matches, sorted."""
+        inbox = self.inbox_dir
+        found = sorted(inbox.glob(pattern))
+        inside = [p for p in found if p.resolve().is_relative_to(inbox)]
+        return inside, [p for p in found if p not in set(inside)]
+
+    def source_paths(self, pattern: str) -> list[Path]:
+        """What a source's ``pattern`` reads: the matches that stay inside the inbox."""
+        return self.inbox_matches(pattern)[0]
 
     @property
     def inbox_dir(self) -> Path:
@@ -332,4 +423,44 @@ def load_program(path: str | Path) -> ProgramConfig:
     if path.is_dir():
         path = path / PROGRAM_FILE
     config = read_yaml_model(path, ProgramConfig)
-    return config.model_copy(update={"root": path.parent.resolve()})
+    config = config.model_copy(update={"root": path.parent.resolve()})
+    check_paths(config, path)
+    return config
+
+
+def check_paths(config: ProgramConfig, program_file: Path) -> None:
+    """The folders stay inside the program folder, the secrets outside the outputs.
+
+    Every path is resolved (``..`` and symbolic links followed) before it is
+    compared, so neither ``x/../outputs`` nor a link can lead elsewhere.
+    ConfigError names the field and what to do.
+    """
+    root, output, inbox = config.root, config.output_dir, config.inbox_dir
+    instruments = config.path(config.instruments_dir)
+
+    def refuse(field: str, value: str, why: str) -> None:
+        raise ConfigError(f"{program_file}: {field} {value!r} {why}")
+
+    for field, value, folder in (("inbox", config.inbox, inbox), ("output", config.output, output),
+                                 ("instruments_dir", config.instruments_dir, instruments)):
+        if not folder.is_relative_to(root):
+            refuse(field, value, f"is outside the program folder {root} (it resolves to "
+                                 f"{folder}); give a folder inside it")
+    if output == root:
+        refuse("output", config.output, "is the program folder itself; give a folder of its "
+                                        "own inside it, e.g. 'outputs'")
+    for field, value, folder in (("inbox", config.inbox, inbox),
+                                 ("instruments_dir", config.instruments_dir, instruments)):
+        if folder.is_relative_to(output) or output.is_relative_to(folder):
+            refuse("output", config.output, f"overlaps the {field} {value!r}: the outputs need "
+                                            "a folder of their own")
+    pseudo = config.pseudonymisation
+    for field, value in (("pseudonymisation.key_file", pseudo.key_file),
+                         ("pseudonymisation.link_file", pseudo.link_file)):
+        if value is None:
+            continue
+        where = config.path(value)
+        for name, folder in (("output", output), ("inbox", inbox)):
+            if where.is_relative_to(folder):
+                refuse(field, value, f"is inside the {name} folder ({where}); it must be "
+                                     "outside the output folder and the inbox")

@@ -23,6 +23,8 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from pipelines.parallel import dying_with_parent
+
 
 def offline_defaults() -> None:
     """Environment defaults every capacitar process sets before Prefect reads its settings."""
@@ -46,10 +48,11 @@ class EarlyServer:
             port = probe.getsockname()[1]
         self.url = f"http://127.0.0.1:{port}/api"
         # The command and environment of prefect.server.api.server.SubprocessASGIServer.
-        self.process = subprocess.Popen(
+        # It dies with this process, even a `kill -9` of it (pipelines.parallel).
+        self.process = subprocess.Popen(dying_with_parent(
             [sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app",
              "--host", "127.0.0.1", "--port", str(port), "--log-level", "error",
-             "--lifespan", "on"],
+             "--lifespan", "on"]),
             env={**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
                  "PREFECT__SERVER_FINAL": "1"})
         # Registered before Prefect is imported, so it runs after Prefect's own exit

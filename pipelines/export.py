@@ -1,7 +1,8 @@
 """Write the result tables as Parquet, CSV, SPSS .sav and Stata .dta, atomically.
 
 Everything is first written into a staging folder and then swapped in with
-renames, so a run killed midway leaves the previous outputs whole. SPSS and
+renames (``pipelines/publish.py``), so a run killed midway leaves the previous
+outputs whole. SPSS and
 Stata files carry variable labels and value labels in the program's language;
 categories (cohort, wave, instrument, scale, band, rule...) are labelled
 numeric codes, never text categoricals, so SPSS, PSPP, Stata and R (haven)
@@ -13,11 +14,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ import pyreadstat
 
 from instruments.model import Text
 from pipelines.codes import ValueSet
+from pipelines.parallel import dying_with_parent
 from pipelines.schema import BOOLEAN, Column, TableSpec, per_language
 
 SAV_VALUE_LABEL_BYTES = 120  # SPSS's limit for a value label
@@ -49,9 +49,14 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
             os.remove(tmp)
 
 
+def json_text(data: object) -> str:
+    """JSON as capacitar writes it: UTF-8, indented, anything else as text."""
+    return json.dumps(data, indent=2, ensure_ascii=False, default=str)
+
+
 def write_json(data: object, path: Path) -> Path:
     """Write JSON atomically (UTF-8, readable)."""
-    text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
+    text = json_text(data)
     atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return path
 
@@ -430,7 +435,8 @@ def start_worker(share: list, folder: Path) -> tuple[Path, subprocess.Popen]:
     fd, name = tempfile.mkstemp(prefix=".labelled-job-", suffix=".pkl", dir=folder)
     with os.fdopen(fd, "wb") as job:
         pickle.dump(share, job, protocol=pickle.HIGHEST_PROTOCOL)
-    worker = subprocess.Popen([sys.executable, "-m", "pipelines.export", name], env=env,
+    worker = subprocess.Popen(dying_with_parent([sys.executable, "-m", "pipelines.export", name]),
+                              env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     return Path(name), worker
 
@@ -441,46 +447,6 @@ def write_job(job: Path) -> None:
 
     for table, spec, sets, language, paths in pickle.loads(job.read_bytes()):
         write_labelled_files(pd.read_parquet(table), spec, sets, language, paths)
-
-
-def swap_in(staged: Path, target: Path) -> None:
-    """Replace ``target`` by ``staged`` with renames; the old one is kept until the new is in."""
-    previous = target.with_name(f".{target.name}.previous")
-    if previous.exists():
-        shutil.rmtree(previous)
-    if target.exists():
-        os.rename(target, previous)
-    os.rename(staged, target)
-    if previous.exists():
-        shutil.rmtree(previous)
-
-
-def recover(target: Path) -> None:
-    """Undo a swap cut short: bring back the previous folder if the new one never arrived."""
-    previous = target.with_name(f".{target.name}.previous")
-    if previous.exists() and not target.exists():
-        os.rename(previous, target)
-
-
-@contextmanager
-def staged_folder(target: Path) -> Iterator[Path]:
-    """A fresh staging folder beside ``target`` (removed on the way out unless swapped in)."""
-    recover(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
-    try:
-        yield staging
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
-
-
-def write_folder(target: Path, fill: Callable[[Path], list[Path]]) -> list[Path]:
-    """Fill a staging folder beside ``target`` with ``fill(staging)``, then swap it in."""
-    with staged_folder(target) as staging:
-        written = fill(staging)
-        swap_in(staging, target)
-    return [target / p.relative_to(staging) for p in written]
 
 
 if __name__ == "__main__":

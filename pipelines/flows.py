@@ -7,8 +7,22 @@ Prefect's embedded server early, ``serve.py`` serves deployments).
 A run holds the program folder's lock, first hashes the inbox (nothing new:
 it records that and stops), then ingests, validates and scores everything,
 analyses only the cohorts whose data changed (fanned out over tasks, on Dask
-when asked), refreshes the program-wide figures, writes the outputs and the
-reports, and records its state last.
+when asked), refreshes the program-wide figures, stages the tables and the
+reports, publishes them together and records its state last.
+
+How a run ends, for people and for Prefect automations:
+
+- clean: a ``Completed`` state;
+- with problems (a file skipped, a batch rejected, an inbox file no source reads,
+  a failed pull): a ``Completed``-type state named ``CompletedWithProblems``
+  (Prefect event ``prefect.flow-run.CompletedWithProblems``), the problems first
+  in the markdown artifact, status ``complete_with_problems`` in ``runs``;
+  ``strict=True`` makes any problem a failure instead;
+- a failure the user can act on (a mistake in program.yaml, a changed key, the
+  folder busy, disk full, a read-only output): a ``Failed`` state with that one
+  line as its message and no traceback; calling the flow raises
+  :class:`pipelines.errors.RunFailed` with it;
+- anything else is a bug: Prefect's ``Failed`` state with the traceback.
 """
 
 from __future__ import annotations
@@ -17,6 +31,8 @@ from pipelines.embedded_server import offline_defaults
 
 offline_defaults()  # before Prefect reads its settings
 
+import errno  # noqa: E402
+import logging  # noqa: E402
 import math  # noqa: E402
 import time  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
@@ -26,21 +42,45 @@ import pandas as pd  # noqa: E402
 from prefect import flow, get_run_logger, task  # noqa: E402
 from prefect.artifacts import create_markdown_artifact, create_table_artifact  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
+from prefect.states import Completed, Failed  # noqa: E402
 
 from pipelines import pull as pulls  # noqa: E402
 from pipelines import stages  # noqa: E402
-from pipelines.errors import CapacitarError  # noqa: E402
+from pipelines.errors import CapacitarError, RunFailed, user_message  # noqa: E402
 from pipelines.locking import program_lock  # noqa: E402
+from pipelines.preflight import check_headers  # noqa: E402
 from pipelines.progress import progress  # noqa: E402
+from pipelines.publish import owner_only  # noqa: E402
+
+WITH_PROBLEMS = "CompletedWithProblems"  # the state name Prefect automations can match
+PERMANENT = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOENT,
+             getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+class NoTracebackForUserErrors(logging.Filter):
+    """Prefect logs a failed task or flow with its traceback; for an error the user can fix
+    (disk full, a read-only folder, a mistake in program.yaml) the one line says it all."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None \
+                and user_message(record.exc_info[1]) is not None:
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+for _name in ("prefect.flow_runs", "prefect.task_runs"):
+    logging.getLogger(_name).addFilter(NoTracebackForUserErrors())
 
 
 def transient_io(task, task_run, state) -> bool:
-    """Retry a stage only on an OS-level I/O error (a folder mid-sync), never a user's mistake."""
+    """Retry a stage only on an OS-level I/O error that may pass (a folder mid-sync), never a
+    user's mistake nor a full disk or a read-only folder."""
     try:
         exc = state.result(raise_on_failure=False)
     except Exception:  # noqa: BLE001 - an unreadable state is not worth a retry
         return False
-    return isinstance(exc, OSError) and not isinstance(exc, CapacitarError)
+    return (isinstance(exc, OSError) and not isinstance(exc, CapacitarError)
+            and exc.errno not in PERMANENT)
 
 
 # Tables are passed in memory between tasks; caching them by input hash would
@@ -210,8 +250,8 @@ def export_task(ctx: stages.Context, exporting: stages.TableExport):
 
 
 @stage_task
-def report_task(ctx: stages.Context, tables, pdf: bool = True):
-    rendered = stages.report_folder(ctx, tables, pdf=pdf)
+def report_task(ctx: stages.Context, tables, pdf: bool = True, staging=None):
+    rendered = stages.report_folder(ctx, tables, pdf=pdf, staging=staging)
     get_run_logger().info("Rendered %d report files: %d PDFs printed, %d unchanged kept",
                           len(rendered.paths), rendered.printed, rendered.reused)
     return rendered.paths
@@ -219,7 +259,8 @@ def report_task(ctx: stages.Context, tables, pdf: bool = True):
 
 @flow(name="capacitar-evaluate", log_prints=False)
 def evaluate_program(program_dir: str, force: bool = False, dask_address: str | None = None,
-                     lock_timeout: float = 600, pdf: bool = True, pull: bool = True) -> dict:
+                     lock_timeout: float = 600, pdf: bool = True, strict: bool = False,
+                     new_key: bool = False, pull: bool = True):
     """Evaluate one program folder: ingest, validate, score, analyse, export and report.
 
     Parameters
@@ -229,22 +270,60 @@ def evaluate_program(program_dir: str, force: bool = False, dask_address: str | 
     dask_address : run the per-cohort analysis on this Dask scheduler (``tcp://host:8786``)
     lock_timeout : seconds to wait for another run of the same program to finish
     pdf : print the reports to PDF (needs Chromium)
+    strict : any problem (a file skipped, a batch rejected, an unread inbox file) fails the run
+        before anything is published
+    new_key : the pseudonymisation key was replaced on purpose (else a new key stops the run)
     pull : first fetch the sources that have a ``pull:`` section from their servers
+
+    Returns the run's summary (a dict); see the module's docstring for the states.
     """
+    with owner_only():
+        try:
+            summary = evaluate_locked(program_dir, force, dask_address, lock_timeout, pdf,
+                                      strict, new_key, pull)
+        except Exception as exc:  # noqa: BLE001 - a bug is raised again just below
+            message = user_message(exc)
+            if message is None:
+                raise
+            get_run_logger().error("%s", message)
+            return Failed(message=message, data=RunFailed(message))
+    if summary["problems"]:
+        return Completed(name=WITH_PROBLEMS, data=summary,
+                         message=f"{len(summary['problems'])} problem(s): "
+                                 + " | ".join(summary["problems"])[:500])
+    return summary
+
+
+def evaluate_locked(program_dir: str, force: bool, dask_address: str | None,
+                    lock_timeout: float, pdf: bool, strict: bool, new_key: bool,
+                    pull: bool = True) -> dict:
+    """The run under the program folder's lock; a failure after planning is recorded."""
     ctx = stages.load_context(program_dir)
     log = get_run_logger()
     with program_lock(ctx.config.root, ctx.run_id, lock_timeout, on_wait=log.info):
         if pull:
             pull_sources(ctx)
-        plan = stages.plan(ctx)
-        if plan.nothing_new and not force:
-            return no_new_data(ctx, plan)
+        plan = stages.plan(ctx, new_key=new_key)
         try:
-            return full_run(ctx, plan, force, dask_address or ctx.config.dask_address, pdf)
+            if strict and (ctx.problems or plan.problems):
+                raise stages.ProblemsFound(stages.strict_message([*ctx.problems, *plan.problems]))
+            if plan.nothing_new and not force:
+                return no_new_data(ctx, plan)
+            check_headers(ctx.config, ctx.instruments,
+                          None if force else set(plan.changed_files))
+            return full_run(ctx, plan, force, dask_address or ctx.config.dask_address, pdf,
+                            strict)
         except Exception as exc:
-            stages.record_run(ctx, stages.run_record(ctx, None, None, None, plan,
-                                                     status="failed", problems=[str(exc)]))
+            record_failure(ctx, plan, exc)
             raise
+
+
+def record_failure(ctx: stages.Context, plan, exc: Exception) -> None:
+    """A ``failed`` row in the runs table (unless the disk is what failed)."""
+    try:
+        stages.record_failed(ctx, plan, user_message(exc) or f"{type(exc).__name__}: {exc}")
+    except Exception as also:  # noqa: BLE001 - the first error is the one to report
+        get_run_logger().warning("Could not record the failed run in the warehouse: %s", also)
 
 
 class StageClock:
@@ -262,18 +341,24 @@ class StageClock:
             self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
 
 
-def full_run(ctx: stages.Context, plan, force: bool, dask_address: str | None, pdf: bool) -> dict:
+def full_run(ctx: stages.Context, plan, force: bool, dask_address: str | None, pdf: bool,
+             strict: bool = False) -> dict:
     """Every stage, analysing only cohorts whose data changed since the last good run.
 
     The tables final before the analysis (scores, quarantine, validation,
     accounting) are exported first, so their SPSS/Stata files are written
-    beside the analysis; the others' beside the reports.
+    beside the analysis; the others' beside the reports. Tables, reports and
+    codebook are published together once all are written and the warehouse has
+    committed; the state then commits the publication, and the run's row follows.
     """
     clock = StageClock()
     with clock("ingest"):
         ingested = ingest_task(ctx)
     with clock("validate"):
         contracts, accounting = validate_task(ctx, ingested)
+    problems = stages.run_problems(ctx, plan, ingested, contracts)
+    if strict and problems:
+        raise stages.ProblemsFound(stages.strict_message(problems))
     with clock("score"):
         scores = score_task(ctx, contracts)
     with stages.table_export(ctx) as exporting:
@@ -290,12 +375,14 @@ def full_run(ctx: stages.Context, plan, force: bool, dask_address: str | None, p
         tables = {"scores": scores, **tables, "quarantine": contracts.quarantine,
                   "validation_summary": contracts.summary, "accounting": accounting}
         with clock("report"):
-            reports = report_task(ctx, tables, pdf)
+            reports = report_task(ctx, tables, pdf, exporting.reports_staging)
         with clock("export_wait"):
             export_task(ctx, exporting)
-    stages.save_run_state(ctx, plan, work.fingerprints)
-    summary = summarise(ctx, tables, reports,
-                        ctx.problems + ingested.problems + contracts.problems, plan)
+            stages.save_run_state(ctx, plan, work.fingerprints, tables["runs"],
+                                  stages.skipped_files(ingested))
+            exporting.commit()
+    record_published(ctx, tables["runs"], plan)
+    summary = summarise(ctx, tables, reports, problems, plan)
     summary.update(data_docs=contracts.data_docs, cohorts_recomputed=work.stale,
                    cohorts_reused=work.kept, stage_seconds=clock.seconds)
     summary["markdown"] += "\n\n## Time (s)\n" + "\n".join(
@@ -305,7 +392,19 @@ def full_run(ctx: stages.Context, plan, force: bool, dask_address: str | None, p
     create_table_artifact(key="capacitar-change", table=json_safe(change_view(tables["change"])),
                           description="Change per cohort, scale and wave pair "
                                       "(effect sizes positive = improvement)")
+    for problem in problems:
+        get_run_logger().warning("Problem: %s", problem)
     return summary
+
+
+def record_published(ctx: stages.Context, record: pd.DataFrame, plan) -> None:
+    """The published run's row in the runs table (if that fails, the next run writes it from
+    the state)."""
+    try:
+        stages.record_run(ctx, record, plan)
+    except OSError as exc:
+        get_run_logger().warning("The run is published, but its row in the runs table could not "
+                                 "be written (%s); the next run writes it", exc)
 
 
 def analyse(ctx: stages.Context, plan, contracts, scores, force: bool, dask_address, clock):
@@ -353,17 +452,33 @@ def analyse_on_dask(ctx: stages.Context, contracts, scores, stale: list[str], da
 
 
 def no_new_data(ctx: stages.Context, plan) -> dict:
-    """Record a run that found nothing new, and say so."""
+    """Record a run that found nothing new, and say so (with any inbox file no source reads)."""
     summary = stages.record_no_new_data(ctx, plan)
-    text = (f"# capacitar run {ctx.run_id}: {ctx.config.name}\n"
-            f"No new data: the {len(plan.inputs)} input files, program.yaml and instruments are "
-            f"those of run {summary['previous_run']} ({summary['previous_finished']}). Outputs "
-            f"unchanged: {ctx.config.output_dir}"
-            + "".join(f"\n- problem: {p}" for p in summary["problems"]))
+    text = "\n".join([
+        f"# capacitar run {ctx.run_id}: {ctx.config.name}",
+        *problem_lines(summary["problems"]),
+        f"No new data: the {len(plan.inputs)} input files, program.yaml and instruments are "
+        f"those of run {summary['previous_run']} ({summary['previous_finished']}). Outputs "
+        f"unchanged: {ctx.config.output_dir}"])
     get_run_logger().info("No new data since run %s: outputs unchanged", summary["previous_run"])
+    for problem in summary["problems"]:
+        get_run_logger().warning("Problem: %s", problem)
     create_markdown_artifact(markdown=text, key="capacitar-run-summary",
                              description=f"capacitar run {ctx.run_id} (no new data)")
     return {**summary, "markdown": text}
+
+
+def problem_lines(problems: list[str]) -> list[str]:
+    """The markdown section that opens a run summary with problems (none: no lines)."""
+    if not problems:
+        return []
+    return [f"## Completed with problems ({len(problems)})",
+            *[f"- {escape_markdown(p)}" for p in problems], ""]
+
+
+def escape_markdown(text: str) -> str:
+    """A message as literal text in markdown (file names hold _ * [ ] and the like)."""
+    return "".join("\\" + c if c in "\\`*_{}[]<>()#+-.!|" else c for c in text)
 
 
 CHANGE_VIEW = ["cohort", "instrument", "scale", "from_wave", "to_wave", "n_pairs", "mean_from",
@@ -411,6 +526,7 @@ def summarise(ctx, tables, reports: list[Path], problems: list[str], plan=None) 
                                          else "") for e in (plan.inputs if plan else [])]
     lines = [
         f"# capacitar run {ctx.run_id}: {ctx.config.name}",
+        *problem_lines(problems),
         f"- rows read {acc['rows_read'].sum()}, valid {acc['rows_valid'].sum()}, "
         f"quarantined {acc['rows_quarantined'].sum()}",
         f"- outputs: {ctx.config.output_dir}",
@@ -420,11 +536,10 @@ def summarise(ctx, tables, reports: list[Path], problems: list[str], plan=None) 
         "", "## Headline changes", *headline_lines(tables),
         "", "## Reports",
         *[f"- [{p.name}]({p.resolve().as_uri()})" for p in reports[1:] if p.suffix == ".html"],
-        *[f"- skipped: {p}" for p in problems],
     ]
     return {
         "run_id": ctx.run_id,
-        "status": "complete",
+        "status": stages.WITH_PROBLEMS if problems else stages.COMPLETE,
         "output_dir": str(ctx.config.output_dir),
         "report": str(reports[0]),
         "rows_read": int(acc["rows_read"].sum()),

@@ -9,8 +9,11 @@ moved are re-analysed; the others keep their stored rows, and program-wide
 (pooled) figures are always refreshed.
 
 The state of the last successful run lives in ``outputs/state.json``; it is
-written last, so a run that fails midway leaves the previous state and the
-next run redoes the work. Pure functions and files only (no Prefect).
+the commit point of a run's publication (``pipelines/publish.py``), so a run
+that fails midway leaves the previous state and the next run redoes the work.
+The state names the pseudonymisation key by a keyed hash (never the key): a
+run with another key stops unless the change is declared. Pure functions and
+files only (no Prefect).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipelines.errors import CapacitarError
 from pipelines.export import write_json
 from pipelines.ingest.core import sha256_of
 
@@ -40,17 +44,53 @@ class Plan:
     previous: dict | None = None
     nothing_new: bool = False
     changed_files: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # inbox files no source reads
+    key_id: str = ""
+
+
+class KeyChanged(CapacitarError):
+    """The pseudonymisation key is not the last run's (every pseudonym would change)."""
 
 
 def inbox_files(config) -> list[dict]:
     """Every file a source pattern matches: source, file name and SHA-256."""
     found = []
     for source in config.sources:
-        for path in sorted(config.inbox_dir.glob(source.pattern)):
+        for path in config.source_paths(source.pattern):
             if path.is_file():
                 found.append({"source": source.name, "source_file": path.name,
                               "sha256": sha256_of(path)})
     return found
+
+
+# Files the operating system or an office suite leaves beside documents, not exports.
+NOT_EXPORTS = ("Thumbs.db", "desktop.ini")
+
+
+def inbox_problems(config) -> list[str]:
+    """Files in the inbox that no source reads, and matches that lead outside the inbox.
+
+    Only files directly in the inbox count as unmatched (a subfolder is the
+    user's own, e.g. an archive); hidden files and office lock files are ignored.
+    """
+    inbox, problems, matched = config.inbox_dir, [], set()
+    patterns = [s.pattern for s in config.sources] + [s.dictionary for s in config.sources
+                                                      if s.dictionary]
+    for pattern in patterns:
+        inside, outside = config.inbox_matches(pattern)
+        matched.update(inside + outside)
+        problems += [f"{p.relative_to(inbox)}: matches {pattern!r} but leads outside the inbox "
+                     f"(to {p.resolve()}); not read" for p in outside]
+    if inbox.is_dir():
+        for path in sorted(inbox.iterdir()):
+            name = path.name
+            if (path in matched or name.startswith((".", "~$")) or name in NOT_EXPORTS
+                    or not path.is_file()):
+                continue
+            problems.append(f"{name}: in the inbox but no source pattern matches it "
+                            f"({', '.join(repr(p) for p in patterns)}); add a source for it "
+                            "in program.yaml or move it out of the inbox")
+    return problems
 
 
 def instruments_digest(instruments: dict) -> str:
@@ -62,9 +102,10 @@ def instruments_digest(instruments: dict) -> str:
 
 
 def run_fingerprint(inputs: list[dict], program_file: Path, instruments: dict,
-                    code_version: str) -> str:
-    """SHA-256 over the inputs' hashes, program.yaml, the instruments and the code version."""
-    digest = hashlib.sha256()
+                    code_version: str, key_id: str = "") -> str:
+    """SHA-256 over the inputs' hashes, program.yaml, the instruments, the code version and the
+    key's identity."""
+    digest = hashlib.sha256(f"key={key_id}\n".encode())
     for entry in sorted(inputs, key=lambda e: (e["source"], e["source_file"])):
         digest.update(f"{entry['source']}/{entry['source_file']}={entry['sha256']}\n".encode())
     digest.update(program_file.read_bytes())
@@ -90,18 +131,41 @@ def save_state(output_dir: Path, state: dict) -> Path:
     return write_json(state, output_dir / STATE_FILE)
 
 
-def plan_run(config, instruments: dict, code_version: str) -> Plan:
-    """Hash the inbox and compare with the last successful run (see ``tests/test_runs.py``)."""
+def plan_run(config, instruments: dict, code_version: str, key_id: str = "",
+             new_key: bool = False) -> Plan:
+    """Hash the inbox and compare with the last successful run (see ``tests/test_runs.py``).
+
+    A file skipped by the last run (being written, unreadable) counts as changed,
+    so the next run reads it again. A key other than the last run's raises
+    :class:`KeyChanged` unless ``new_key`` says the change is intended.
+    """
     inputs = inbox_files(config)
     fingerprint = run_fingerprint(inputs, config.root / "program.yaml", instruments,
-                                  code_version)
+                                  code_version, key_id)
     previous = load_state(config.output_dir)
+    check_key(config, previous, key_id, new_key)
     before = {e["source_file"]: e["sha256"] for e in (previous or {}).get("inputs", [])}
-    changed = [e["source_file"] for e in inputs if before.get(e["source_file"]) != e["sha256"]]
+    retry = set((previous or {}).get("skipped", []))
+    changed = [e["source_file"] for e in inputs
+               if before.get(e["source_file"]) != e["sha256"] or e["source_file"] in retry]
     changed += sorted(set(before) - {e["source_file"] for e in inputs})  # removed files
     nothing_new = (previous is not None and previous.get("fingerprint") == fingerprint
+                   and not retry & {e["source_file"] for e in inputs}
                    and (config.output_dir / "tables").is_dir())
-    return Plan(fingerprint, inputs, previous, nothing_new, changed)
+    return Plan(fingerprint, inputs, previous, nothing_new, changed, inbox_problems(config),
+                key_id)
+
+
+def check_key(config, previous: dict | None, key_id: str, new_key: bool) -> None:
+    """Stop when the key is not the last run's, unless the change is declared."""
+    before = (previous or {}).get("key_id")
+    if not before or not key_id or before == key_id or new_key:
+        return
+    raise KeyChanged(
+        f"the pseudonymisation key is not the one of the last run ({previous.get('run_id')}, "
+        f"{previous.get('finished')}): every pseudonym would change and nobody would match "
+        f"their earlier answers. Put the old key back, or if the new key is intended: "
+        f"capacitar run {config.root} --new-key")
 
 
 def cohort_fingerprints(valid: dict[str, pd.DataFrame], context: str) -> dict[str, str]:

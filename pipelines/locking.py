@@ -5,7 +5,9 @@ interleave their writes to the same outputs. Each run takes an exclusive
 lock on ``PROGRAM/.capacitar.lock`` (an OS file lock: released by the kernel
 if the process dies, so a crashed run never leaves the folder locked). A
 second run waits up to ``timeout`` seconds for the first, then stops with a
-message naming who holds the folder.
+message naming who holds the folder. The lock is re-entrant within one thread:
+``capacitar run`` takes it before Prefect starts and the flow it runs goes on
+under it (no other run can slip in between).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import datetime as dt
 import json
 import os
 import socket
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +26,7 @@ from filelock import FileLock, Timeout
 from pipelines.errors import CapacitarError
 
 LOCK_NAME = ".capacitar.lock"
+_held = threading.local()  # program folders this thread holds: root -> depth
 
 
 class ProgramBusy(CapacitarError):
@@ -53,15 +57,31 @@ def program_lock(root: Path, run_id: str, timeout: float = 600,
     Examples
     --------
     >>> import tempfile
+    >>> from concurrent.futures import ThreadPoolExecutor
     >>> root = Path(tempfile.mkdtemp())
-    >>> with program_lock(root, "a"):
-    ...     with program_lock(root, "b", timeout=0):
-    ...         pass
-    Traceback (most recent call last):
-    ...
-    pipelines.locking.ProgramBusy: ...
+    >>> def elsewhere():
+    ...     try:
+    ...         with program_lock(root, "b", timeout=0):
+    ...             return "free"
+    ...     except ProgramBusy:
+    ...         return "busy"
+    >>> with program_lock(root, "a"), program_lock(root, "a"):  # re-entrant in one thread
+    ...     with ThreadPoolExecutor() as pool:
+    ...         pool.submit(elsewhere).result()
+    'busy'
+    >>> elsewhere()
+    'free'
     """
-    lock = FileLock(root / LOCK_NAME)
+    held = _held.__dict__.setdefault("roots", {})
+    key = str(Path(root).resolve())
+    if held.get(key):
+        held[key] += 1
+        try:
+            yield
+        finally:
+            held[key] -= 1
+        return
+    lock = FileLock(root / LOCK_NAME, mode=0o600)
     try:
         lock.acquire(timeout=0)
     except Timeout:
@@ -74,12 +94,14 @@ def program_lock(root: Path, run_id: str, timeout: float = 600,
             lock.acquire(timeout=timeout)
         except Timeout:
             raise ProgramBusy(f"{message}; gave up after waiting {timeout:.0f} s") from None
-    info = root / f"{LOCK_NAME}.json"
+    info = root / f"{LOCK_NAME}.json"  # a dead run's is replaced here, removed on release
     try:
+        held[key] = 1
         info.write_text(json.dumps({
             "run_id": run_id, "pid": os.getpid(), "host": socket.gethostname(),
             "since": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}), encoding="utf-8")
         yield
     finally:
+        held.pop(key, None)
         info.unlink(missing_ok=True)
         lock.release()

@@ -16,7 +16,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 import warnings
@@ -26,6 +25,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from pipelines.errors import CapacitarError
+from pipelines.parallel import dying_with_parent
 
 HEALTH_TIMEOUT = 120.0
 """Seconds to wait for a local server's /api/health (the first start migrates its database)."""
@@ -130,16 +130,6 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Linux: the server gets SIGTERM if `capacitar serve` dies without cleaning up (SIGKILL)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
-
-
 def tail(path: Path, lines: int = 30) -> str:
     try:
         with path.open(encoding="utf-8", errors="replace") as handle:
@@ -180,17 +170,14 @@ class LocalServer:
         env.pop("PREFECT_API_URL", None)
         command = [sys.executable, "-m", "prefect", "server", "start",
                    "--host", self.host, "--port", str(self.port)]
-        # preexec_fn is only safe while this process has a single thread (it has, here).
-        die_with_parent = (_die_with_parent if sys.platform.startswith("linux")
-                           and threading.active_count() == 1 else None)
         started = time.monotonic()
         with self.log_path.open("w", encoding="utf-8") as log:
             # Own session: Ctrl-C reaches `capacitar serve` only, which pauses the schedule
             # through this server before stopping it.
+            # It gets SIGTERM if `capacitar serve` dies without cleaning up (SIGKILL).
             self.process = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-                start_new_session=True,
-                preexec_fn=die_with_parent)
+                dying_with_parent(command), stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, env=env, start_new_session=True)
         while time.monotonic() - started < timeout:
             if self.process.poll() is not None:
                 raise CapacitarError(

@@ -39,17 +39,11 @@ from pipelines.analysis.tables import (
     reliability_table,
     wave_means,
 )
-from pipelines.codebook import write_codebook
+from pipelines.codebook import codebook_texts
 from pipelines.codes import REGISTRY_FILE, program_codes
 from pipelines.config import ProgramConfig, load_program
-from pipelines.export import (
-    WORKERS,
-    LabelledFiles,
-    staged_folder,
-    swap_in,
-    write_json,
-    write_open_formats,
-)
+from pipelines.errors import CapacitarError
+from pipelines.export import WORKERS, LabelledFiles, json_text, write_open_formats
 from pipelines.incremental import (
     ANALYSIS_VERSION,
     Plan,
@@ -61,8 +55,10 @@ from pipelines.incremental import (
     stale_cohorts,
 )
 from pipelines.ingest import IngestResult, ingest_program
-from pipelines.ingest.pseudonym import load_key, write_link_file
+from pipelines.ingest.pseudonym import key_identity, load_key, write_link_file
 from pipelines.parallel import Beside
+from pipelines.preflight import check_instruments
+from pipelines.publish import Publication, check_replaceable, clean_stale, recover, tighten
 from pipelines.schema import load_schema
 from pipelines.warehouse import update_warehouse
 from pipelines.wide import scores_wide, scores_wide_spec
@@ -93,6 +89,7 @@ def load_context(program_dir: str | Path) -> Context:
     """Load program.yaml and the instruments (built-in, then the program's own)."""
     config = load_program(program_dir)
     instruments = {**load_builtin(), **load_instruments(config.path(config.instruments_dir))}
+    check_instruments(config, instruments)
     return Context(
         config=config,
         instruments=instruments,
@@ -101,10 +98,16 @@ def load_context(program_dir: str | Path) -> Context:
     )
 
 
+def program_key(ctx: Context) -> bytes:
+    """The program's pseudonymisation key (checked: long enough, owner-only file)."""
+    pseudo = ctx.config.pseudonymisation
+    return load_key(ctx.config.path(pseudo.key_file), pseudo.create_if_missing)
+
+
 def ingest(ctx: Context) -> IngestResult:
     """Stage 1: raw exports -> canonical responses (PII gone, pseudonyms in)."""
     pseudo = ctx.config.pseudonymisation
-    key = load_key(ctx.config.path(pseudo.key_file), pseudo.create_if_missing)
+    key = program_key(ctx)
     result = ingest_program(ctx.config, ctx.instruments, key)
     if pseudo.link_file and result.links is not None:
         write_link_file(ctx.config.path(pseudo.link_file), result.links)
@@ -335,11 +338,30 @@ def stored_cohort_tables(ctx: Context) -> dict[str, pd.DataFrame] | None:
     return {name: pd.read_parquet(p) for name, p in paths.items()}
 
 
-def plan(ctx: Context) -> Plan:
-    """Hash the inbox: what would be read, and whether anything changed since the last run."""
-    return plan_run(ctx.config, ctx.instruments, code_version())
+def plan(ctx: Context, new_key: bool = False) -> Plan:
+    """Hash the inbox: what would be read, and whether anything changed since the last run.
+
+    Call it holding the program lock: it first finishes or undoes a publication
+    a dead run left (:func:`prepare_outputs`).
+    """
+    prepare_outputs(ctx)
+    return plan_run(ctx.config, ctx.instruments, code_version(), key_identity(program_key(ctx)),
+                    new_key)
 
 
+def prepare_outputs(ctx: Context) -> None:
+    """Before a run touches the outputs: undo or finish a dead run's publication, remove its
+    leftovers, refuse output folders capacitar did not make, make everything owner-only."""
+    out = ctx.config.output_dir
+    recover(out)
+    clean_stale(out)
+    for name in ("tables", "reports"):
+        check_replaceable(out / name)
+    tighten(out)
+
+
+COMPLETE, WITH_PROBLEMS, NO_NEW_DATA, FAILED = (
+    "complete", "complete_with_problems", "no_new_data", "failed")
 RUN_COLUMNS = ["fingerprint", "run_id", "started", "finished", "program", "status",
                "code_version", "instrument_versions", "inputs", "rows_read", "rows_valid",
                "rows_quarantined", "cohorts_recomputed", "cohorts_reused", "problems"]
@@ -347,12 +369,14 @@ RUN_COLUMNS = ["fingerprint", "run_id", "started", "finished", "program", "statu
 
 def run_record(
     ctx: Context, ingested: IngestResult | None, contracts: ContractResult | None,
-    accounting: pd.DataFrame | None, plan: Plan | None = None, status: str = "complete",
+    accounting: pd.DataFrame | None, plan: Plan | None = None, status: str | None = None,
     recomputed: int | None = None, reused: int | None = None, problems: list[str] = (),
 ) -> pd.DataFrame:
     """The ``runs`` table row of this run: inputs with SHA-256, versions, row accounting.
 
-    A run with no new data or a failed run has no accounting (null counts).
+    A run with no new data or a failed run has no accounting (null counts). The
+    status of a run that went through is ``complete``, or ``complete_with_problems``
+    when anything was skipped, rejected or left unread (:func:`run_problems`).
     """
     plan = plan or ctx_plan_from(ctx, ingested)
     inputs = (ingested.inputs[["source_file", "sha256", "status", "rows"]].to_dict("records")
@@ -360,8 +384,8 @@ def run_record(
                   {"source_file": e["source_file"], "sha256": e["sha256"]} for e in plan.inputs])
     def total(column: str):
         return int(accounting[column].sum()) if accounting is not None else None
-    problems = [*ctx.problems, *(ingested.problems if ingested else []),
-                *(contracts.problems if contracts else []), *problems]
+    problems = [*run_problems(ctx, plan, ingested, contracts), *problems]
+    status = status or (WITH_PROBLEMS if problems else COMPLETE)
     row = {
         "fingerprint": plan.fingerprint, "run_id": ctx.run_id, "started": ctx.started,
         "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -379,6 +403,14 @@ def run_record(
     return table
 
 
+def run_problems(ctx: Context, plan: Plan | None, ingested: IngestResult | None,
+                 contracts: ContractResult | None) -> list[str]:
+    """Everything that makes a run "complete with problems": problems met before ingest (a
+    failed pull), inbox files no source reads, files skipped, batches rejected."""
+    return [*ctx.problems, *(plan.problems if plan else []),
+            *(ingested.problems if ingested else []), *(contracts.problems if contracts else [])]
+
+
 def ctx_plan_from(ctx: Context, ingested: IngestResult) -> Plan:
     """A plan from what ingest read (for callers that did not plan first)."""
     inputs = ingested.inputs[["source", "source_file", "sha256"]].to_dict("records")
@@ -386,20 +418,59 @@ def ctx_plan_from(ctx: Context, ingested: IngestResult) -> Plan:
                                 code_version()), inputs)
 
 
-def record_run(ctx: Context, record: pd.DataFrame) -> None:
-    """Add a run row (no new data, failed) to the warehouse without touching other tables."""
+def record_run(ctx: Context, record: pd.DataFrame, plan: Plan | None = None) -> None:
+    """Add this run's row to the warehouse's ``runs`` table, without touching other tables.
+
+    ``state.json`` is the record of the last published run: its row is written
+    again with this one (the same values), so a run killed between writing its
+    state and its row is in the table all the same.
+    """
+    published = (plan.previous or {}).get("run") if plan else None
+    rows = [record] if not published or published.get("run_id") == record["run_id"].iloc[0] \
+        else [runs_frame([published]), record]
     specs = dict(load_schema().tables)
-    update_warehouse(ctx.config.output_dir / "warehouse.duckdb", {"runs": record}, specs)
+    update_warehouse(ctx.config.output_dir / "warehouse.duckdb",
+                     {"runs": pd.concat(rows, ignore_index=True)}, specs)
+
+
+def runs_frame(rows: list[dict]) -> pd.DataFrame:
+    """Run rows as the ``runs`` table (whole numbers as nullable integers)."""
+    table = pd.DataFrame(rows, columns=RUN_COLUMNS)
+    for column in ("rows_read", "rows_valid", "rows_quarantined", "cohorts_recomputed",
+                   "cohorts_reused"):
+        table[column] = pd.to_numeric(table[column]).astype("Int64")
+    return table
+
+
+class ProblemsFound(CapacitarError):
+    """``--strict``: the run met problems, so it stopped before publishing anything."""
+
+
+def strict_message(problems: list[str]) -> str:
+    """The one line a --strict run stops with."""
+    return (f"stopped (--strict) before publishing anything, on {len(problems)} problem(s): "
+            + " | ".join(problems))
+
+
+def record_failed(ctx: Context, plan: Plan, message: str) -> None:
+    """A ``failed`` row in the runs table, with the one line that says why."""
+    record_run(ctx, run_record(ctx, None, None, None, plan, status=FAILED, problems=[message]),
+               plan)
 
 
 def record_no_new_data(ctx: Context, plan: Plan) -> dict:
-    """Record a run that found nothing new; its summary (the CLI and the flow both use it)."""
-    record_run(ctx, run_record(ctx, None, None, None, plan, status="no_new_data", recomputed=0))
+    """Record a run that found nothing new; its summary (the CLI and the flow both use it).
+
+    Inbox files that no source reads are reported even then (a scheduled run
+    must hear of them).
+    """
+    record = run_record(ctx, None, None, None, plan, status=NO_NEW_DATA, recomputed=0)
+    record_run(ctx, record, plan)
     last = plan.previous or {}
-    return {"run_id": ctx.run_id, "status": "no_new_data", "previous_run": last.get("run_id"),
+    return {"run_id": ctx.run_id, "status": NO_NEW_DATA, "previous_run": last.get("run_id"),
             "previous_finished": last.get("finished"), "output_dir": str(ctx.config.output_dir),
             "report": str(ctx.config.output_dir / "reports" / f"program_{ctx.config.language}.html"),
-            "problems": list(ctx.problems)}
+            "problems": [*ctx.problems, *plan.problems]}
 
 
 def run_history(ctx: Context, last: int = 10) -> pd.DataFrame:
@@ -417,12 +488,26 @@ def run_history(ctx: Context, last: int = 10) -> pd.DataFrame:
                            [last]).df()
 
 
-def save_run_state(ctx: Context, plan: Plan, cohorts: dict[str, str]) -> None:
-    """Remember this successful run (fingerprint, inputs, cohort fingerprints): written last."""
+def save_run_state(ctx: Context, plan: Plan, cohorts: dict[str, str],
+                   record: pd.DataFrame | None = None, skipped: list[str] = ()) -> None:
+    """Remember this published run: fingerprint, inputs, cohort fingerprints, the key's
+    identity, files skipped (read again next time) and its ``runs`` row. The commit point of
+    the run's publication."""
+    run = None
+    if record is not None:
+        run = {k: (None if pd.isna(v) else v.item() if hasattr(v, "item") else v)
+               for k, v in record.iloc[0].items()}
     save_state(ctx.config.output_dir, {
         "fingerprint": plan.fingerprint, "run_id": ctx.run_id, "started": ctx.started,
         "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "inputs": plan.inputs, "cohorts": cohorts})
+        "key_id": plan.key_id, "inputs": plan.inputs, "skipped": list(skipped),
+        "cohorts": cohorts, "run": run})
+
+
+def skipped_files(ingested: IngestResult) -> list[str]:
+    """Files ingest skipped (a problem named in the run): read again by the next run."""
+    inputs = ingested.inputs
+    return inputs.loc[inputs["status"] != "read", "source_file"].tolist()
 
 
 def export(ctx: Context, tables: dict[str, pd.DataFrame]) -> list[Path]:
@@ -431,41 +516,60 @@ def export(ctx: Context, tables: dict[str, pd.DataFrame]) -> list[Path]:
     The tables folder is staged and swapped in whole, so a run killed midway
     leaves the previous outputs intact. The flow does the same in parts
     (:func:`table_export`), starting with the tables that are final before the
-    analysis.
+    analysis, and publishes the reports with the tables.
     """
     with table_export(ctx) as exporting:
         exporting.add(tables)
         exporting.seal()
-        return exporting.finish()
+        written = exporting.finish()
+        exporting.commit()
+    if "runs" in tables:
+        record_run(ctx, tables["runs"])
+    return written
 
 
 @contextmanager
 def table_export(ctx: Context) -> Iterator[TableExport]:
     """Stage 5 in parts: :meth:`TableExport.add` tables as they become final (their SPSS and
     Stata files are written by worker processes meanwhile), :meth:`TableExport.seal` once all
-    are in (the warehouse merges on a thread), :meth:`TableExport.finish` at the end. Leaving
-    early (an error) stops the workers and drops the staging folder."""
-    with staged_folder(ctx.config.output_dir / "tables") as staging:
-        exporting = TableExport(ctx, staging)
-        try:
-            yield exporting
-        finally:
-            exporting.cancel()
+    are in (the warehouse merges on a thread), :meth:`TableExport.finish` swaps the tables (and
+    the reports staged in :attr:`TableExport.reports_staging`) in, :meth:`TableExport.commit`
+    once the run's state is written. Leaving before the commit (an error) stops the workers,
+    drops the staging folders and undoes the swap."""
+    publication = Publication(ctx.config.output_dir, ctx.run_id)
+    try:
+        exporting = TableExport(ctx, publication)
+        yield exporting
+    finally:
+        if not publication.committed:
+            if "exporting" in locals():
+                exporting.cancel()
+            publication.abandon()
 
 
 class TableExport:
-    """One run's tables folder, filled in a staging folder and swapped in by :meth:`finish`."""
+    """One run's outputs, filled in staging folders and published by :meth:`finish`."""
 
-    def __init__(self, ctx: Context, staging: Path):
-        self.ctx, self.staging = ctx, staging
+    def __init__(self, ctx: Context, publication: Publication):
+        self.ctx, self.publication = ctx, publication
+        self.staging = publication.folder("tables")
+        self._reports: Path | None = None
         self.specs = dict(load_schema().tables)
         self.sets = program_codes(ctx.config, ctx.instruments,
                                   {r: v["label"] for r, v in RULES.items()},
-                                  ctx.config.output_dir / "tables", staging)
-        self.labelled = LabelledFiles(staging, self.specs, self.sets, ctx.config.language)
+                                  ctx.config.output_dir / "tables", self.staging)
+        self.labelled = LabelledFiles(self.staging, self.specs, self.sets, ctx.config.language)
         self.files: dict[str, pd.DataFrame] = {}
-        self.written: list[Path] = [staging / REGISTRY_FILE]
+        self.written: list[Path] = [self.staging / REGISTRY_FILE]
+        self.top: list[Path] = []  # codebook and load scripts beside the folders
         self.warehouse: Future | None = None
+
+    @property
+    def reports_staging(self) -> Path:
+        """The staging folder of the reports, published with the tables."""
+        if self._reports is None:
+            self._reports = self.publication.folder("reports")
+        return self._reports
 
     def add(self, tables: dict[str, pd.DataFrame], workers: int = WORKERS) -> None:
         """Write Parquet and CSV now; start the SPSS/Stata files on ``workers`` processes."""
@@ -483,10 +587,13 @@ class TableExport:
         """Every table is in: merge them into the warehouse on a thread while the caller goes on.
 
         DuckDB reads the staged Parquet files without the GIL, so this overlaps
-        with rendering the reports. The warehouse commits before the tables are
-        swapped in: if the run then fails, the next run replaces those rows.
+        with rendering the reports. The warehouse commits before the outputs are
+        swapped in: if the run then fails, the next run replaces those rows. The
+        run's own ``runs`` row is added after the run's state is written
+        (:func:`record_run`), so the table never calls complete a run that was
+        not published.
         """
-        files = self.ordered_files()
+        files = {n: f for n, f in self.ordered_files().items() if n != "runs"}
         parquet = {name: self.staging / f"{name}.parquet" for name in files}
         self._threads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warehouse")
         self.warehouse = self._threads.submit(
@@ -498,10 +605,10 @@ class TableExport:
         return {name: self.files[name] for name in self.specs if name in self.files}
 
     def finish(self) -> list[Path]:
-        """Wait for the SPSS/Stata files and the warehouse, swap the tables in, write the codebook
-        and load scripts."""
+        """Wait for the SPSS/Stata files and the warehouse; stage the codebook and load scripts;
+        swap the tables, reports and those files in together (committed by :meth:`commit`)."""
         out = self.ctx.config.output_dir
-        if self.staging.exists():  # not swapped in yet (a retried finish goes on from here)
+        if not self.publication.swapped:  # a retried finish goes on from here
             if self.warehouse is None:
                 self.seal()
             staged = self.written + self.labelled.wait()
@@ -509,14 +616,20 @@ class TableExport:
                 self.warehouse.result()
             finally:
                 self.stop_warehouse()
-            swap_in(self.staging, out / "tables")
+            files = self.ordered_files()
+            texts = codebook_texts(out, self.specs, files, self.sets, self.ctx.instruments,
+                                   self.ctx.config)
+            texts["last_run.json"] = json_text(files["runs"].iloc[0].to_dict())
+            self.top = [self.publication.file(
+                name, lambda path, text=text: path.write_text(text, encoding="utf-8"))
+                for name, text in texts.items()]
+            self.publication.swap()
             self.written = [out / "tables" / p.relative_to(self.staging) for p in staged]
-        files = self.ordered_files()
-        written = [*self.written, out / "warehouse.duckdb"]
-        written += write_codebook(out, self.specs, files, self.sets, self.ctx.instruments,
-                                  self.ctx.config)
-        written.append(write_json(files["runs"].iloc[0].to_dict(), out / "last_run.json"))
-        return written
+        return [*self.written, out / "warehouse.duckdb", *self.top]
+
+    def commit(self) -> None:
+        """The run's state is written: the swap is final."""
+        self.publication.commit()
 
     def stop_warehouse(self) -> None:
         """Let the warehouse thread end (before its Parquet files move or go)."""
@@ -544,10 +657,16 @@ def report(ctx: Context, tables: dict[str, pd.DataFrame], pdf: bool = True) -> l
     return report_folder(ctx, tables, pdf).paths
 
 
-def report_folder(ctx: Context, tables: dict[str, pd.DataFrame], pdf: bool = True) -> Rendered:
-    """Stage 6, with what was reused: unchanged pages keep their PDF (not re-printed)."""
+def report_folder(ctx: Context, tables: dict[str, pd.DataFrame], pdf: bool = True,
+                  staging: Path | None = None) -> Rendered:
+    """Stage 6, with what was reused: unchanged pages keep their PDF (not re-printed).
+
+    With ``staging`` (a run's :attr:`TableExport.reports_staging`) the pages are
+    written there and published with the tables; without, they are published at once.
+    """
     return render_report_folder(tables, ctx.config, ctx.instruments,
-                                ctx.config.output_dir / "reports", pdf=pdf)
+                                ctx.config.output_dir / "reports", pdf=pdf, staging=staging,
+                                run_id=ctx.run_id)
 
 
 REPORT_TABLES = ["participation", "change", "reliability", "items", "band_transitions",

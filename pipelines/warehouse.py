@@ -22,7 +22,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from pipelines.export import staged_folder
+from pipelines.publish import private_folder
 from pipelines.schema import TableSpec
 
 DUCK_TYPES = {"string": "VARCHAR", "category": "VARCHAR", "integer": "BIGINT",
@@ -127,7 +127,7 @@ def update_warehouse(
                     and specs[n].scope == ACCUMULATES}
     if path.exists() and accumulating == set(tables):  # only runs' rows added, none removed
         return add_in_place(path, tables, specs)
-    with staged_folder(path) as staging:  # a private (0700) folder: DuckDB's WAL lands there too
+    with private_folder(path) as staging:  # DuckDB's WAL lands in this private folder too
         new = staging / path.name
         with duckdb.connect(str(new)) as con:
             keep_previous(con, path, tables, specs)

@@ -23,7 +23,7 @@ import yaml
 
 from data_contracts.rules import RULES
 from instruments.model import Instrument
-from pipelines.export import write_folder
+from pipelines.publish import write_folder
 from pipelines.schema import load_schema
 from reports import plots
 from reports.pdf import print_all
@@ -734,12 +734,16 @@ def render_reports(tables: dict[str, pd.DataFrame], config, instruments, folder:
 
 
 def render_report_folder(tables: dict[str, pd.DataFrame], config, instruments, folder: Path,
-                         pdf: bool = True) -> Rendered:
+                         pdf: bool = True, staging: Path | None = None,
+                         run_id: str = "report") -> Rendered:
     """Render into a staging folder and swap it in whole (a failed run keeps the old reports).
 
+    With ``staging`` the pages are written there and the caller publishes them
+    (a run does, together with its tables); the paths returned are those in ``folder``.
     A page whose HTML is byte-identical to the one already published keeps its
     PDF (hard-linked, not re-printed): printing is the slow part, and most
-    cohorts do not change between weekly runs. PDFs need Chromium/Chrome;
+    cohorts do not change between weekly runs. Without PDFs (``pdf=False``)
+    the published PDFs are kept as they are. PDFs need Chromium/Chrome;
     without one they are skipped with a logged message.
     """
     pages = report_pages(tables, config, instruments)
@@ -751,7 +755,11 @@ def render_report_folder(tables: dict[str, pd.DataFrame], config, instruments, f
             path = staging / name
             path.write_text(html, encoding="utf-8")
             written.append(path)
-            if not pdf or name.startswith("index_"):
+            if name.startswith("index_"):
+                continue
+            if not pdf:
+                if keep_pdf(folder / name, path.with_suffix(".pdf")):
+                    written.append(path.with_suffix(".pdf"))
                 continue
             if reuse_pdf(folder / name, html, path.with_suffix(".pdf")):
                 result.reused += 1
@@ -765,7 +773,10 @@ def render_report_folder(tables: dict[str, pd.DataFrame], config, instruments, f
         return [p for p in written if not p.name.startswith("index_")] + [
             p for p in written if p.name.startswith("index_")]
 
-    result.paths = write_folder(folder, fill)
+    if staging is None:
+        result.paths = write_folder(folder, fill, run_id)
+    else:
+        result.paths = [folder / p.relative_to(staging) for p in fill(staging)]
     if result.message:
         log.warning(result.message)
     return result
@@ -773,9 +784,19 @@ def render_report_folder(tables: dict[str, pd.DataFrame], config, instruments, f
 
 def reuse_pdf(published: Path, html: str, target: Path) -> bool:
     """Link the published PDF into ``target`` when its HTML is unchanged; False otherwise."""
+    try:
+        if published.read_text(encoding="utf-8") != html:
+            return False
+    except OSError:
+        return False
+    return keep_pdf(published, target)
+
+
+def keep_pdf(published: Path, target: Path) -> bool:
+    """Link the published page's PDF into ``target`` (False when there is none)."""
     old_pdf = published.with_suffix(".pdf")
     try:
-        if not old_pdf.exists() or published.read_text(encoding="utf-8") != html:
+        if not old_pdf.exists():
             return False
         try:
             os.link(old_pdf, target)

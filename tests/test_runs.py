@@ -4,9 +4,12 @@ Each test works on its own small three-cohort program; the flow runs under the
 session's Prefect test harness.
 """
 
+import json
 import os
+import re
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
@@ -136,10 +139,10 @@ def test_two_concurrent_runs_do_not_interleave(program, prefect_harness, monkeyp
 
     events, real_plan, real_save = [], stages.plan, stages.save_run_state
 
-    def plan(ctx):  # the first thing a run does once it holds the folder
+    def plan(ctx, **options):  # the first thing a run does once it holds the folder
         events.append((time.perf_counter(), ctx.run_id, "start"))
         time.sleep(1.0)  # long enough for the other run to try to start
-        return real_plan(ctx)
+        return real_plan(ctx, **options)
 
     def save(ctx, *args):  # the last thing it does
         real_save(ctx, *args)
@@ -171,9 +174,14 @@ def test_a_busy_program_is_a_clear_message_not_a_traceback(program):
     assert "try again when it has finished" in said
     assert "gave up after waiting 2 s" in said_after_waiting and waited.returncode == 2
     assert "Traceback" not in result.stderr + waited.stderr
-    with program_lock(program, "x"), pytest.raises(ProgramBusy, match="try again"):
+
+    def another_run():
         with program_lock(program, "y", timeout=0):
             pass
+
+    with program_lock(program, "x"), ThreadPoolExecutor() as pool:
+        with pytest.raises(ProgramBusy, match="try again"):
+            pool.submit(another_run).result()
 
 
 def test_a_failed_stage_keeps_previous_outputs(program, prefect_harness, monkeypatch):
@@ -291,15 +299,251 @@ def test_an_unreachable_dask_scheduler_is_one_clear_message(program, prefect_har
     assert not (program / "outputs" / "tables").exists()  # nothing half-written
 
 
-def test_a_run_whose_only_file_is_skipped_completes_with_the_message(tmp_path, monkeypatch,
-                                                                     prefect_harness):
+def test_a_run_whose_only_file_is_skipped_completes_with_problems(tmp_path, monkeypatch,
+                                                                   prefect_harness):
     from pipelines.flows import evaluate_program
 
     monkeypatch.setenv("CAPACITAR_PSEUDONYM_KEY", "k" * 32)
     monkeypatch.setenv("CAPACITAR_CHROMIUM", "/nonexistent")
-    root = small_program(tmp_path, {"stss_pre.csv": "name,email,other\nA,a@x.pe,1\n"})
-    run = evaluate_program(str(root))
-    assert run["status"] == "complete" and run["rows_read"] == 0
-    assert any("the cohort column 'sede' is not in the file" in p for p in run["problems"])
+    root = small_program(tmp_path, {"stss_pre.csv": "<html><body>Sign in</body></html>\n"})
+    state = evaluate_program(str(root), return_state=True)
+    run = state.result()
+    assert state.is_completed() and state.name == "CompletedWithProblems"
+    assert run["status"] == "complete_with_problems" and run["rows_read"] == 0
+    assert any("stss_pre.csv" in p and "web page" in p for p in run["problems"])
     change = pd.read_parquet(root / "outputs" / "tables" / "change.parquet")
     assert change.empty and "d_z" in change.columns
+    assert runs(root)["status"].tolist() == ["complete_with_problems"]
+
+
+def flow_run_of(state):
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return client.read_flow_run(state.state_details.flow_run_id)
+
+
+def summary_artifact(state) -> str:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])))
+    return next(a.data for a in found if a.key == "capacitar-run-summary")
+
+
+def test_problems_make_noise_even_with_no_new_data(program, prefect_harness, monkeypatch,
+                                                   capsys):
+    from pipelines.cli import main
+    from pipelines.flows import evaluate_program
+
+    (program / "inbox" / "stss_followup_c1.xlsx").write_bytes(b"exported with the wrong name")
+    state = evaluate_program(str(program), return_state=True)
+    run = state.result()
+    stored = flow_run_of(state).state
+    assert stored.type.value == "COMPLETED" and stored.name == "CompletedWithProblems"
+    assert "stss_followup_c1.xlsx" in stored.message
+    assert run["status"] == "complete_with_problems" and len(run["problems"]) == 1
+    markdown = summary_artifact(state)
+    assert markdown.index("Completed with problems (1)") < markdown.index("rows read")
+    assert "stss\\_followup\\_c1\\.xlsx" in markdown
+    again = evaluate_program(str(program), return_state=True)  # a scheduled run, nothing new
+    assert again.name == "CompletedWithProblems" and again.result()["status"] == "no_new_data"
+    assert "stss\\_followup\\_c1\\.xlsx" in summary_artifact(again)
+    monkeypatch.setattr("pipelines.embedded_server.start_early", lambda: pytest.fail("no Prefect"))
+    with pytest.raises(SystemExit) as stop:  # cron: exit status 1, the problem said first
+        main(["run", str(program)])
+    said = capsys.readouterr().out
+    assert stop.value.code == 1
+    assert said.index("Completed with problems (1)") < said.index("No new data")
+    history = runs(program)
+    assert history["status"].tolist() == ["complete_with_problems", "no_new_data", "no_new_data"]
+    assert history["problems"].str.contains("stss_followup_c1.xlsx").all()
+
+
+def test_strict_makes_a_problem_a_failure_before_anything_is_published(program, prefect_harness):
+    from pipelines.errors import RunFailed
+    from pipelines.flows import evaluate_program
+
+    (program / "inbox" / "stss_post_c2.csv").write_text("<html>login</html>")  # skipped
+    state = evaluate_program(str(program), strict=True, return_state=True)
+    assert state.is_failed() and "stopped (--strict)" in state.message
+    assert "stss_post_c2.csv" in state.message
+    with pytest.raises(RunFailed, match="web page"):
+        state.result()
+    assert not (program / "outputs" / "tables").exists()
+    assert not (program / "outputs" / "reports").exists()
+    assert runs(program)["status"].tolist() == ["failed"]
+
+
+def test_a_file_skipped_last_time_is_read_again(program, prefect_harness):
+    from pipelines.flows import evaluate_program
+
+    target = program / "inbox" / "stss_post_c2.csv"
+    text = target.read_text()
+    target.write_text(text.splitlines()[0] + "\n")  # header only: still being written
+    first = evaluate_program(str(program))
+    assert any("stss_post_c2.csv" in p for p in first["problems"])
+    second = evaluate_program(str(program))  # the same bytes: not "no new data"
+    assert second["status"] == "complete_with_problems"
+    target.write_text(text)
+    third = evaluate_program(str(program))
+    assert third["status"] == "complete" and third["cohorts_recomputed"] == ["c2"]
+    assert evaluate_program(str(program))["status"] == "no_new_data"
+
+
+def test_a_replaced_key_stops_the_run_unless_declared(program, prefect_harness, monkeypatch):
+    from pipelines.cli import main
+    from pipelines.errors import RunFailed
+    from pipelines.flows import evaluate_program
+
+    evaluate_program(str(program))
+    before = set(pd.read_parquet(program / "outputs" / "tables" / "scores.parquet")["participant"])
+    state = json.loads((program / "outputs" / "state.json").read_text())
+    assert len(state["key_id"]) == 16 and "k" * 16 not in json.dumps(state)
+    monkeypatch.setenv("CAPACITAR_PSEUDONYM_KEY", "another key, long enough")
+    with pytest.raises(SystemExit) as stop:
+        main(["run", str(program)])
+    assert stop.value.code == 2  # not "no new data"
+    with pytest.raises(RunFailed, match="--new-key"):  # a served run
+        evaluate_program(str(program))
+    declared = evaluate_program(str(program), new_key=True)
+    assert declared["status"] == "complete" and declared["cohorts_recomputed"] == ["c1", "c2"]
+    after = set(pd.read_parquet(program / "outputs" / "tables" / "scores.parquet")["participant"])
+    assert len(after) == len(before) == 24 and not after & before
+
+
+def test_every_output_is_owner_only(program, prefect_harness):
+    from pipelines.flows import evaluate_program
+
+    (program / "outputs").mkdir()
+    (program / "outputs" / "warehouse.duckdb").touch(mode=0o644)  # as a version before wrote it
+    (program / "outputs" / "warehouse.duckdb").unlink()
+    evaluate_program(str(program))
+    modes = {str(p.relative_to(program)): p.stat().st_mode & 0o777
+             for p in (program / "outputs").rglob("*")}
+    assert modes and {m for p, m in modes.items() if (program / p).is_file()} == {0o600}
+    assert {m for p, m in modes.items() if (program / p).is_dir()} == {0o700}
+    assert (program / ".capacitar.lock.json").exists() is False
+
+
+class PrefectLogs(list):
+    """Log records of flow and task runs (what Prefect's console and database show)."""
+
+    def __enter__(self):
+        import logging
+
+        self.handler = logging.Handler(level=logging.DEBUG)
+        self.handler.emit = self.append
+        for name in ("prefect.flow_runs", "prefect.task_runs"):
+            logging.getLogger(name).addHandler(self.handler)
+        return self
+
+    def __exit__(self, *exc):
+        import logging
+
+        for name in ("prefect.flow_runs", "prefect.task_runs"):
+            logging.getLogger(name).removeHandler(self.handler)
+
+    @property
+    def text(self) -> str:
+        return "\n".join(r.getMessage() for r in self)
+
+    def tracebacks(self) -> list[str]:
+        """Records that would print a traceback."""
+        return [r.getMessage() for r in self if r.exc_info or r.exc_text]
+
+
+@pytest.mark.parametrize("fault", ["lock", "disk", "disk-reports", "read-only"])
+def test_failures_at_the_edges_are_one_line_without_traceback(program, prefect_harness,
+                                                             monkeypatch, fault):
+    import errno
+
+    from pipelines import publish
+    from pipelines.errors import RunFailed
+    from pipelines.flows import evaluate_program
+
+    evaluate_program(str(program))
+    kept = snapshot(program / "outputs" / "tables")
+    add_cohort_c3(program)
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", "outputs/x.parquet")
+
+    if fault == "disk":  # in a task that retries I/O errors: not this one
+        monkeypatch.setattr(stages, "write_open_formats", full)
+        said = "no space left on the disk writing outputs/x.parquet"
+    elif fault == "disk-reports":  # in a task Prefect logs with its traceback
+        monkeypatch.setattr(stages, "render_report_folder", full)
+        said = "no space left on the disk writing outputs/x.parquet"
+    elif fault == "read-only":
+        def read_only(*args, **kwargs):
+            raise OSError(errno.EROFS, "Read-only file system", str(program / "outputs"))
+        monkeypatch.setattr(publish.tempfile, "mkdtemp", read_only)
+        said = "(Read-only file system): capacitar needs to write"
+    else:
+        said = "being evaluated by run holder"
+    with ThreadPoolExecutor() as pool:  # the lock held elsewhere (another run)
+        holder = threading.Event()
+        release = threading.Event()
+
+        def hold():
+            with program_lock(program, "holder"):
+                holder.set()
+                release.wait(60)
+        if fault == "lock":
+            pool.submit(hold)
+            holder.wait(10)
+        try:
+            with PrefectLogs() as logs:
+                state = evaluate_program(str(program), lock_timeout=0, return_state=True)
+        finally:
+            release.set()
+    assert state.is_failed() and said in state.message
+    with pytest.raises(RunFailed, match=re.escape(said)):
+        state.result()
+    assert said in logs.text and logs.tracebacks() == []
+    assert "will start" not in logs.text  # no "Retry 1/2 will start in 3 s" on a full disk
+    assert snapshot(program / "outputs" / "tables") == kept
+
+
+def test_the_cli_says_a_failed_run_in_one_line_with_status_3(program, prefect_harness,
+                                                             monkeypatch, capsys):
+    import errno
+
+    from pipelines.cli import main
+
+    class NoServer:
+        def api(self):
+            return __import__("contextlib").nullcontext()
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", "outputs/x.parquet")
+
+    monkeypatch.setattr("pipelines.embedded_server.start_early", NoServer)
+    monkeypatch.setattr(stages, "write_open_formats", full)
+    with pytest.raises(SystemExit) as stop, PrefectLogs() as logs:
+        main(["run", str(program)])
+    said = capsys.readouterr().err.strip().splitlines()
+    assert stop.value.code == 3 and logs and logs.tracebacks() == []
+    assert said == ["error: no space left on the disk writing outputs/x.parquet: free some space, "
+                    "then run again"]
+
+
+def test_report_takes_the_lock_and_no_pdf_keeps_the_pdfs(program, prefect_harness, capsys):
+    from pipelines.cli import main
+    from pipelines.flows import evaluate_program
+
+    evaluate_program(str(program), pdf=False)
+    reports = program / "outputs" / "reports"
+    pdf = reports / "cohort_c1_es.pdf"
+    pdf.write_bytes(b"%PDF-1.4 printed last week")
+    with program_lock(program, "holder-run"), ThreadPoolExecutor() as pool:
+        busy = pool.submit(main, ["report", str(program), "--wait", "0"])
+        with pytest.raises(SystemExit) as stop:
+            busy.result()
+    assert stop.value.code == 2 and "being evaluated by run holder-run" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        main(["report", str(program), "--no-pdf"])
+    assert stop.value.code == 0
+    assert pdf.read_bytes() == b"%PDF-1.4 printed last week"

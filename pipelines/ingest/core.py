@@ -404,7 +404,7 @@ def ingest_program(
         if unknown:
             plan.append(f"source {source.name}: unknown instruments {unknown}")
             continue
-        paths = sorted(config.inbox_dir.glob(source.pattern))
+        paths = config.source_paths(source.pattern)
         if not paths:
             plan.append(f"source {source.name}: no file matches {source.pattern!r} in the inbox")
         plan += [(source, path) for path in paths]

@@ -19,6 +19,7 @@ from pipelines.errors import ConfigError
 from pipelines.ingest.text import fold, map_distinct
 
 KEY_ENV = "CAPACITAR_PSEUDONYM_KEY"
+MIN_KEY_CHARS = 16  # the same minimum for the file and the environment variable
 PREFIX = "P"
 DIGITS = 12  # 48 bits: collision-free in practice for programs of < 10^5 people
 
@@ -68,17 +69,20 @@ def pseudonymise(frame: pd.DataFrame, columns: list[str], key: bytes) -> pd.Seri
 def load_key(key_file: Path, create_if_missing: bool = False) -> bytes:
     """The program's secret: from $CAPACITAR_PSEUDONYM_KEY, else ``key_file``.
 
-    With ``create_if_missing`` (demo programs) a new random key is written
-    with owner-only permissions; otherwise a missing key is a clear error.
+    Either must hold at least ``MIN_KEY_CHARS`` characters, and the file must be
+    readable by its owner only (on POSIX systems). With ``create_if_missing``
+    (demo programs) a new random key is written with owner-only permissions;
+    otherwise a missing key is a clear error.
     """
     from_env = os.environ.get(KEY_ENV, "").strip()
     if from_env:
-        return from_env.encode("utf-8")
+        return checked_key(from_env, f"${KEY_ENV}")
+    if key_file.is_dir():
+        raise ConfigError(f"{key_file}: pseudonymisation.key_file is a folder; give the key's "
+                          f"file (create one with: capacitar keygen {key_file / 'pseudonym.key'})")
     if key_file.exists():
-        key = key_file.read_text(encoding="utf-8").strip()
-        if len(key) < 16:
-            raise ConfigError(f"{key_file}: pseudonymisation key is too short (need >= 16 chars)")
-        return key.encode("utf-8")
+        check_owner_only(key_file)
+        return checked_key(key_file.read_text(encoding="utf-8").strip(), str(key_file))
     if not create_if_missing:
         raise ConfigError(
             f"No pseudonymisation key: {key_file} does not exist and ${KEY_ENV} is not set.\n"
@@ -89,11 +93,43 @@ def load_key(key_file: Path, create_if_missing: bool = False) -> bytes:
     return key_file.read_text(encoding="utf-8").strip().encode("utf-8")
 
 
+def checked_key(key: str, where: str) -> bytes:
+    """``key`` as bytes, if long enough to resist guessing."""
+    if len(key) < MIN_KEY_CHARS:
+        raise ConfigError(f"{where}: the pseudonymisation key is too short ({len(key)} "
+                          f"characters; at least {MIN_KEY_CHARS}): make one with "
+                          "`capacitar keygen FILE`")
+    return key.encode("utf-8")
+
+
+def check_owner_only(key_file: Path) -> None:
+    """Refuse a key file that other users can read (it would let them re-identify people)."""
+    if os.name != "posix":
+        return
+    mode = key_file.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise ConfigError(f"{key_file} can be read by other users (mode {mode:o}); make it "
+                          f"yours only: chmod 600 {key_file}")
+
+
+def key_identity(key: bytes) -> str:
+    """A keyed hash that tells keys apart without revealing them (for the run state).
+
+    Examples
+    --------
+    >>> key_identity(b"k" * 16) == key_identity(b"k" * 16) != key_identity(b"j" * 16)
+    True
+    """
+    return hmac.digest(key, b"capacitar key identity", "sha256").hex()[:16]
+
+
 def write_new_key(key_file: Path) -> None:
-    """Write a new random 256-bit key readable only by its owner."""
+    """Write a new random 256-bit key readable only by its owner (never readable by others,
+    not even while it is written)."""
     key_file.parent.mkdir(parents=True, exist_ok=True)
-    key_file.write_text(secrets.token_hex(32) + "\n", encoding="utf-8")
-    key_file.chmod(0o600)
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(secrets.token_hex(32) + "\n")
 
 
 def write_link_file(path: Path, links: pd.DataFrame) -> None:
