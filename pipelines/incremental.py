@@ -29,6 +29,7 @@ import pandas as pd
 from pipelines.errors import CapacitarError
 from pipelines.export import write_json
 from pipelines.ingest.core import sha256_of
+from pipelines.pull.snapshots import snapshot_files_globs
 
 STATE_FILE = "state.json"
 # Bump when the analysis changes in a way the code version would not show (dev installs).
@@ -76,6 +77,8 @@ def inbox_problems(config) -> list[str]:
     inbox, problems, matched = config.inbox_dir, [], set()
     patterns = [s.pattern for s in config.sources] + [s.dictionary for s in config.sources
                                                       if s.dictionary]
+    patterns += [glob for s in config.sources if s.pull
+                 for glob in snapshot_files_globs(s.name, s.pull.kind) if glob not in patterns]
     for pattern in patterns:
         inside, outside = config.inbox_matches(pattern)
         matched.update(inside + outside)

@@ -52,6 +52,7 @@ def private_folder(beside: Path) -> Iterator[Path]:
     Named like a staging folder, so one left by a killed run is cleaned by
     :func:`clean_stale`.
     """
+    beside.parent.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix=f".{beside.name}.staging-", dir=beside.parent))
     mark(folder, folder.name.rsplit("-", 1)[-1])
     try:

@@ -184,7 +184,10 @@ def test_capacitar_pull_and_run_no_pull_from_the_command_line(program, servers):
     assert REDCAP_TOKEN not in pulled.stdout + pulled.stderr
     servers.kobo.hits.clear()
     offline = capacitar("run", str(program), "--no-pull", "--no-pdf", env=env)
-    assert offline.returncode == 0 and "Traceback" not in offline.stderr
+    # no REDCap snapshot yet: completed with problems (exit 1), the problem listed first
+    assert offline.returncode == 1 and "Traceback" not in offline.stderr
     assert servers.kobo.hits == []  # --no-pull: no request at all
-    skipped = [line for line in offline.stdout.splitlines() if "skipped:" in line]
-    assert len(skipped) == 1 and "source bienestar: no file matches" in skipped[0]
+    lines = offline.stdout.splitlines()
+    problems = [line for line in lines if line.startswith("  - ")]
+    assert any(line.startswith("Completed with problems (1)") for line in lines)
+    assert len(problems) == 1 and "source bienestar: no file matches" in problems[0]

@@ -41,6 +41,16 @@ def snapshot_globs(name: str, kind: str | None) -> dict[str, str]:
     return globs
 
 
+def snapshot_files_globs(name: str, kind: str | None) -> list[str]:
+    """Every file name a pull of the source writes into the inbox (read or kept beside).
+
+    >>> snapshot_files_globs("bienestar", "redcap")[-1]
+    'bienestar_????????T??????Z.project.json'
+    """
+    globs = list(snapshot_globs(name, kind).values())
+    return globs + ([f"{name}_{STAMP_GLOB}{PROJECT}"] if kind == "redcap" else [])
+
+
 def snapshot_sets(folder: Path, name: str) -> dict[str, dict[str, Path]]:
     """Time stamp -> {suffix: path} of the source's snapshot files in ``folder``, oldest first."""
     pattern = re.compile(re.escape(name) + r"_(\d{8}T\d{6}Z)("
