@@ -124,6 +124,19 @@ class Source(Strict):
     submitted_at: str | None = Field(default=None, description="Timestamp column, for duplicates.")
 
 
+class PrimaryOutcome(Strict):
+    """A scale declared, before the data came in, as a primary outcome of the program.
+
+    The declared outcomes form the family over which reports' verdicts are
+    adjusted; every other scale is reported as exploratory.
+    """
+
+    instrument: str
+    scale: str
+    waves: tuple[str, str] | None = Field(
+        default=None, description="The wave pair, e.g. [pre, post]; default: every pair compared.")
+
+
 class Pseudonymisation(Strict):
     """Where the program's secret key for participant pseudonyms lives.
 
@@ -161,6 +174,8 @@ class ProgramConfig(Strict):
         default=None, description="Pairs compared for change; default: each wave vs the first."
     )
     sources: list[Source] = Field(min_length=1)
+    primary_outcomes: list[PrimaryOutcome] = Field(
+        default=[], description="Pre-registered outcomes: the family of the reports' verdicts.")
     min_cell_size: int = Field(default=5, ge=1, description="Report figures from fewer are hidden.")
     date_window: DateWindow = DateWindow()
     max_failing_share: float = Field(
@@ -189,6 +204,12 @@ class ProgramConfig(Strict):
             unknown = [w for w in pair if w not in known]
             if unknown:
                 raise ValueError(f"wave_pairs names unknown waves {unknown}")
+        compared = {tuple(p) for p in self.pairs()}
+        for outcome in self.primary_outcomes:
+            if outcome.waves is not None and tuple(outcome.waves) not in compared:
+                raise ValueError(f"primary_outcomes: the wave pair {list(outcome.waves)} of "
+                                 f"{outcome.instrument}/{outcome.scale} is not compared "
+                                 f"(wave_pairs: {[list(p) for p in self.pairs()]})")
         link = self.pseudonymisation.link_file
         if link and Path(link).parts[:1] == Path(self.output).parts[:1]:
             raise ValueError("pseudonymisation.link_file must be outside the output folder")

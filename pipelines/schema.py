@@ -63,6 +63,10 @@ STAGES = {"ingest": Text(es="lectura", en="ingest"),
           "contracts": Text(es="contratos", en="contracts")}
 QUARANTINE_SCOPES = {"row": Text(es="fila entera", en="whole row"),
                      "cell": Text(es="una respuesta", en="one answer")}
+VERDICTS = {"improved": Text(es="mejoró", en="improved"),
+            "worsened": Text(es="empeoró", en="got worse"),
+            "no_clear_change": Text(es="sin cambio claro", en="no clear change"),
+            "not_estimable": Text(es="no estimable", en="not estimable")}
 IMPROVEMENT = {"higher": Text(es="más alto es mejor", en="higher is better"),
                "lower": Text(es="más bajo es mejor", en="lower is better"),
                "": Text(es="sin dirección", en="no direction")}
@@ -103,4 +107,5 @@ def value_sets(config, instruments: dict[str, Instrument], rules: dict) -> dict[
         "stages": list(STAGES.items()),
         "quarantine_scopes": list(QUARANTINE_SCOPES.items()),
         "improvement": list(IMPROVEMENT.items()),
+        "verdicts": list(VERDICTS.items()),
     }
