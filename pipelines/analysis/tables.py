@@ -714,11 +714,52 @@ WAVE_MEAN_COLUMNS = ["cohort", "wave", "instrument", "scale", "n", "mean", "sd",
                      "ci_high"]
 
 
+def mean_intervals(n: pd.Series, mean: pd.Series, sd: pd.Series, level: float = 0.95
+                   ) -> tuple[pd.Series, pd.Series]:
+    """t-based CI of a mean from n, mean and SD (empty for n < 2)."""
+    from scipy import stats
+
+    se = sd / np.sqrt(n)
+    crit = stats.t.ppf(1 - (1 - level) / 2, (n - 1).clip(lower=1))
+    return (mean - crit * se).where(n > 1), (mean + crit * se).where(n > 1)
+
+
+def pooled_means(groups: pd.DataFrame, by: list[str], level: float = 0.95) -> pd.DataFrame:
+    """Groups' (n, mean, sd) combined into the figures of all their people, per ``by``.
+
+    Exact: the pooled mean is the n-weighted mean and the pooled variance adds
+    the within-group sums of squares and the groups' spread around it, so it
+    equals the mean and SD computed from the people themselves. ``wave_means``
+    pools its cohort rows this way, and reports pool the cohorts they publish.
+
+    Examples
+    --------
+    >>> groups = pd.DataFrame({"w": "pre", "n": [2, 3], "mean": [1.5, 4.0],
+    ...                        "sd": [0.7071067811865476, 1.0]})
+    >>> pooled_means(groups, ["w"])[["n", "mean", "sd"]].round(6).values.tolist()
+    [[5.0, 3.0, 1.581139]]
+    """
+    frame = groups[by + ["n", "mean", "sd"]].copy()
+    frame["sum"] = frame["n"] * frame["mean"]
+    frame["within"] = ((frame["n"] - 1) * frame["sd"] ** 2).where(frame["n"] > 1, 0.0)
+    frame["square"] = frame["n"] * frame["mean"] ** 2
+    total = frame.groupby(by, sort=True)[["n", "sum", "within", "square"]].sum()
+    mean = total["sum"] / total["n"]
+    spread = total["square"] - total["n"] * mean**2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        variance = ((total["within"] + spread) / (total["n"] - 1)).where(total["n"] > 1)
+    out = pd.DataFrame({"n": total["n"].astype("int64"), "mean": mean,
+                        "sd": np.sqrt(variance.clip(lower=0))})
+    out["ci_low"], out["ci_high"] = mean_intervals(out["n"], out["mean"], out["sd"], level)
+    return out.reset_index()
+
+
 def wave_means(scores: pd.DataFrame, level: float = 0.95, scope: str = "all") -> pd.DataFrame:
     """Mean score with a t-based CI per cohort (and ALL) x wave x instrument x scale.
 
     Everyone with a score at the wave counts (not only people present at both
-    waves: that is the ``change`` table's job).
+    waves: that is the ``change`` table's job). The ``ALL`` rows pool the
+    cohort rows (:func:`pooled_means`).
 
     Examples
     --------
@@ -727,14 +768,14 @@ def wave_means(scores: pd.DataFrame, level: float = 0.95, scope: str = "all") ->
     >>> wave_means(s).query("cohort == 'c'")[["n", "mean", "sd"]].values.tolist()
     [[3.0, 2.0, 1.0]]
     """
-    from scipy import stats
-
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {SCOPES}, not {scope!r}")
+    keys = ["wave", "instrument", "scale"]
     scored = scores[scores["score"].notna()]
-    both = at_levels(scored, scope)
-    table = both.groupby(["cohort", "wave", "instrument", "scale"])["score"].agg(
-        n="count", mean="mean", sd="std").reset_index()
-    se = table["sd"] / np.sqrt(table["n"])
-    crit = stats.t.ppf(1 - (1 - level) / 2, (table["n"] - 1).clip(lower=1))
-    table["ci_low"] = (table["mean"] - crit * se).where(table["n"] > 1)
-    table["ci_high"] = (table["mean"] + crit * se).where(table["n"] > 1)
-    return table[WAVE_MEAN_COLUMNS]
+    table = scored.groupby(["cohort", *keys])["score"].agg(n="count", mean="mean", sd="std")
+    table = table.reset_index()
+    table["ci_low"], table["ci_high"] = mean_intervals(table["n"], table["mean"], table["sd"],
+                                                       level)
+    parts = ([table] if scope != "pooled" else []) + (
+        [pooled_means(table, keys, level).assign(cohort=POOLED)] if scope != "cohorts" else [])
+    return pd.concat(parts, ignore_index=True)[WAVE_MEAN_COLUMNS]
