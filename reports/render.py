@@ -82,6 +82,12 @@ class Catalogue:
         entry = MESSAGES[key]
         return entry[self.language].format(**values)
 
+    def html(self, key: str, **values) -> markupsafe.Markup:
+        """The message as HTML: values escaped, except those already marked up (annotated
+        counts, see :func:`annotated`)."""
+        return markupsafe.Markup(markupsafe.escape(MESSAGES[key][self.language])).format(
+            **values)
+
     def rule(self, rule: str) -> str:
         entry = RULES.get(rule)
         return entry["label"][self.language] if entry else rule
@@ -166,6 +172,22 @@ def by_cohort(rows: list[dict]) -> dict[str, list[dict]]:
     for row in rows:
         out.setdefault(row["cohort"], []).append(row)
     return out
+
+
+def key_text(key: tuple) -> str:
+    """A disclosure key as text ("part|cohort|wave|instrument"): published counts carry it in
+    ``data-k`` (and charts in ``data-cells``) so that tests can audit every count a page shows."""
+    return "|".join(str(part) for part in key)
+
+
+def annotated(value: int, key: tuple) -> markupsafe.Markup:
+    """A published count inside a running sentence, with its key."""
+    return markupsafe.Markup('<span data-k="{}">{}</span>').format(key_text(key), value)
+
+
+def cells_attribute(cells: dict[tuple, int]) -> str:
+    """The published counts a chart draws ("key=value;..."), for ``data-cells``."""
+    return ";".join(f"{key_text(k)}={v}" for k, v in cells.items())
 
 
 def flags_of(value) -> set[str]:
@@ -323,10 +345,10 @@ class ReportData:
         return "%" if "percent" in scale else ""
 
     def count_cell(self, key: tuple) -> dict:
-        """A count as a table cell: its value, or the hidden mark."""
+        """A count as a table cell: its value and key, or the hidden mark."""
         value = self.disclosure.count(key)
-        return {"text": HIDDEN, "hidden": True} if value is SUPPRESSED else \
-            {"text": str(value), "hidden": False}
+        return {"text": HIDDEN, "hidden": True, "key": ""} if value is SUPPRESSED else \
+            {"text": str(value), "hidden": False, "key": key_text(key), "value": value}
 
     def instrument_title(self, inst_id: str) -> str:
         inst = self.instruments.get(inst_id)
@@ -367,15 +389,18 @@ class ReportData:
             return {"text": t("headline_hidden", scale=label, n=self.min_n), "kind": "hidden"}
         verdict = row["verdict"] if isinstance(row.get("verdict"), str) else "not_estimable"
         unit = self.unit(row["scale"])
-        n = int(row["n_pairs"])
-        text = t(f"headline_{verdict}", scale=label, a=self.num(row["mean_from"]) + unit,
-                 b=self.num(row["mean_to"]) + unit, n=n,
-                 w1=self.wave_label[row["from_wave"]], w2=self.wave_label[row["to_wave"]])
         pair = (row["cohort"], row["instrument"], row["scale"], row["from_wave"], row["to_wave"])
+        n = int(row["n_pairs"])
+        n_text = annotated(n, ("pairs", *pair))
+        text = t.html(f"headline_{verdict}", scale=label, a=self.num(row["mean_from"]) + unit,
+                      b=self.num(row["mean_to"]) + unit, n=n_text,
+                      w1=self.wave_label[row["from_wave"]], w2=self.wave_label[row["to_wave"]])
         if verdict == "improved" and row["improvement"]:
-            improved = self.disclosure.count(("rci", *pair, "improved"))
-            text += " " + (t("headline_rci", k=improved, n=n) if improved is not SUPPRESSED
-                           else t("headline_rci_few", n=self.min_n))
+            key = ("rci", *pair, "improved")
+            improved = self.disclosure.count(key)
+            text += markupsafe.Markup(" ") + (
+                t.html("headline_rci", k=annotated(improved, key), n=n_text)
+                if improved is not SUPPRESSED else t("headline_rci_few", n=self.min_n))
         if n < SMALL:
             text += " " + t("small_n_mark")
         return {"text": text, "kind": verdict}
@@ -473,6 +498,8 @@ class ReportData:
         verdict = r["verdict"] if isinstance(r.get("verdict"), str) else "not_estimable"
         return {
             "scale": scale, "hidden": False, "n": int(r["n_pairs"]),
+            "n_key": key_text(("pairs", r["cohort"], r["instrument"], r["scale"], r["from_wave"],
+                               r["to_wave"])),
             "small": r["n_pairs"] < SMALL,
             "mean_from": self.num(r["mean_from"]), "mean_to": self.num(r["mean_to"]),
             "diff": f"{self.num(r['mean_diff'])} ({self.num(r['ci_low'])}; "
@@ -482,17 +509,19 @@ class ReportData:
             "verdict": self.verdict_text(r), "verdict_key": verdict,
             "exploratory": r.get("verdict_family") == "exploratory"}
 
-    def rci_figures(self, cohort: str) -> list[str]:
-        """Reliable change per wave pair: one bar per headline scale, hidden counts merged."""
+    def rci_figures(self, cohort: str) -> list[dict]:
+        """Reliable change per wave pair: one bar per headline scale, hidden counts merged
+        ({svg, cells}: the chart and the counts it shows)."""
         labels = {k: self.t(f"rci_{k}") for k in RCI_CATEGORIES}
         labels["hidden"] = self.t("hidden_segment", n=self.min_n)
         labels["all_hidden"] = self.t("all_hidden", n=self.min_n)
         out = []
         for pair in self.pairs:
-            rows = []
+            rows, cells = [], {}
             for row in self.headline_rows(cohort, pair):
                 if not row["improvement"] or not self.pair_shown(row) or \
-                        pd.isna(row.get("rci_improved")):
+                        pd.isna(row.get("rci_improved")) or not sum(
+                            row[f"rci_{c}"] for c in RCI_CATEGORIES):  # no RCI reference
                     continue
                 key = (cohort, row["instrument"], row["scale"], *pair)
                 counts, hidden = {}, 0
@@ -502,13 +531,15 @@ class ReportData:
                         hidden += self.disclosure.cells.get(("rci", *key, category), 0)
                     else:
                         counts[category] = value
+                        cells[("rci", *key, category)] = value
                 rows.append({"title": self.short(row["instrument"], row["scale"]),
                              "counts": counts, "hidden": hidden})
             if rows:
-                out.append(plots.rci_bars(rows, labels, self.num, self.pair_label(pair)))
+                out.append({"svg": plots.rci_bars(rows, labels, self.num, self.pair_label(pair)),
+                            "cells": cells_attribute(cells)})
         return out
 
-    def band_figures(self, cohort: str) -> tuple[list[str], list[str]]:
+    def band_figures(self, cohort: str) -> tuple[list[dict], list[str]]:
         """People per band at both waves of each pair, hidden counts merged; and the scales
         whose every band is hidden (named, not drawn)."""
         out, none_shown = [], []
@@ -524,11 +555,14 @@ class ReportData:
                 bands = [b.id for b in sub.bands]
                 rows = [self.band_row(cohort, inst, scale, pair, wave, bands) for wave in pair]
                 title = f"{self.short(inst, scale)} · {self.pair_label(pair)}"
-                if not any(row["counts"] for row in rows):
+                if not any(sum(row["counts"].values()) for row in rows):
                     none_shown.append(title)
                     continue
                 labels = {b.id: b.label.get(self.lang) for b in sub.bands} | labels_base
-                out.append(plots.band_bars(rows, bands, labels, title, self.num))
+                cells = {("band", cohort, inst, scale, *pair, wave, band): n
+                         for wave, row in zip(pair, rows) for band, n in row["counts"].items()}
+                out.append({"svg": plots.band_bars(rows, bands, labels, title, self.num),
+                            "cells": cells_attribute(cells)})
         return out, none_shown
 
     def band_row(self, cohort, inst, scale, pair, wave, bands) -> dict:
@@ -538,7 +572,7 @@ class ReportData:
             value = self.disclosure.count(key)
             if value is SUPPRESSED:
                 hidden += self.disclosure.cells.get(key, 0)
-            elif value:
+            else:
                 counts[band] = value
         return {"title": self.wave_label[wave], "counts": counts, "hidden": hidden}
 
@@ -584,13 +618,17 @@ class ReportData:
             key = (r["instrument"], r["scale"], r["form"])
             if r["form"]:
                 shown = self.disclosure.form_shown(cohort, first, r["instrument"], r["form"])
+                n_key = ("form", cohort, first, r["instrument"], r["form"])
             else:
                 shown = self.disclosure.mean_shown(cohort, first, r["instrument"], r["n"])
+                n_key = ("part", cohort, first, r["instrument"])
+                if self.disclosure.cells.get(n_key) != r["n"]:  # fewer than all who answered
+                    n_key = ("rel", cohort, first, r["instrument"], r["scale"])
             flags = flags_of(r["flags"])
             label = self.short(r["instrument"], r["scale"])
             rows.append({
                 "scale": f"{label} ({self.t('form')} {r['form']})" if r["form"] else label,
-                "n": int(r["n"]) if shown else HIDDEN,
+                "n": int(r["n"]) if shown else HIDDEN, "n_key": key_text(n_key) if shown else "",
                 "alpha": self.num(r["alpha"], 2) if shown else HIDDEN,
                 "pooled": self.num(pooled[key], 2) if key in pooled else HIDDEN,
                 "low": shown and "alpha_below_0.70" in flags,
@@ -741,7 +779,7 @@ class ReportData:
                 rows.append({"site": cohort.site, "cells": cells})
             if not rows:
                 continue
-            total = [{"people": totals[w],
+            total = [{"people": totals[w], "key": key_text(("part", "*", w, inst_id)),
                       "retention": (self.num(100 * kept[w] / kept_first[w], 0) + "%")
                       if w != first and kept_first[w] else ""} for w in self.waves]
             tables.append({"instrument": self.instrument_title(inst_id), "rows": rows,
@@ -757,11 +795,15 @@ class ReportData:
             hidden = self.t("hidden_short", n=self.min_n)
             return {"text": hidden, "short": hidden, "kind": "hidden", "sort": ""}
         unit, d, n = self.unit(scale), row["d_z"], int(row["n_pairs"])
+        n_text = annotated(n, ("pairs", cohort, inst, scale, *pair))
         verdict = row["verdict"] if isinstance(row.get("verdict"), str) else "not_estimable"
-        return {"text": f"{self.num(row['mean_from'])}{unit} → {self.num(row['mean_to'])}{unit}"
-                        f" · d_z {self.num(d, 2)} (n {n})",
-                "short": f"{self.num(d, 2)} (n {n})", "verdict": self.t(verdict),
-                "kind": verdict, "sort": "" if pd.isna(d) else f"{d:.4f}"}
+        means = f"{self.num(row['mean_from'])}{unit} → {self.num(row['mean_to'])}{unit}"
+        return {"text": markupsafe.Markup("{} · d_z {} (n {})").format(means, self.num(d, 2),
+                                                                       n_text),
+                "title": f"{means} · d_z {self.num(d, 2)}",
+                "short": markupsafe.Markup("{} (n {})").format(self.num(d, 2), n_text),
+                "verdict": self.t(verdict), "kind": verdict,
+                "sort": "" if pd.isna(d) else f"{d:.4f}"}
 
     def cohort_grids(self, files: dict[str, str] | None = None) -> list[dict]:
         """Per wave pair: change per cohort (rows) and scale (columns), verdict counts per scale."""
@@ -801,13 +843,15 @@ class ReportData:
                 sections.append({"title": self.pair_label(pair), "svgs": svgs})
         return sections
 
-    def forest(self, inst: str, scale: str, pair, sites: dict[str, str]) -> str:
+    def forest(self, inst: str, scale: str, pair, sites: dict[str, str]) -> dict | None:
         in_meta = [r for r in self.index.change_scale.get((inst, scale, *pair), [])
                    if r["cohort"] in sites and pd.notna(r["d_z"]) and r["n_pairs"] >= 3]
         shown = [r for r in in_meta if self.pair_shown(r) and pd.notna(r["d_z_ci_low"])]
         hidden = [r for r in in_meta if not self.pair_shown(r)]
         if not shown and not hidden:
-            return ""
+            return None
+        cells = cells_attribute({("pairs", r["cohort"], inst, scale, *pair): int(r["n_pairs"])
+                                 for r in shown})
         rows = [{"title": sites[r["cohort"]], "n_label": f"n {int(r['n_pairs'])}", "d": r["d_z"],
                  "low": r["d_z_ci_low"], "high": r["d_z_ci_high"], "n": r["n_pairs"]}
                 for r in shown]
@@ -820,19 +864,20 @@ class ReportData:
                       "low": meta["ci_low"], "high": meta["ci_high"]}
         title = f"{self.short(inst, scale)} · {self.pair_label(pair)}"
         if not rows and pooled is None:
-            return ""
+            return None
         if len(rows) + len(notes) <= FOREST_ROWS:
-            return plots.forest(rows + notes, pooled, title, self.t("forest_axis"), self.num)
+            return {"svg": plots.forest(rows + notes, pooled, title, self.t("forest_axis"),
+                                        self.num), "cells": cells}
         ranked = sorted(rows, key=lambda r: -r["d"])
         k = FOREST_EXTREMES
         extremes = [*ranked[:k], {"gap": self.t("forest_more", n=len(rows) - 2 * k)},
                     *ranked[-k:]]
         if notes:
             extremes.append({"gap": self.t("forest_hidden_many", k=len(notes), n=self.min_n)})
-        return (plots.caterpillar(rows, pooled, title, "d_z",
-                                  self.t("caterpillar_axis", n=len(rows)), self.num)
+        return {"svg": plots.caterpillar(rows, pooled, title, "d_z",
+                                         self.t("caterpillar_axis", n=len(rows)), self.num)
                 + plots.forest(extremes, pooled, self.t("forest_extremes", k=k),
-                               self.t("forest_axis"), self.num))
+                               self.t("forest_axis"), self.num), "cells": cells}
 
     def model_sections(self) -> list[dict]:
         """Per wave pair: the program's average change, pooled d_z, I², verdict and notes."""
