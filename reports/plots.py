@@ -131,7 +131,8 @@ def means_legend(labels: dict) -> str:
     """The series of :func:`means_panel` (one legend above a figure of panels)."""
     body, bottom = legend([(labels[key], colour, kind) for key, colour, kind, _ in SERIES
                            if key in labels], 14, width=WIDTH)
-    return svg(WIDTH, bottom + 4, " · ".join(labels.values()), "", [body])
+    return svg(WIDTH, bottom + 4, " · ".join(labels.values()), " · ".join(labels.values()),
+               [body])
 
 
 def means_panel(panel: dict, labels: dict, fmt: Fmt = plain) -> str:

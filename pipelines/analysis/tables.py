@@ -617,7 +617,7 @@ def retention(participation: pd.DataFrame, scores: pd.DataFrame, quarantine: pd.
     lost = set_aside[set_aside["wave"] == waves[0]].merge(at_first, on=keys, how="left")
     lost = lost[lost["valid"].isna()].groupby(["cohort", "instrument"]).size()
     counts.append(lost.rename("n_set_aside").reset_index().assign(wave=waves[0]))
-    found = pd.concat(counts, ignore_index=True) if counts else pd.DataFrame(
+    found = pd.concat(counts, ignore_index=True).reindex(
         columns=["cohort", "instrument", "wave", "n_set_aside", "n_absent"])
     out = out.merge(found, on=["cohort", "wave", "instrument"], how="left")
     out["n_set_aside"] = out["n_set_aside"].fillna(0).astype("int64")
