@@ -144,7 +144,7 @@ def means_panel(panel: dict, labels: dict, fmt: Fmt = plain) -> str:
     """
     title_lines = wrap(panel["title"], 30)
     y0 = 14 + len(title_lines) * TITLE_FONT * 1.2
-    x0, x1, y1 = 62, PANEL_W - 10, PANEL_H - 50
+    x0, x1, y1 = 62, PANEL_W - 34, PANEL_H - 50  # room for the last wave's label
     body = [lines(8, 18, title_lines, TITLE_FONT)]
     series = [(k, c, m, side) for k, c, m, side in SERIES if k in panel]
     points = [p for key, *_ in series for p in panel[key] if p is not None]

@@ -890,7 +890,7 @@ class ReportData:
                 if mixed is None and meta is None:
                     continue
                 better = (self.change_scale_direction(inst, scale, pair))
-                row = {"scale": self.label(inst, scale), "change": HIDDEN, "pooled_d": HIDDEN,
+                row = {"scale": self.short(inst, scale), "change": HIDDEN, "pooled_d": HIDDEN,
                        "i2": HIDDEN, "verdict": HIDDEN, "kind": "", "notes": [],
                        "better": self.t(better) if better else ""}
                 if mixed and pd.notna(mixed["estimate"]):
@@ -910,7 +910,8 @@ class ReportData:
                     row["notes"] += self.model_notes(meta["flags"])
                 rows.append(row)
             if rows:
-                sections.append({"title": self.pair_label(pair), "rows": rows})
+                sections.append({"title": self.pair_label(pair), "rows": rows,
+                                 "notes": any(r["notes"] for r in rows)})
         return sections
 
     def change_scale_direction(self, inst: str, scale: str, pair) -> str:
