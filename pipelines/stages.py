@@ -584,6 +584,7 @@ def report_folder(ctx: Context, tables: dict[str, pd.DataFrame], pdf: bool = Tru
 
 REPORT_TABLES = ["participation", "change", "reliability", "items", "band_transitions",
                  "models", "wave_means", "quarantine"]
+REPORT_TABLES_OPTIONAL = ["accounting", "runs"]
 
 
 def stored_tables(ctx: Context) -> dict[str, pd.DataFrame]:
@@ -595,6 +596,9 @@ def stored_tables(ctx: Context) -> dict[str, pd.DataFrame]:
         if not path.exists():
             raise FileNotFoundError(f"no stored results: {path} is missing")
         tables[name] = pd.read_parquet(path)
+    for name in REPORT_TABLES_OPTIONAL:  # the data-quality section and the run's record
+        if (folder / f"{name}.parquet").exists():
+            tables[name] = pd.read_parquet(folder / f"{name}.parquet")
     return tables
 
 

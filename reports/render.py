@@ -1051,8 +1051,12 @@ def report_pages(tables: dict[str, pd.DataFrame], config, instruments) -> dict[s
     for lang in sorted(LANGUAGES, key=lambda code: code != config.language):
         t = Catalogue(lang)
         data = ReportData(tables, config, instruments, t, index)
+        run = data.run_info()
+        # Cohort pages carry no run id or date: an unchanged cohort keeps its HTML, and so its
+        # PDF, from run to run (only a run's problems are repeated there).
         common = {"t": t, "config": config, "min_n": config.min_cell_size, "lang": lang,
-                  "other": [code for code in LANGUAGES if code != lang], "run": data.run_info(),
+                  "other": [code for code in LANGUAGES if code != lang], "run": None,
+                  "run_problems": len(run["problems"]) if run else 0,
                   "waves": [data.wave_label[w] for w in data.waves], "methods": data.methods(),
                   "verdict_rule": data.verdict_rule(), "has_pairs": bool(data.pairs),
                   "primary": bool(index.primary), "small_max": SMALL - 1}
@@ -1067,13 +1071,12 @@ def report_pages(tables: dict[str, pd.DataFrame], config, instruments) -> dict[s
         files = {c.id: f"cohort_{c.id}_{lang}.html" for c in config.cohorts}
         cohorts = data.cohort_entries(files)
         program = program_template.render(
-            **common, cohorts=cohorts, listed=len(cohorts) <= LIST_COHORTS,
+            **{**common, "run": run}, cohorts=cohorts, listed=len(cohorts) <= LIST_COHORTS,
             headlines=data.program_headlines(), participation=data.participation_tables(),
             grids=data.cohort_grids(files), means=data.means_figure(None),
             forests=data.forest_sections(), many=len(cohorts) > FOREST_ROWS,
             models=data.model_sections(), reliability=data.program_reliability(),
-            quality=data.data_quality(),
-            hidden_cohorts=sum(not c["reportable"] for c in cohorts))
+            quality=data.data_quality(), hidden_cohorts=sum(not c["reportable"] for c in cohorts))
         pages.update({f"program_{lang}.html": program, **cohort_pages,
                       f"index_{lang}.html": program})
     return pages

@@ -114,10 +114,14 @@ def test_report_command_rerenders_from_stored_tables(demo_run):
     from pipelines.cli import app
 
     page = reports_dir(demo_run) / "program_en.html"
+    before = {p.name: p.read_text("utf-8") for p in reports_dir(demo_run).glob("*_en.html")}
     page.unlink()
     result = CliRunner().invoke(app, ["report", str(demo_run["root"]), "--no-pdf"])
     assert result.exit_code == 0, result.output
     assert page.exists() and "Cohorts side by side" in page.read_text("utf-8")
+    # From the stored tables, the same pages as the run's (data quality and run included), so
+    # their PDFs are reused.
+    assert {p.name: p.read_text("utf-8") for p in reports_dir(demo_run).glob("*_en.html")} == before
 
 
 def test_report_command_without_a_previous_run_is_one_message(tmp_path):
@@ -182,6 +186,9 @@ def test_means_points_follow_the_means_and_whiskers_the_intervals():
     # y is linear in the mean: (12 -> 15) and (15 -> 14) keep their ratio of -3.
     assert (ys[1] - ys[0]) / (ys[2] - ys[1]) == pytest.approx(-3, rel=0.05)
     assert "<title>Scale</title>" in svg and "Pre, This cohort: 10.0 (8.0–12.0)" in svg
+    # At a wave both series show, the cohort's point sits clear of the program's.
+    program_x = [x for x, _ in squares]
+    assert x1 - program_x[0] >= 2 * 4.5 + 4 and x2 - program_x[2] >= 2 * 4.5 + 4
 
 
 def test_chart_numbers_follow_the_language():
