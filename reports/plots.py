@@ -43,11 +43,6 @@ def wrap(text: str, width: int = 30) -> tuple[str, ...]:
     return tuple(textwrap.wrap(text, width)) or (text,)
 
 
-def f2(x: float) -> str:
-    """A coordinate with one decimal (exact enough at any zoom)."""
-    return f"{x:.1f}"
-
-
 def nice_ticks(low: float, high: float, count: int = 5) -> tuple[list[float], int]:
     """Round tick values covering [low, high] and the decimals they need.
 
@@ -69,14 +64,22 @@ def nice_ticks(low: float, high: float, count: int = 5) -> tuple[list[float], in
     return [float(t) for t in ticks], digits
 
 
+INK = "#1b1b1b"
+
+
 def text(x: float, y: float, content: str, size: float = MIN_FONT, anchor: str = "start",
-         colour: str = "#1b1b1b", extra: str = "") -> str:
-    return (f'<text x="{f2(x)}" y="{f2(y)}" font-size="{size}" text-anchor="{anchor}" '
-            f'fill="{colour}"{extra}>{escape(content)}</text>')
+         colour: str = INK, extra: str = "") -> str:
+    """A text element; the chart's defaults (``MIN_FONT``, start, ``INK``) are left unsaid."""
+    return (f'<text x="{x:.1f}" y="{y:.1f}"'
+            + (f' font-size="{size}"' if size != MIN_FONT else "")
+            + (f' text-anchor="{anchor}"' if anchor != "start" else "")
+            + (f' fill="{colour}"' if colour != INK else "")
+            + f"{extra}>{escape(content)}</text>")
 
 
-def lines(x: float, y: float, content: tuple[str, ...] | list[str], size: float = MIN_FONT,
-          anchor: str = "start", colour: str = "#1b1b1b", middle: bool = False) -> str:
+@functools.lru_cache(maxsize=16384)  # titles, labels and axes repeat on every cohort's page
+def lines(x: float, y: float, content: tuple[str, ...], size: float = MIN_FONT,
+          anchor: str = "start", colour: str = INK, middle: bool = False) -> str:
     """Multi-line text from its first baseline (or vertically centred on y when ``middle``)."""
     step = size * 1.2
     top = y - (len(content) - 1) * step / 2 + size * 0.35 if middle else y
@@ -86,20 +89,21 @@ def lines(x: float, y: float, content: tuple[str, ...] | list[str], size: float 
 
 def svg(width: float, height: float, title: str, desc: str, body: list[str]) -> str:
     """The chart element: accessible name (title) and description first."""
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {f2(width)} {f2(height)}" '
-            f'width="{f2(width)}" height="{f2(height)}" role="img" {FONT}>'
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.1f} {height:.1f}" '
+            f'width="{width:.1f}" height="{height:.1f}" role="img" {FONT}>'
             f"<title>{escape(title)}</title><desc>{escape(desc)}</desc>"
-            + "".join(body) + "</svg>")
+            f'<g font-size="{MIN_FONT}" fill="{INK}">' + "".join(body) + "</g></svg>")
 
 
 def marker(kind: str, x: float, y: float, colour: str) -> str:
     """A series' marker: circle (a cohort) or square (the program)."""
     if kind == "circle":
-        return f'<circle cx="{f2(x)}" cy="{f2(y)}" r="4.5" fill="{colour}"/>'
-    return f'<rect x="{f2(x - 4)}" y="{f2(y - 4)}" width="8" height="8" fill="{colour}"/>'
+        return f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4.5" fill="{colour}"/>'
+    return f'<rect x="{(x - 4):.1f}" y="{(y - 4):.1f}" width="8" height="8" fill="{colour}"/>'
 
 
-def legend(items: list[tuple[str, str, str]], y: float, left: float = 8,
+@functools.lru_cache(maxsize=4096)
+def legend(items: tuple[tuple[str, str, str], ...], y: float, left: float = 8,
            width: float = WIDTH) -> tuple[str, float]:
     """Legend entries from ``left``, wrapping to new rows: (label, colour, circle|square|box).
 
@@ -111,10 +115,10 @@ def legend(items: list[tuple[str, str, str]], y: float, left: float = 8,
         if x + w > width and x > left:
             x, y = left, y + MIN_FONT * 1.5
         if kind == "box":
-            out.append(f'<rect x="{f2(x)}" y="{f2(y - 6)}" width="18" height="12" '
+            out.append(f'<rect x="{x:.1f}" y="{(y - 6):.1f}" width="18" height="12" '
                        f'fill="{colour}" stroke="#8c8c8c" stroke-width="0.5"/>')
         else:
-            out.append(f'<line x1="{f2(x)}" y1="{f2(y)}" x2="{f2(x + 18)}" y2="{f2(y)}" '
+            out.append(f'<line x1="{x:.1f}" y1="{y:.1f}" x2="{(x + 18):.1f}" y2="{y:.1f}" '
                        f'stroke="{colour}" stroke-width="1.5"/>' + marker(kind, x + 9, y, colour))
         out.append(text(x + 24, y + 5, label))
         x += w
@@ -129,8 +133,8 @@ OFFSET = 9  # cohort and program points sit this far either side of their wave
 
 def means_legend(labels: dict) -> str:
     """The series of :func:`means_panel` (one legend above a figure of panels)."""
-    body, bottom = legend([(labels[key], colour, kind) for key, colour, kind, _ in SERIES
-                           if key in labels], 14, width=WIDTH)
+    body, bottom = legend(tuple((labels[key], colour, kind) for key, colour, kind, _ in SERIES
+                                if key in labels), 14, width=WIDTH)
     return svg(WIDTH, bottom + 4, " · ".join(labels.values()), " · ".join(labels.values()),
                [body])
 
@@ -167,12 +171,12 @@ def means_panel(panel: dict, labels: dict, fmt: Fmt = plain) -> str:
     gap = (x1 - x0) * (1 if n == 1 else 0.76 / (n - 1))
     per_line = max(6, int(gap / (0.6 * WAVE_FONT)))
 
-    body.append(f'<path d="M{f2(x0)} {f2(y0 - 4)}V{f2(y1)}H{f2(x1)}" fill="none" '
+    body.append(f'<path d="M{x0:.1f} {(y0 - 4):.1f}V{y1:.1f}H{x1:.1f}" fill="none" '
                 f'stroke="#1b1b1b" stroke-width="0.8"/>')
     for t in ticks:
         if lo <= t <= hi:
             y = ypos(t)
-            body.append(f'<path d="M{f2(x0 - 4)} {f2(y)}H{f2(x0)}" stroke="#1b1b1b" '
+            body.append(f'<path d="M{(x0 - 4):.1f} {y:.1f}H{x0:.1f}" stroke="#1b1b1b" '
                         f'stroke-width="0.8"/>' + text(x0 - 7, y + 5, fmt(t, digits), anchor="end"))
     for j, wave in enumerate(panel["waves"]):
         body.append(lines(xpos(j), y1 + 18, wrap(wave, per_line), WAVE_FONT, anchor="middle"))
@@ -185,8 +189,8 @@ def means_panel(panel: dict, labels: dict, fmt: Fmt = plain) -> str:
             x = xpos(j) + side * OFFSET
             drawn.append((x, ypos(p[0])))
             if p[1] is not None and p[2] is not None and math.isfinite(p[1]):
-                path.append(f"M{f2(x)} {f2(ypos(p[1]))}V{f2(ypos(p[2]))}"
-                            f"M{f2(x - 4)} {f2(ypos(p[1]))}h8M{f2(x - 4)} {f2(ypos(p[2]))}h8")
+                path.append(f"M{x:.1f} {(ypos(p[1])):.1f}V{(ypos(p[2])):.1f}"
+                            f"M{(x - 4):.1f} {(ypos(p[1])):.1f}h8M{(x - 4):.1f} {(ypos(p[2])):.1f}h8")
                 desc.append(f"{panel['waves'][j]}, {labels[key]}: {fmt(p[0], 1)} "
                             f"({fmt(p[1], 1)}–{fmt(p[2], 1)})")
             else:
@@ -196,7 +200,7 @@ def means_panel(panel: dict, labels: dict, fmt: Fmt = plain) -> str:
         body.append(f'<path d="{"".join(path)}" stroke="{colour}" stroke-width="1.5" '
                     f'fill="none"/>')
         if len(drawn) > 1:
-            body.append(f'<polyline points="{" ".join(f"{f2(x)},{f2(y)}" for x, y in drawn)}"'
+            body.append(f'<polyline points="{" ".join(f"{x:.1f},{y:.1f}" for x, y in drawn)}"'
                         f' stroke="{colour}" stroke-width="1.5" fill="none"/>')
         body += [marker(kind, x, y, colour) for x, y in drawn]
     return svg(PANEL_W, PANEL_H, panel["title"], "; ".join(desc), body)
@@ -239,7 +243,7 @@ def stacked(rows: list[dict], keys: list[str], colours: list[str], labels: dict,
         for key, colour, n in parts:
             w = (n / total if total else 0) * (x1 - x0)
             if w > 0:
-                body.append(f'<rect x="{f2(x0 + left)}" y="{f2(y)}" width="{f2(w)}" '
+                body.append(f'<rect x="{(x0 + left):.1f}" y="{y:.1f}" width="{w:.1f}" '
                             f'height="{bar_h}" fill="{colour}" stroke="white" stroke-width="1"/>')
                 if key != "hidden" and w >= 0.6 * MIN_FONT * (len(str(n)) + 1):
                     body.append(text(x0 + left + w / 2, y + bar_h / 2 + 5, str(n),
@@ -252,16 +256,16 @@ def stacked(rows: list[dict], keys: list[str], colours: list[str], labels: dict,
         desc.append(f"{row['title']}: " + ", ".join(said))
         y += bar_h + 10
     axis_y = y - 4
-    body.append(f'<path d="M{x0} {f2((top or y) - 4)}V{f2(axis_y)}H{x1}" fill="none" '
+    body.append(f'<path d="M{x0} {((top or y) - 4):.1f}V{axis_y:.1f}H{x1}" fill="none" '
                 f'stroke="#1b1b1b" stroke-width="0.8"/>')
     for share in (0, 0.5, 1):
         x = x0 + share * (x1 - x0)
-        body.append(f'<path d="M{f2(x)} {f2(axis_y)}v4" stroke="#1b1b1b" stroke-width="0.8"/>'
+        body.append(f'<path d="M{x:.1f} {axis_y:.1f}v4" stroke="#1b1b1b" stroke-width="0.8"/>'
                     + text(max(x, x0 + 12), axis_y + 20, fmt(100 * share, 0) + "%",
                            anchor="middle"))
-    entries = [(labels[k], c, "box") for k, c in zip(keys, colours)]
+    entries = tuple((labels[k], c, "box") for k, c in zip(keys, colours))
     if any_hidden:
-        entries.append((labels["hidden"], HIDDEN, "box"))
+        entries += ((labels["hidden"], HIDDEN, "box"),)
     legend_svg, bottom = legend(entries, axis_y + 44)
     body.append(legend_svg)
     return svg(WIDTH, bottom + 6, title or " · ".join(r["title"] for r in rows),
@@ -313,7 +317,7 @@ def forest(rows: list[dict], pooled: dict | None, title: str, xlabel: str,
     notes = [wrap(r["note"], 30) if "note" in r else () for r in every]
     heights = [10 + 1.2 * MIN_FONT * max(len(a), len(b), 1) for a, b in zip(labels, notes)]
     bottom = top + sum(heights)
-    body.append(f'<path d="M{f2(xpos(0))} {f2(top)}V{f2(bottom)}" stroke="{GREY}" '
+    body.append(f'<path d="M{(xpos(0)):.1f} {top:.1f}V{bottom:.1f}" stroke="{GREY}" '
                 f'stroke-width="1"/>')
     y_top = top
     for r, h, label, note in zip(every, heights, labels, notes):
@@ -329,21 +333,21 @@ def forest(rows: list[dict], pooled: dict | None, title: str, xlabel: str,
             continue
         desc.append(f"{r['title']}: {fmt(r['d'], 2)} ({fmt(r['low'], 2)}; {fmt(r['high'], 2)})")
         if r.get("pooled"):
-            body.append(f'<polygon points="{f2(xpos(r["low"]))},{f2(y)} {f2(xpos(r["d"]))},'
-                        f'{f2(y - 9)} {f2(xpos(r["high"]))},{f2(y)} {f2(xpos(r["d"]))},'
-                        f'{f2(y + 9)}" fill="{ORANGE}"/>')
+            body.append(f'<polygon points="{(xpos(r["low"])):.1f},{y:.1f} {(xpos(r["d"])):.1f},'
+                        f'{(y - 9):.1f} {(xpos(r["high"])):.1f},{y:.1f} {(xpos(r["d"])):.1f},'
+                        f'{(y + 9):.1f}" fill="{ORANGE}"/>')
             continue
         side = 5 + min(r["n"], 40) / 6
-        body.append(f'<path d="M{f2(xpos(r["low"]))} {f2(y)}H{f2(xpos(r["high"]))}'
-                    f'M{f2(xpos(r["low"]))} {f2(y - 4)}v8M{f2(xpos(r["high"]))} {f2(y - 4)}v8" '
+        body.append(f'<path d="M{(xpos(r["low"])):.1f} {y:.1f}H{(xpos(r["high"])):.1f}'
+                    f'M{(xpos(r["low"])):.1f} {(y - 4):.1f}v8M{(xpos(r["high"])):.1f} {(y - 4):.1f}v8" '
                     f'stroke="{BLUE}" stroke-width="1.5" fill="none"/>'
-                    f'<rect x="{f2(xpos(r["d"]) - side / 2)}" y="{f2(y - side / 2)}" '
-                    f'width="{f2(side)}" height="{f2(side)}" fill="{BLUE}"/>')
-    body.append(f'<path d="M{x0} {f2(top)}V{f2(bottom)}H{x1}" fill="none" stroke="#1b1b1b" '
+                    f'<rect x="{(xpos(r["d"]) - side / 2):.1f}" y="{(y - side / 2):.1f}" '
+                    f'width="{side:.1f}" height="{side:.1f}" fill="{BLUE}"/>')
+    body.append(f'<path d="M{x0} {top:.1f}V{bottom:.1f}H{x1}" fill="none" stroke="#1b1b1b" '
                 f'stroke-width="0.8"/>')
     for t in ticks:
         if lo <= t <= hi:
-            body.append(f'<path d="M{f2(xpos(t))} {f2(bottom)}v4" stroke="#1b1b1b" '
+            body.append(f'<path d="M{(xpos(t)):.1f} {bottom:.1f}v4" stroke="#1b1b1b" '
                         f'stroke-width="0.8"/>'
                         + text(xpos(t), bottom + 20, fmt(t, digits), anchor="middle"))
     axis = wrap(xlabel, 40)
@@ -382,31 +386,31 @@ def caterpillar(rows: list[dict], pooled: dict | None, title: str, ylabel: str, 
     body = [lines(8, 20, title_lines, TITLE_FONT)]
     for t in ticks:
         if lo <= t <= hi:
-            body.append(f'<path d="M{x0 - 4} {f2(ypos(t))}H{x0}" stroke="#1b1b1b" '
+            body.append(f'<path d="M{x0 - 4} {(ypos(t)):.1f}H{x0}" stroke="#1b1b1b" '
                         f'stroke-width="0.8"/>'
                         + text(x0 - 7, ypos(t) + 5, fmt(t, digits), anchor="end"))
     if pooled:
-        body.append(f'<rect x="{x0}" y="{f2(ypos(pooled["high"]))}" width="{x1 - x0}" '
-                    f'height="{f2(ypos(pooled["low"]) - ypos(pooled["high"]))}" fill="{ORANGE}" '
+        body.append(f'<rect x="{x0}" y="{(ypos(pooled["high"])):.1f}" width="{x1 - x0}" '
+                    f'height="{(ypos(pooled["low"]) - ypos(pooled["high"])):.1f}" fill="{ORANGE}" '
                     f'fill-opacity="0.3"/>')
-    body.append(f'<path d="M{x0} {f2(ypos(0))}H{x1}" stroke="{GREY}" stroke-width="1"/>')
+    body.append(f'<path d="M{x0} {(ypos(0)):.1f}H{x1}" stroke="{GREY}" stroke-width="1"/>')
     width = min(1.5, max(0.4, 0.6 * (x1 - x0) / max(n, 1)))
-    whiskers = "".join(f"M{f2(xpos(i))} {f2(ypos(r['low']))}V{f2(ypos(r['high']))}"
+    whiskers = "".join(f"M{(xpos(i)):.1f} {(ypos(r['low'])):.1f}V{(ypos(r['high'])):.1f}"
                        for i, r in enumerate(rows))
     dot = max(1.2, min(3.0, 0.4 * (x1 - x0) / max(n, 1)))
-    dots = "".join(f"M{f2(xpos(i) - dot)} {f2(ypos(r['d']))}h{f2(2 * dot)}"
+    dots = "".join(f"M{(xpos(i) - dot):.1f} {(ypos(r['d'])):.1f}h{(2 * dot):.1f}"
                    for i, r in enumerate(rows))
     body.append(f'<path d="{whiskers}" stroke="{BLUE}" stroke-opacity="0.45" '
-                f'stroke-width="{f2(width)}" fill="none"/>'
-                f'<path d="{dots}" stroke="{BLUE}" stroke-width="{f2(2 * dot)}" fill="none"/>')
+                f'stroke-width="{width:.1f}" fill="none"/>'
+                f'<path d="{dots}" stroke="{BLUE}" stroke-width="{(2 * dot):.1f}" fill="none"/>')
     if pooled:
-        body.append(f'<path d="M{x0} {f2(ypos(pooled["d"]))}H{x1}" stroke="{ORANGE}" '
+        body.append(f'<path d="M{x0} {(ypos(pooled["d"])):.1f}H{x1}" stroke="{ORANGE}" '
                     f'stroke-width="2"/>')
-    body.append(f'<path d="M{x0} {f2(y0)}V{f2(y1)}H{x1}" fill="none" stroke="#1b1b1b" '
+    body.append(f'<path d="M{x0} {y0:.1f}V{y1:.1f}H{x1}" fill="none" stroke="#1b1b1b" '
                 f'stroke-width="0.8"/>')
     body.append(text((x0 + x1) / 2, y1 + 22, xlabel, anchor="middle"))
     body.append(text(16, (y0 + y1) / 2, ylabel, anchor="middle",
-                     extra=f' transform="rotate(-90 16 {f2((y0 + y1) / 2)})"'))
+                     extra=f' transform="rotate(-90 16 {((y0 + y1) / 2):.1f})"'))
     above = sum(r["low"] > 0 for r in rows)
     below = sum(r["high"] < 0 for r in rows)
     desc = (f"{n}: d_z {fmt(rows[0]['d'], 2)} … {fmt(rows[-1]['d'], 2)}; "

@@ -24,11 +24,17 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
 
+import numpy as np
 import pandas as pd
 
 SUPPRESSED = None  # a suppressed cell; templates print the stated reason instead
 POOLED = "ALL"
 RCI_CATEGORIES = ("improved", "no_change", "deteriorated")
+
+
+def values(column: pd.Series) -> list:
+    """A column as a list of Python values (fast for Arrow-backed text too)."""
+    return column.to_numpy(dtype=object).tolist()
 
 
 def enough(n: object, min_n: int) -> bool:
@@ -54,7 +60,9 @@ def secondary_suppression(cells: dict[Hashable, int],
     While a relation has exactly one hidden member, another is hidden: the
     smallest shown part (a zero costs the reader least; the two hidden cells
     then have a known sum but no known value), else the total. Zeros are shown
-    otherwise: they describe nobody. ``hidden``: keys hidden already.
+    otherwise: they describe nobody. ``hidden``: keys hidden already. All
+    relations are settled in rounds, at once (a national program has a
+    hundred thousand of them).
 
     Examples
     --------
@@ -65,24 +73,39 @@ def secondary_suppression(cells: dict[Hashable, int],
     >>> sorted(secondary_suppression(cells, [("first", ["here", "aside", "absent"])], 5))
     ['absent', 'aside']
     """
-    out = set(hidden or ()) | {k for k, v in cells.items() if 0 < v < min_n}
-    relations = [(total, parts) for total, parts in relations
-                 if total in cells and all(p in cells for p in parts)]
-    member_of: dict[Hashable, list[int]] = {}
-    for i, (total, parts) in enumerate(relations):
-        for key in (total, *parts):
-            member_of.setdefault(key, []).append(i)
-    pending = set(range(len(relations)))
-    while pending:
-        i = pending.pop()
-        total, parts = relations[i]
-        if sum(key in out for key in (total, *parts)) != 1:
+    keys = list(cells)
+    number = {k: i for i, k in enumerate(keys)}
+    values = np.fromiter(cells.values(), dtype=np.int64, count=len(keys))
+    out = (values > 0) & (values < min_n)
+    for key in hidden or ():
+        if key in number:
+            out[number[key]] = True
+    relation, member, is_part = [], [], []
+    for total, parts in relations:
+        ids = [number.get(k) for k in (total, *parts)]
+        if None in ids:
             continue
-        shown = [p for p in parts if p not in out]
-        choice = min(shown, key=lambda p: cells[p]) if shown else total
-        out.add(choice)
-        pending.update(member_of[choice])
-    return out
+        r = len(relation) and relation[-1] + 1
+        relation += [r] * len(ids)
+        member += ids
+        is_part += [False] + [True] * len(parts)
+    relation, member = np.array(relation, dtype=np.int64), np.array(member, dtype=np.int64)
+    is_part = np.array(is_part, dtype=bool)
+    n_relations = int(relation.max()) + 1 if len(relation) else 0
+    # Among the shown parts of a relation, the smallest (then the first) is the complement.
+    rank = np.lexsort((np.arange(len(member)), values[member], relation))
+    while n_relations:
+        hidden_in = np.bincount(relation, weights=out[member], minlength=n_relations)
+        open_ = hidden_in == 1
+        if not open_.any():
+            break
+        candidates = rank[open_[relation[rank]] & is_part[rank] & ~out[member[rank]]]
+        first = np.unique(relation[candidates], return_index=True)
+        out[member[candidates[first[1]]]] = True
+        without = np.setdiff1d(np.flatnonzero(open_), first[0])  # no shown part: the total
+        totals = np.flatnonzero(~is_part & np.isin(relation, without))
+        out[member[totals]] = True
+    return {keys[i] for i in np.flatnonzero(out)}
 
 
 class Disclosure:
@@ -100,6 +123,7 @@ class Disclosure:
     def __init__(self, tables: dict[str, pd.DataFrame], config, instruments: dict | None = None):
         self.min_n = config.min_cell_size
         self.instruments = instruments or {}
+        self._bands: dict[tuple, list[str]] = {}
         self.waves = config.wave_order()
         self.cells: dict[tuple, int] = {}
         self.relations: list[tuple[tuple, list[tuple]]] = []
@@ -114,13 +138,14 @@ class Disclosure:
 
     # --- building the cells and their relations ------------------------------------------
     def _add(self, key: tuple, value) -> None:
-        if value is not None and not pd.isna(value):
+        if value is not None and value is not pd.NA and value == value:  # not missing
             self.cells[key] = int(value)
 
     def _relate(self, total: tuple, parts: list[tuple]) -> None:
         """Record ``total = sum(parts)`` when the counts say so (they do by construction)."""
-        if total in self.cells and parts and all(p in self.cells for p in parts) and \
-                self.cells[total] == sum(self.cells[p] for p in parts):
+        cells = self.cells
+        if total in cells and parts and all(map(cells.__contains__, parts)) and \
+                cells[total] == sum(map(cells.__getitem__, parts)):
             self.relations.append((total, parts))
 
     def _participation(self, part: pd.DataFrame | None) -> None:
@@ -130,16 +155,19 @@ class Disclosure:
         columns = [c for c in ("cohort", "wave", "instrument", "n", "n_matched_first_wave",
                                "n_set_aside", "n_absent") if c in part.columns]
         rows = part[part["cohort"] != POOLED][columns]
-        for r in rows.itertuples(index=False):
-            key = (r.cohort, r.wave, r.instrument)
-            self._add(("part", *key), r.n)
-            later = r.wave != first
-            if later:
-                self._add(("matched", *key), r.n_matched_first_wave)
-            self._add(("aside", *key), getattr(r, "n_set_aside", None))
-            if later:
-                self._add(("absent", *key), getattr(r, "n_absent", None))
-        for (cohort, instrument), _ in rows.groupby(["cohort", "instrument"], sort=False):
+        none = [None] * len(rows)
+        for cohort, wave, instrument, n, matched, aside, absent in zip(
+                *(values(rows[c]) if c in rows else none
+                  for c in ("cohort", "wave", "instrument", "n", "n_matched_first_wave",
+                            "n_set_aside", "n_absent"))):
+            key = (cohort, wave, instrument)
+            self._add(("part", *key), n)
+            self._add(("aside", *key), aside)
+            if wave != first:
+                self._add(("matched", *key), matched)
+                self._add(("absent", *key), absent)
+        for cohort, instrument in dict.fromkeys(zip(values(rows["cohort"]),
+                                                     values(rows["instrument"]))):
             for wave in self.waves[1:]:
                 key = (cohort, wave, instrument)
                 self._relate(("part", cohort, first, instrument),
@@ -162,15 +190,16 @@ class Disclosure:
     def _pairs(self, change: pd.DataFrame | None, bands: pd.DataFrame | None) -> None:
         if change is None or change.empty:
             return
-        columns = ["cohort", "instrument", "scale", "from_wave", "to_wave", "n_pairs",
-                   *[f"rci_{c}" for c in RCI_CATEGORIES]]
-        for r in change[change["cohort"] != POOLED][columns].itertuples(index=False):
-            pair = (r.cohort, r.instrument, r.scale, r.from_wave, r.to_wave)
-            self._add(("pairs", *pair), r.n_pairs)
-            counts = [("rci", *pair, c) for c in RCI_CATEGORIES]
-            for key, value in zip(counts, (r.rci_improved, r.rci_no_change, r.rci_deteriorated)):
+        rows = change[change["cohort"] != POOLED]
+        pairs = zip(*(values(rows[c]) for c in ("cohort", "instrument", "scale", "from_wave",
+                                                 "to_wave")))
+        rci = zip(*(values(rows[f"rci_{c}"]) for c in RCI_CATEGORIES))
+        for pair, n, counts in zip(pairs, values(rows["n_pairs"]), rci):
+            self._add(("pairs", *pair), n)
+            keys = [("rci", *pair, c) for c in RCI_CATEGORIES]
+            for key, value in zip(keys, counts):
                 self._add(key, value)
-            self._relate(("pairs", *pair), counts)
+            self._relate(("pairs", *pair), keys)
         if bands is None or bands.empty:
             return
         bands = bands[bands["cohort"] != POOLED]
@@ -198,9 +227,12 @@ class Disclosure:
 
     def band_ids(self, instrument: str, scale: str) -> list[str]:
         """The bands the instrument declares for the scale (none when unknown)."""
-        inst = self.instruments.get(instrument)
-        sub = next((s for s in inst.subscales if s.id == scale), None) if inst else None
-        return [b.id for b in sub.bands] if sub else []
+        key = (instrument, scale)
+        if key not in self._bands:
+            inst = self.instruments.get(instrument)
+            sub = next((s for s in inst.subscales if s.id == scale), None) if inst else None
+            self._bands[key] = [b.id for b in sub.bands] if sub else []
+        return self._bands[key]
 
     # --- reading ---------------------------------------------------------------------------
     def count(self, key: tuple) -> int | None:

@@ -32,7 +32,7 @@ from pipelines.export import write_folder
 from pipelines.schema import load_schema
 from reports import plots
 from reports.pdf import print_all
-from reports.privacy import POOLED, RCI_CATEGORIES, SUPPRESSED, Disclosure, enough
+from reports.privacy import POOLED, RCI_CATEGORIES, SUPPRESSED, Disclosure, enough, values
 
 HERE = Path(__file__).parent
 MESSAGES = yaml.safe_load((HERE / "messages.yaml").read_text(encoding="utf-8"))
@@ -48,6 +48,7 @@ LIST_COHORTS = 30  # up to this many cohorts, the program report lists them befo
 HARDEST = 5  # questions listed as the hardest
 ROUTINE_MODEL_FLAGS = {"random_slope_dropped", "boundary_fit"}  # expected with few cohorts
 HIDDEN = "—"
+BADGE = ' <span class="badge">!</span>'  # a figure from 5-9 people
 log = logging.getLogger(__name__)
 
 
@@ -85,12 +86,19 @@ class Catalogue:
     def html(self, key: str, **values) -> markupsafe.Markup:
         """The message as HTML: values escaped, except those already marked up (annotated
         counts, see :func:`annotated`)."""
-        return markupsafe.Markup(markupsafe.escape(MESSAGES[key][self.language])).format(
-            **values)
+        return markupsafe.Markup(html_message(key, self.language).format(
+            **{k: v if isinstance(v, markupsafe.Markup) else markupsafe.escape(v)
+               for k, v in values.items()}))
 
     def rule(self, rule: str) -> str:
         entry = RULES.get(rule)
         return entry["label"][self.language] if entry else rule
+
+
+@functools.lru_cache(maxsize=None)
+def html_message(key: str, language: str) -> str:
+    """A message's text escaped for HTML (its placeholders untouched)."""
+    return str(markupsafe.escape(MESSAGES[key][language]))
 
 
 def scale_label(instruments: dict[str, Instrument], inst_id: str, scale: str, lang: str) -> str:
@@ -162,8 +170,7 @@ def records(frame: pd.DataFrame | None, columns: list[str] | None = None) -> lis
     if frame is None or frame.empty:
         return []
     names = [c for c in columns if c in frame.columns] if columns else list(frame.columns)
-    values = [frame[c].tolist() for c in names]
-    return [dict(zip(names, row)) for row in zip(*values)]
+    return [dict(zip(names, row)) for row in zip(*(values(frame[c]) for c in names))]
 
 
 def by_cohort(rows: list[dict]) -> dict[str, list[dict]]:
@@ -177,12 +184,13 @@ def by_cohort(rows: list[dict]) -> dict[str, list[dict]]:
 def key_text(key: tuple) -> str:
     """A disclosure key as text ("part|cohort|wave|instrument"): published counts carry it in
     ``data-k`` (and charts in ``data-cells``) so that tests can audit every count a page shows."""
-    return "|".join(str(part) for part in key)
+    return "|".join(key)
 
 
 def annotated(value: int, key: tuple) -> markupsafe.Markup:
-    """A published count inside a running sentence, with its key."""
-    return markupsafe.Markup('<span data-k="{}">{}</span>').format(key_text(key), value)
+    """A published count inside a running sentence, with its key (keys are made of ids, which
+    program.yaml and the instrument files restrict to letters, digits, ``_ . -``)."""
+    return markupsafe.Markup(f'<span data-k="{key_text(key)}">{int(value)}</span>')
 
 
 def cells_attribute(cells: dict[tuple, int]) -> str:
@@ -314,6 +322,8 @@ class ReportData:
         self._short: dict[tuple, str] = {}
         self._methods: list[dict] | None = None
         self._program_series: dict[tuple, list] = {}
+        self._escaped: dict[str, str] = {}
+        self._item_texts: dict[str, dict[str, str]] = {}
 
     # --- small helpers ---------------------------------------------------------
     def num(self, value, digits: int = 1) -> str:
@@ -344,11 +354,22 @@ class ReportData:
     def unit(self, scale: str) -> str:
         return "%" if "percent" in scale else ""
 
-    def count_cell(self, key: tuple) -> dict:
-        """A count as a table cell: its value and key, or the hidden mark."""
+    def count_cell(self, key: tuple, percent_of=None) -> markupsafe.Markup:
+        """A count's table cell: the value with its key (and its share of ``percent_of``), or
+        the hidden mark. Built here, not in the template: a national program has a hundred
+        thousand of them."""
         value = self.disclosure.count(key)
-        return {"text": HIDDEN, "hidden": True, "key": ""} if value is SUPPRESSED else \
-            {"text": str(value), "hidden": False, "key": key_text(key), "value": value}
+        if value is SUPPRESSED:
+            return markupsafe.Markup(f'<td class="num hidden">{HIDDEN}</td>')
+        share = f" ({self.num(100 * value / percent_of, 0)}%)" if percent_of else ""
+        return markupsafe.Markup(f'<td class="num" data-k="{key_text(key)}">{value}{share}</td>')
+
+    def count_span(self, key: tuple) -> markupsafe.Markup:
+        """A count inside a table cell (with its key), or the hidden mark."""
+        value = self.disclosure.count(key)
+        if value is SUPPRESSED:
+            return markupsafe.Markup(HIDDEN)
+        return markupsafe.Markup(f'<span data-k="{key_text(key)}">{value}</span>')
 
     def instrument_title(self, inst_id: str) -> str:
         inst = self.instruments.get(inst_id)
@@ -415,16 +436,16 @@ class ReportData:
                 key = (cohort, wave, inst_id)
                 if ("part", *key) not in self.disclosure.cells:
                     continue
-                row = {"instrument": self.instrument_title(inst_id),
-                       "wave": self.wave_label[wave], "people": self.count_cell(("part", *key)),
-                       "aside": self.count_cell(("aside", *key)), "first": wave == first}
-                if wave != first:
-                    matched = self.disclosure.count(("matched", *key))
-                    cell = self.count_cell(("matched", *key))
-                    if matched is not SUPPRESSED and start:
-                        cell["text"] += f" ({self.num(100 * matched / start, 0)}%)"
-                    row.update(matched=cell, absent=self.count_cell(("absent", *key)))
-                rows.append(row)
+                later = wave != first
+                empty = markupsafe.Markup('<td class="num"></td>')
+                rows.append({"instrument": self.instrument_title(inst_id),
+                             "wave": self.wave_label[wave],
+                             "people": self.count_cell(("part", *key)),
+                             "matched": self.count_cell(("matched", *key),
+                                                        start if start is not SUPPRESSED else None)
+                             if later else empty,
+                             "aside": self.count_cell(("aside", *key)),
+                             "absent": self.count_cell(("absent", *key)) if later else empty})
         return rows
 
     def instruments_of(self, cohort: str) -> list[str]:
@@ -492,22 +513,35 @@ class ReportData:
         return sections
 
     def change_cells(self, r: dict) -> dict:
-        scale = self.short(r["instrument"], r["scale"])
+        """One scale's row of a change table, as HTML (built here: a national program has tens of
+        thousands of them), and what its legend needs."""
+        scale = self.escaped(self.short(r["instrument"], r["scale"]))
         if not self.pair_shown(r):  # nothing of a suppressed row is formatted
-            return {"scale": scale, "hidden": True}
+            return {"html": markupsafe.Markup(
+                f'<tr><td>{scale}</td><td colspan="7" class="hidden">'
+                f'{self.escaped(self.t("suppressed", n=self.min_n))}</td></tr>'), "hidden": True}
         verdict = r["verdict"] if isinstance(r.get("verdict"), str) else "not_estimable"
-        return {
-            "scale": scale, "hidden": False, "n": int(r["n_pairs"]),
-            "n_key": key_text(("pairs", r["cohort"], r["instrument"], r["scale"], r["from_wave"],
-                               r["to_wave"])),
-            "small": r["n_pairs"] < SMALL,
-            "mean_from": self.num(r["mean_from"]), "mean_to": self.num(r["mean_to"]),
-            "diff": f"{self.num(r['mean_diff'])} ({self.num(r['ci_low'])}; "
-                    f"{self.num(r['ci_high'])})",
-            "d_z": self.num(r["d_z"], 2),
-            "better": self.t(r["improvement"]) if r["improvement"] else "",
-            "verdict": self.verdict_text(r), "verdict_key": verdict,
-            "exploratory": r.get("verdict_family") == "exploratory"}
+        key = key_text(("pairs", r["cohort"], r["instrument"], r["scale"], r["from_wave"],
+                        r["to_wave"]))
+        small = r["n_pairs"] < SMALL
+        better = self.escaped(self.t(r["improvement"])) if r["improvement"] else ""
+        num = self.num
+        return {"hidden": False, "small": small,
+                "exploratory": r.get("verdict_family") == "exploratory",
+                "html": markupsafe.Markup(
+                    f'<tr><td>{scale}</td><td class="num"><span data-k="{key}">'
+                    f'{int(r["n_pairs"])}</span>{BADGE if small else ""}</td>'
+                    f'<td class="num">{num(r["mean_from"])}</td><td class="num">'
+                    f'{num(r["mean_to"])}</td><td class="num">{num(r["mean_diff"])} '
+                    f'({num(r["ci_low"])}; {num(r["ci_high"])})</td><td class="num">'
+                    f'{num(r["d_z"], 2)}</td><td>{better}</td><td class="{verdict}">'
+                    f'{self.escaped(self.verdict_text(r))}</td></tr>')}
+
+    def escaped(self, text: str) -> str:
+        """``text`` escaped for HTML (labels repeat on every page: escaped once)."""
+        if text not in self._escaped:
+            self._escaped[text] = str(markupsafe.escape(text))
+        return self._escaped[text]
 
     def rci_figures(self, cohort: str) -> list[dict]:
         """Reliable change per wave pair: one bar per headline scale, hidden counts merged
@@ -540,29 +574,37 @@ class ReportData:
         return out
 
     def band_figures(self, cohort: str) -> tuple[list[dict], list[str]]:
-        """People per band at both waves of each pair, hidden counts merged; and the scales
-        whose every band is hidden (named, not drawn)."""
+        """Per banded scale, people per band at both waves of each wave pair (one chart), hidden
+        counts merged; and the scales whose every band is hidden (named, not drawn)."""
         out, none_shown = [], []
         labels_base = {"hidden": self.t("hidden_segment", n=self.min_n),
                        "all_hidden": self.t("all_hidden", n=self.min_n)}
-        for pair in self.pairs:
-            for inst, scale in sorted(self.index.banded.get((cohort, *pair), ())):
-                if not self.disclosure.pair_shown(cohort, inst, scale, *pair):
+        scales = sorted({s for pair in self.pairs
+                         for s in self.index.banded.get((cohort, *pair), ())})
+        for inst, scale in scales:
+            sub = next((s for s in self.instruments[inst].subscales if s.id == scale), None)
+            if sub is None or not sub.bands:
+                continue
+            bands = [b.id for b in sub.bands]
+            rows, cells = [], {}
+            for pair in self.pairs:
+                if (inst, scale) not in self.index.banded.get((cohort, *pair), ()) or \
+                        not self.disclosure.pair_shown(cohort, inst, scale, *pair):
                     continue
-                sub = next((s for s in self.instruments[inst].subscales if s.id == scale), None)
-                if sub is None or not sub.bands:
-                    continue
-                bands = [b.id for b in sub.bands]
-                rows = [self.band_row(cohort, inst, scale, pair, wave, bands) for wave in pair]
-                title = f"{self.short(inst, scale)} · {self.pair_label(pair)}"
-                if not any(sum(row["counts"].values()) for row in rows):
+                for wave in pair:
+                    row = self.band_row(cohort, inst, scale, pair, wave, bands)
+                    row["title"] = f"{self.pair_label(pair)}: {self.wave_label[wave]}"
+                    rows.append(row)
+                    cells.update({("band", cohort, inst, scale, *pair, wave, band): n
+                                  for band, n in row["counts"].items()})
+            title = self.short(inst, scale)
+            if not any(sum(row["counts"].values()) for row in rows):
+                if rows:
                     none_shown.append(title)
-                    continue
-                labels = {b.id: b.label.get(self.lang) for b in sub.bands} | labels_base
-                cells = {("band", cohort, inst, scale, *pair, wave, band): n
-                         for wave, row in zip(pair, rows) for band, n in row["counts"].items()}
-                out.append({"svg": plots.band_bars(rows, bands, labels, title, self.num),
-                            "cells": cells_attribute(cells)})
+                continue
+            labels = {b.id: b.label.get(self.lang) for b in sub.bands} | labels_base
+            out.append({"svg": plots.band_bars(rows, bands, labels, title, self.num),
+                        "cells": cells_attribute(cells)})
         return out, none_shown
 
     def band_row(self, cohort, inst, scale, pair, wave, bands) -> dict:
@@ -587,8 +629,10 @@ class ReportData:
                 and pd.notna(r["difficulty"])]
         rows.sort(key=lambda r: r["difficulty"])
 
+        texts = self.item_texts(inst)
+
         def text(item_id):
-            return inst.item(item_id).text.get(self.lang)
+            return texts.get(item_id, "")
 
         return {
             "wave": self.wave_label[wave],
@@ -596,6 +640,12 @@ class ReportData:
                          "p": self.num(100 * r["difficulty"], 0)} for r in rows[:HARDEST]],
             "miskeyed": [{"item": i, "text": text(i)} for i in known["miskeyed"]],
         }
+
+    def item_texts(self, inst: Instrument) -> dict[str, str]:
+        """Item id -> its text in this language (looked up once)."""
+        if inst.id not in self._item_texts:
+            self._item_texts[inst.id] = {i.id: i.text.get(self.lang) for i in inst.items}
+        return self._item_texts[inst.id]
 
     def gain_rows(self, cohort: str) -> list[dict]:
         out = []
@@ -768,13 +818,14 @@ class ReportData:
                         totals[wave] += people
                     if wave != first:
                         matched = self.disclosure.count(("matched", *key))
-                        cell["matched"] = self.count_cell(("matched", *key))
-                        if matched is not SUPPRESSED and start is not SUPPRESSED and start:
-                            cell["matched"]["text"] += f" ({self.num(100 * matched / start, 0)}%)"
+                        known = start is not SUPPRESSED and start
+                        cell["matched"] = self.count_cell(("matched", *key),
+                                                          start if known else None)
+                        if matched is not SUPPRESSED and known:
                             kept_first[wave] += start
                             kept[wave] += matched
-                        cell["aside"] = self.count_cell(("aside", *key))
-                        cell["absent"] = self.count_cell(("absent", *key))
+                        cell["aside"] = self.count_span(("aside", *key))
+                        cell["absent"] = self.count_span(("absent", *key))
                     cells.append(cell)
                 rows.append({"site": cohort.site, "cells": cells})
             if not rows:
@@ -798,10 +849,11 @@ class ReportData:
         n_text = annotated(n, ("pairs", cohort, inst, scale, *pair))
         verdict = row["verdict"] if isinstance(row.get("verdict"), str) else "not_estimable"
         means = f"{self.num(row['mean_from'])}{unit} → {self.num(row['mean_to'])}{unit}"
-        return {"text": markupsafe.Markup("{} · d_z {} (n {})").format(means, self.num(d, 2),
-                                                                       n_text),
-                "title": f"{means} · d_z {self.num(d, 2)}",
-                "short": markupsafe.Markup("{} (n {})").format(self.num(d, 2), n_text),
+        d_text = self.num(d, 2)
+        return {"text": markupsafe.Markup(f"{markupsafe.escape(means)} · d_z {d_text} "
+                                          f"(n {n_text})"),
+                "title": f"{means} · d_z {d_text}",
+                "short": markupsafe.Markup(f"{d_text} (n {n_text})"),
                 "verdict": self.t(verdict), "kind": verdict,
                 "sort": "" if pd.isna(d) else f"{d:.4f}"}
 
@@ -1005,10 +1057,21 @@ def css_string(value: object) -> markupsafe.Markup:
         c if c.isalnum() or c == " " else f"\\{ord(c):06X} " for c in text))
 
 
+class Environment(jinja2.Environment):
+    """Jinja2 reading ``row.field`` of a dict row as its key first: the view model hands the
+    templates plain dicts, and Jinja's default (attribute first, then key) pays for a failed
+    attribute look-up on every cell of every page."""
+
+    def getattr(self, obj, attribute):
+        if type(obj) is dict and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
+
 @functools.lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
     """The Jinja2 environment with autoescaping (participant data never reach it), made once."""
-    env = jinja2.Environment(
+    env = Environment(
         loader=jinja2.FileSystemLoader(HERE / "templates"),
         autoescape=jinja2.select_autoescape(["html", "j2"]),
         trim_blocks=True,
