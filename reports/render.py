@@ -1105,11 +1105,16 @@ def report_pages(tables: dict[str, pd.DataFrame], config, instruments) -> dict[s
 
     Index pages (``index_<lang>.html``, a stable entry point) repeat the program report.
     """
+    return render_pages(TableIndex(tables, config, instruments), tables, config, instruments)
+
+
+def render_pages(index: TableIndex, tables: dict[str, pd.DataFrame], config, instruments
+                 ) -> dict[str, str]:
+    """The pages of :func:`report_pages`, from the tables' index."""
     env = environment()
     cohort_template = env.get_template("cohort.html.j2")
     small_template = env.get_template("cohort_small.html.j2")
     program_template = env.get_template("program.html.j2")
-    index = TableIndex(tables, config, instruments)
     pages: dict[str, str] = {}
     for lang in sorted(LANGUAGES, key=lambda code: code != config.language):
         t = Catalogue(lang)
