@@ -32,7 +32,7 @@ from pipelines.export import write_folder
 from pipelines.schema import load_schema
 from reports import plots
 from reports.pdf import print_all
-from reports.privacy import POOLED, RCI_CATEGORIES, SUPPRESSED, Disclosure, enough, values
+from reports.privacy import POOLED, RCI_CATEGORIES, SUPPRESSED, Disclosure, values
 
 HERE = Path(__file__).parent
 MESSAGES = yaml.safe_load((HERE / "messages.yaml").read_text(encoding="utf-8"))

@@ -256,3 +256,27 @@ def test_declared_primary_outcomes_keep_both_families_at_5_percent(simulated):
         # significantly above it.
         assert rates["all"]["share"] <= 0.05 and rates["at_risk"]["low"] <= 0.05, report(
             family, rates)
+
+
+def test_the_verdict_value_set_is_the_rules_verdicts():
+    from pipelines.schema import VERDICTS as LABELLED
+
+    assert tuple(LABELLED) == VERDICTS
+
+
+def test_with_primary_outcomes_reports_headline_them_and_call_the_rest_exploratory():
+    from reports.render import report_pages
+    from tests.report_programs import small_program
+
+    primary = [{"instrument": "tic_knowledge", "scale": "equated_percent_correct",
+                "waves": ["pre", "post"]}]
+    tables, config, instruments = small_program(3, [12, 11, 9], primary=primary)
+    assert set(tables["change"]["verdict_family"]) == {"primary", "exploratory"}
+    pages = report_pages(tables, config, instruments)
+    for lang, word, section in (("en", "(exploratory)", "Change between waves"),
+                                ("es", "(exploratorio)", "Cambio entre momentos")):
+        page = pages[f"cohort_c0_{lang}.html"]
+        headlines = page.split("<ul class=\"headlines\">")[1].split("</ul>")[0]
+        assert headlines.count("<li") == 1 and "TIC-1" in headlines
+        assert word in page.split(f"<h2>{section}</h2>")[1].split("<h2>")[0]
+        assert "declared" in page or "declararon" in page  # the Methods state the family
