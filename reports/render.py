@@ -416,7 +416,8 @@ class ReportData:
         text = t.html(f"headline_{verdict}", scale=label, a=self.num(row["mean_from"]) + unit,
                       b=self.num(row["mean_to"]) + unit, n=n_text,
                       w1=self.wave_label[row["from_wave"]], w2=self.wave_label[row["to_wave"]])
-        if verdict == "improved" and row["improvement"]:
+        rci = [row.get(f"rci_{c}") for c in RCI_CATEGORIES]
+        if verdict == "improved" and row["improvement"] and all(pd.notna(rci)) and sum(rci):
             key = ("rci", *pair, "improved")
             improved = self.disclosure.count(key)
             text += markupsafe.Markup(" ") + (
