@@ -38,9 +38,10 @@ def plain(value: float, digits: int = 1) -> str:
 
 
 @functools.lru_cache(maxsize=4096)  # the same labels recur on every cohort's page
-def wrap(text: str, width: int = 30) -> tuple[str, ...]:
-    """A long label broken over lines so panels do not overlap."""
-    return tuple(textwrap.wrap(text, width)) or (text,)
+def wrap(text: str, width: int = 30, split_words: bool = True) -> tuple[str, ...]:
+    """A long label broken over lines so panels do not overlap (a word longer than a line is
+    split only when ``split_words``)."""
+    return tuple(textwrap.wrap(text, width, break_long_words=split_words)) or (text,)
 
 
 def nice_ticks(low: float, high: float, count: int = 5) -> tuple[list[float], int]:
@@ -179,7 +180,8 @@ def means_panel(panel: dict, labels: dict, fmt: Fmt = plain) -> str:
             body.append(f'<path d="M{(x0 - 4):.1f} {y:.1f}H{x0:.1f}" stroke="#1b1b1b" '
                         f'stroke-width="0.8"/>' + text(x0 - 7, y + 5, fmt(t, digits), anchor="end"))
     for j, wave in enumerate(panel["waves"]):
-        body.append(lines(xpos(j), y1 + 18, wrap(wave, per_line), WAVE_FONT, anchor="middle"))
+        body.append(lines(xpos(j), y1 + 18, wrap(wave, per_line, False), WAVE_FONT,
+                          anchor="middle"))
     desc = []
     for key, colour, kind, side in series:
         drawn, path = [], []
