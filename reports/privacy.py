@@ -202,28 +202,31 @@ class Disclosure:
             self._relate(("pairs", *pair), keys)
         if bands is None or bands.empty:
             return
-        bands = bands[bands["cohort"] != POOLED]
         keys = ["cohort", "instrument", "scale", "from_wave", "to_wave"]
-        for side, band_column in (("from", "band_from"), ("to", "band_to")):
-            per_band = bands.groupby([*keys, band_column], sort=False)["n"].sum()
+        bands = bands[bands["cohort"] != POOLED]
+        for side, band_column in (("from_wave", "band_from"), ("to_wave", "band_to")):
+            counts = bands.groupby([*keys, band_column], sort=False)["n"].sum().reset_index()
+            counts = counts.rename(columns={band_column: "band"})
+            # Every band the instrument declares, empty ones as 0: zeros protect too.
+            declared = pd.DataFrame(
+                [(i, s, b) for i, s in counts[["instrument", "scale"]].drop_duplicates()
+                 .itertuples(index=False) for b in self.band_ids(i, s)],
+                columns=["instrument", "scale", "band"])
+            every = counts[keys].drop_duplicates().merge(declared, on=["instrument", "scale"])
+            counts = pd.concat([counts, every]).drop_duplicates([*keys, "band"])
             members: dict[tuple, list[tuple]] = {}
-            for (*pair, band), n in per_band.items():
-                wave = pair[3] if side == "from" else pair[4]
-                key = ("band", *pair, wave, band)
-                self._add(key, n)
-                members.setdefault(tuple(pair), []).append(key)
-            for pair, parts in members.items():  # empty bands count (0): zeros protect too
-                wave = pair[3] if side == "from" else pair[4]
-                for band in self.band_ids(pair[1], pair[2]):
-                    key = ("band", *pair, wave, band)
-                    if key not in self.cells:
-                        self.cells[key] = 0
-                        parts.append(key)
-                total = ("banded", *pair)
-                self._add(total, sum(self.cells[p] for p in parts))
-                self._relate(total, parts)
-                if self.cells[total] == self.cells.get(("pairs", *pair)):
+            for *pair, band, n in zip(*(values(counts[c]) for c in (*keys, "band", "n"))):
+                pair = tuple(pair)
+                key = ("band", *pair, pair[3] if side == "from_wave" else pair[4], band)
+                self.cells[key] = 0 if n != n else int(n)  # NaN: a declared band nobody is in
+                members.setdefault(pair, []).append(key)
+            for pair, parts in members.items():
+                total = sum(map(self.cells.__getitem__, parts))
+                if total == self.cells.get(("pairs", *pair)):
                     self.relations.append((("pairs", *pair), parts))
+                else:  # some pairs without a band: their own total
+                    self.cells[("banded", *pair)] = total
+                    self.relations.append((("banded", *pair), parts))
 
     def band_ids(self, instrument: str, scale: str) -> list[str]:
         """The bands the instrument declares for the scale (none when unknown)."""
