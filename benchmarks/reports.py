@@ -49,7 +49,7 @@ def demo_tables(root: Path) -> dict:
     scores = stages.score(ctx, contracts)
     fresh = stages.analyse_cohorts(ctx, contracts.valid, scores)
     pooled = stages.analyse_pooled(ctx, contracts.valid, scores)
-    tables = stages.assemble(ctx, scores, [fresh], pooled)
+    tables = stages.assemble(ctx, scores, [fresh], pooled, quarantine=contracts.quarantine)
     return {"scores": scores, **tables, "quarantine": contracts.quarantine}
 
 

@@ -305,6 +305,19 @@ class Source(Strict):
         return delimiter
 
 
+class PrimaryOutcome(Strict):
+    """A scale declared, before the data came in, as a primary outcome of the program.
+
+    The declared outcomes form the family over which reports' verdicts are
+    adjusted; every other scale is reported as exploratory.
+    """
+
+    instrument: str
+    scale: str
+    waves: tuple[str, str] | None = Field(
+        default=None, description="The wave pair, e.g. [pre, post]; default: every pair compared.")
+
+
 class Pseudonymisation(Strict):
     """Where the program's secret key for participant pseudonyms lives.
 
@@ -342,6 +355,8 @@ class ProgramConfig(Strict):
         default=None, description="Pairs compared for change; default: each wave vs the first."
     )
     sources: list[Source] = Field(min_length=1)
+    primary_outcomes: list[PrimaryOutcome] = Field(
+        default=[], description="Pre-registered outcomes: the family of the reports' verdicts.")
     min_cell_size: int = Field(default=5, ge=1, description="Report figures from fewer are hidden.")
     date_window: DateWindow = DateWindow()
     max_failing_share: float = Field(
@@ -377,6 +392,12 @@ class ProgramConfig(Strict):
             if others:
                 raise ValueError(f"the pattern of source {others[0]} also matches the snapshots "
                                  f"of pulled source {pulled.name} ({pulled.pattern})")
+        compared = {tuple(p) for p in self.pairs()}
+        for outcome in self.primary_outcomes:
+            if outcome.waves is not None and tuple(outcome.waves) not in compared:
+                raise ValueError(f"primary_outcomes: the wave pair {list(outcome.waves)} of "
+                                 f"{outcome.instrument}/{outcome.scale} is not compared "
+                                 f"(wave_pairs: {[list(p) for p in self.pairs()]})")
         return self
 
     def wave_order(self) -> list[str]:

@@ -230,7 +230,7 @@ def pooled_task(ctx: stages.Context, contracts, scores, fresh: list, previous, k
                 pooled: dict | None = None):
     if pooled is None:
         pooled = stages.analyse_pooled(ctx, contracts.valid, scores)
-    tables = stages.assemble(ctx, scores, fresh, pooled, previous, kept)
+    tables = stages.assemble(ctx, scores, fresh, pooled, previous, kept, contracts.quarantine)
     get_run_logger().info("Analysis: %d reliability rows, %d change rows, %d model rows",
                           len(tables["reliability"]), len(tables["change"]), len(tables["models"]))
     return tables

@@ -74,6 +74,14 @@ STAGES = {"ingest": Text(es="lectura", en="ingest"),
           "contracts": Text(es="contratos", en="contracts")}
 QUARANTINE_SCOPES = {"row": Text(es="fila entera", en="whole row"),
                      "cell": Text(es="una respuesta", en="one answer")}
+VERDICTS = {"improved": Text(es="mejoró", en="improved"),
+            "worsened": Text(es="empeoró", en="got worse"),
+            "no_clear_change": Text(es="sin cambio claro", en="no clear change"),
+            "not_estimable": Text(es="no estimable", en="not estimable")}
+VERDICT_FAMILIES = {"primary": Text(es="resultado primario", en="primary outcome"),
+                    "exploratory": Text(es="exploratorio", en="exploratory"),
+                    "all": Text(es="todas las escalas (sin resultados primarios declarados)",
+                                en="every scale (no primary outcome declared)")}
 IMPROVEMENT = {"higher": Text(es="más alto es mejor", en="higher is better"),
                "lower": Text(es="más bajo es mejor", en="lower is better")}
 RCI_CATEGORIES = {"improved": Text(es="mejoró de forma confiable", en="reliably improved"),
@@ -318,5 +326,7 @@ def value_sets(config, instruments: dict[str, Instrument], rules: dict) -> dict[
         "stages": list(STAGES.items()),
         "quarantine_scopes": list(QUARANTINE_SCOPES.items()),
         "improvement": list(IMPROVEMENT.items()),
+        "verdicts": list(VERDICTS.items()),
+        "verdict_families": list(VERDICT_FAMILIES.items()),
     }
     return {name: distinct_labels(entries) for name, entries in sets.items()}

@@ -31,12 +31,16 @@ from pipelines.analysis.tables import (
     apply_rci,
     band_transitions,
     change_tables,
+    change_verdicts,
+    check_primary_outcomes,
     improvement_directions,
     item_tables,
     mixed_model_rows,
+    model_verdicts,
     models_table,
     rci_references,
     reliability_table,
+    retention,
     wave_means,
 )
 from pipelines.codebook import codebook_texts
@@ -90,6 +94,7 @@ def load_context(program_dir: str | Path) -> Context:
     config = load_program(program_dir)
     instruments = {**load_builtin(), **load_instruments(config.path(config.instruments_dir))}
     check_instruments(config, instruments)
+    check_primary_outcomes(config.primary_outcomes, instruments)
     return Context(
         config=config,
         instruments=instruments,
@@ -208,7 +213,7 @@ def analyse_pooled(ctx: Context, valid: dict[str, pd.DataFrame], scores: pd.Data
     transitions = [band_transitions(scores, f, t, scope="pooled") for f, t in ctx.config.pairs()]
     return {"reliability": reliability_table(valid, ctx.instruments, scope="pooled"),
             "items": items, "item_options": options,
-            "band_transitions": pd.concat(transitions, ignore_index=True),
+            "band_transitions": pd.concat(transitions, ignore_index=True) if transitions else None,
             "wave_means": wave_means(scores, scope="pooled"),
             "mixed_models": mixed_model_rows(scores, ctx.config.pairs())}
 
@@ -276,11 +281,13 @@ def stack(parts: list[pd.DataFrame | None], rank, name: str) -> pd.DataFrame:
 
 
 def assemble(ctx: Context, scores: pd.DataFrame, fresh: list[dict], pooled: dict,
-             previous: dict[str, pd.DataFrame] | None = None, kept: list[str] = ()) -> dict:
+             previous: dict[str, pd.DataFrame] | None = None, kept: list[str] = (),
+             quarantine: pd.DataFrame | None = None) -> dict:
     """The analysis tables from fresh cohort rows, reused cohort rows and pooled rows.
 
     Then what depends on the whole program: RCI (pooled baseline references),
-    participation and the models across cohorts.
+    participation (with retention: ``quarantine`` tells forms set aside from
+    absences), the models across cohorts and the verdicts.
     """
     rank, tables = cohort_rank(ctx.config), {}
     for name in COHORT_TABLES:
@@ -293,9 +300,14 @@ def assemble(ctx: Context, scores: pd.DataFrame, fresh: list[dict], pooled: dict
     tables["change"], tables["individual_change"] = apply_rci(
         tables["change"], tables["individual_change"], references,
         improvement_directions(ctx.instruments))
-    tables["participation"] = participation_table(scores, first)
+    tables["participation"] = retention(participation_table(scores, first), scores, quarantine,
+                                        ctx.config.wave_order())
     tables["models"] = models_table(scores, ctx.config.pairs(), tables["change"],
                                     pooled.get("mixed_models"))
+    primary = ctx.config.primary_outcomes
+    tables["change"] = change_verdicts(tables["change"], primary)
+    tables["models"] = model_verdicts(tables["models"], improvement_directions(ctx.instruments),
+                                      primary)
     return tables
 
 
@@ -307,7 +319,8 @@ def analyse(ctx: Context, contracts: ContractResult, scores: pd.DataFrame) -> di
     """
     valid = contracts.valid
     fresh = analyse_cohorts(ctx, valid, scores)
-    return assemble(ctx, scores, [fresh], analyse_pooled(ctx, valid, scores))
+    return assemble(ctx, scores, [fresh], analyse_pooled(ctx, valid, scores),
+                    quarantine=contracts.quarantine)
 
 
 @dataclass
@@ -671,6 +684,7 @@ def report_folder(ctx: Context, tables: dict[str, pd.DataFrame], pdf: bool = Tru
 
 REPORT_TABLES = ["participation", "change", "reliability", "items", "band_transitions",
                  "models", "wave_means", "quarantine"]
+REPORT_TABLES_OPTIONAL = ["accounting", "runs"]
 
 
 def stored_tables(ctx: Context) -> dict[str, pd.DataFrame]:
@@ -682,6 +696,9 @@ def stored_tables(ctx: Context) -> dict[str, pd.DataFrame]:
         if not path.exists():
             raise FileNotFoundError(f"no stored results: {path} is missing")
         tables[name] = pd.read_parquet(path)
+    for name in REPORT_TABLES_OPTIONAL:  # the data-quality section and the run's record
+        if (folder / f"{name}.parquet").exists():
+            tables[name] = pd.read_parquet(folder / f"{name}.parquet")
     return tables
 
 

@@ -7,10 +7,11 @@ Every chart carries a ``<title>`` and a ``<desc>`` listing the values drawn
 (screen readers read them; the page's text never depends on the picture).
 
 The SVG is built from strings, not by a plotting library: a cohort page has
-three or four small charts and a national program has a thousand cohorts, so
-a chart must cost well under a millisecond. Coordinates are in a 720-unit
-wide viewBox (the width of the page's text column at 100 units per inch);
-CSS scales it to the column.
+a few small charts and a national program has a thousand cohorts, so a chart
+must cost well under a millisecond. Each chart has a natural width in CSS
+pixels (its ``width``; 470 for the wide ones, 300 for a small multiple) and
+shrinks on narrower screens (``max-width: 100%``): with text of at least
+``MIN_FONT`` units it stays at 11 px or more on a 400 px wide phone.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ from collections.abc import Callable
 from html import escape
 
 BLUE, ORANGE, GREEN, VERMILLION, GREY = "#0072B2", "#E69F00", "#009E73", "#D55E00", "#8c8c8c"
-LIGHT = "#cfcfcf"
-WIDTH = 720
+LIGHT, HIDDEN, PURPLE = "#cfcfcf", "#f0f0f0", "#CC79A7"
+WIDTH = 470  # wide charts, in CSS pixels at their natural size (two fit side by side)
+PANEL_W, PANEL_H = 300, 250  # one small multiple of the means
+MIN_FONT, TITLE_FONT = 15, 16  # 15 x 368 / 470 = 11.7 px on a 400 px phone (body padding 16)
 FONT = "font-family=\"'DejaVu Sans', system-ui, sans-serif\""
 Fmt = Callable[[float, int], str]
 
@@ -35,14 +38,10 @@ def plain(value: float, digits: int = 1) -> str:
 
 
 @functools.lru_cache(maxsize=4096)  # the same labels recur on every cohort's page
-def wrap(text: str, width: int = 30) -> tuple[str, ...]:
-    """A long label broken over lines so panels do not overlap."""
-    return tuple(textwrap.wrap(text, width)) or (text,)
-
-
-def f2(x: float) -> str:
-    """A coordinate with one decimal (exact enough at any zoom)."""
-    return f"{x:.1f}"
+def wrap(text: str, width: int = 30, split_words: bool = True) -> tuple[str, ...]:
+    """A long label broken over lines so panels do not overlap (a word longer than a line is
+    split only when ``split_words``)."""
+    return tuple(textwrap.wrap(text, width, break_long_words=split_words)) or (text,)
 
 
 def nice_ticks(low: float, high: float, count: int = 5) -> tuple[list[float], int]:
@@ -66,14 +65,22 @@ def nice_ticks(low: float, high: float, count: int = 5) -> tuple[list[float], in
     return [float(t) for t in ticks], digits
 
 
-def text(x: float, y: float, content: str, size: float = 11, anchor: str = "start",
-         colour: str = "#1b1b1b", extra: str = "") -> str:
-    return (f'<text x="{f2(x)}" y="{f2(y)}" font-size="{size}" text-anchor="{anchor}" '
-            f'fill="{colour}"{extra}>{escape(content)}</text>')
+INK = "#1b1b1b"
 
 
-def lines(x: float, y: float, content: tuple[str, ...] | list[str], size: float = 11,
-          anchor: str = "start", colour: str = "#1b1b1b", middle: bool = False) -> str:
+def text(x: float, y: float, content: str, size: float = MIN_FONT, anchor: str = "start",
+         colour: str = INK, extra: str = "") -> str:
+    """A text element; the chart's defaults (``MIN_FONT``, start, ``INK``) are left unsaid."""
+    return (f'<text x="{x:.1f}" y="{y:.1f}"'
+            + (f' font-size="{size}"' if size != MIN_FONT else "")
+            + (f' text-anchor="{anchor}"' if anchor != "start" else "")
+            + (f' fill="{colour}"' if colour != INK else "")
+            + f"{extra}>{escape(content)}</text>")
+
+
+@functools.lru_cache(maxsize=16384)  # titles, labels and axes repeat on every cohort's page
+def lines(x: float, y: float, content: tuple[str, ...], size: float = MIN_FONT,
+          anchor: str = "start", colour: str = INK, middle: bool = False) -> str:
     """Multi-line text from its first baseline (or vertically centred on y when ``middle``)."""
     step = size * 1.2
     top = y - (len(content) - 1) * step / 2 + size * 0.35 if middle else y
@@ -83,165 +90,202 @@ def lines(x: float, y: float, content: tuple[str, ...] | list[str], size: float 
 
 def svg(width: float, height: float, title: str, desc: str, body: list[str]) -> str:
     """The chart element: accessible name (title) and description first."""
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {f2(width)} {f2(height)}" '
-            f'width="{f2(width)}" height="{f2(height)}" role="img" {FONT}>'
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.1f} {height:.1f}" '
+            f'width="{width:.1f}" height="{height:.1f}" role="img" {FONT}>'
             f"<title>{escape(title)}</title><desc>{escape(desc)}</desc>"
-            + "".join(body) + "</svg>")
+            f'<g font-size="{MIN_FONT}" fill="{INK}">' + "".join(body) + "</g></svg>")
 
 
-def legend(items: list[tuple[str, str, str]], y: float, centre: float = WIDTH / 2) -> str:
-    """A one-row legend centred at ``centre``: (label, colour, marker: box|circle|square)."""
-    widths = [34 + 6.9 * len(label) for label, _, _ in items]
-    x = centre - sum(widths) / 2
-    out = []
-    for (label, colour, marker), w in zip(items, widths):
-        if marker == "circle":
-            out.append(f'<line x1="{f2(x)}" y1="{f2(y)}" x2="{f2(x + 18)}" y2="{f2(y)}" '
-                       f'stroke="{colour}" stroke-width="1.5"/>'
-                       f'<circle cx="{f2(x + 9)}" cy="{f2(y)}" r="4" fill="{colour}"/>')
-        elif marker == "square":
-            out.append(f'<line x1="{f2(x)}" y1="{f2(y)}" x2="{f2(x + 18)}" y2="{f2(y)}" '
-                       f'stroke="{colour}" stroke-width="1.5"/>'
-                       f'<rect x="{f2(x + 5)}" y="{f2(y - 4)}" width="8" height="8" '
-                       f'fill="{colour}"/>')
+def marker(kind: str, x: float, y: float, colour: str) -> str:
+    """A series' marker: circle (a cohort) or square (the program)."""
+    if kind == "circle":
+        return f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4.5" fill="{colour}"/>'
+    return f'<rect x="{(x - 4):.1f}" y="{(y - 4):.1f}" width="8" height="8" fill="{colour}"/>'
+
+
+@functools.lru_cache(maxsize=4096)
+def legend(items: tuple[tuple[str, str, str], ...], y: float, left: float = 8,
+           width: float = WIDTH) -> tuple[str, float]:
+    """Legend entries from ``left``, wrapping to new rows: (label, colour, circle|square|box).
+
+    Returns the SVG and the y below it.
+    """
+    out, x = [], left
+    for label, colour, kind in items:
+        w = 36 + 0.64 * MIN_FONT * len(label)
+        if x + w > width and x > left:
+            x, y = left, y + MIN_FONT * 1.5
+        if kind == "box":
+            out.append(f'<rect x="{x:.1f}" y="{(y - 6):.1f}" width="18" height="12" '
+                       f'fill="{colour}" stroke="#8c8c8c" stroke-width="0.5"/>')
         else:
-            out.append(f'<rect x="{f2(x)}" y="{f2(y - 5)}" width="18" height="10" '
-                       f'fill="{colour}"/>')
-        out.append(text(x + 24, y + 4, label, 11))
+            out.append(f'<line x1="{x:.1f}" y1="{y:.1f}" x2="{(x + 18):.1f}" y2="{y:.1f}" '
+                       f'stroke="{colour}" stroke-width="1.5"/>' + marker(kind, x + 9, y, colour))
+        out.append(text(x + 24, y + 5, label))
         x += w
-    return "".join(out)
+    return "".join(out), y + MIN_FONT
 
 
 # --- means at each wave ----------------------------------------------------------------
-PANEL_W, PANEL_H = 240, 230
+SERIES = (("program", GREY, "square", -1), ("cohort", BLUE, "circle", 1))
+WAVE_FONT = 13  # a panel is never shrunk on a phone (300 px wide): 13 px stays readable
+OFFSET = 9  # cohort and program points sit this far either side of their wave
 
 
-def means_panels(panels: list[dict], labels: dict, fmt: Fmt = plain) -> str:
-    """Small multiples: mean and 95% CI per wave, this cohort beside the whole program.
+def means_legend(labels: dict) -> str:
+    """The series of :func:`means_panel` (one legend above a figure of panels)."""
+    body, bottom = legend(tuple((labels[key], colour, kind) for key, colour, kind, _ in SERIES
+                                if key in labels), 14, width=WIDTH)
+    return svg(WIDTH, bottom + 4, " · ".join(labels.values()), " · ".join(labels.values()),
+               [body])
 
-    ``panels``: {title, waves: [wave labels], cohort: [(mean, low, high) or None],
-    program: [(mean, low, high) or None]}. Program: grey squares; cohort: blue
-    circles, each line joining the waves it has.
+
+def means_panel(panel: dict, labels: dict, fmt: Fmt = plain) -> str:
+    """Mean and 95% CI per wave of one scale: this cohort (blue circles) beside the program
+    (grey squares), each a little to one side of its wave so that they never overlap.
+
+    ``panel``: {title, waves: [wave labels], cohort: [(mean, low, high) or None],
+    program: [(mean, low, high) or None]} (a series may be absent).
     """
-    cols = min(3, max(len(panels), 1))
-    rows = math.ceil(max(len(panels), 1) / cols)
-    series = [(key, colour, marker, offset) for key, colour, marker, offset in
-              (("program", GREY, "square", -0.08), ("cohort", BLUE, "circle", 0.08))
-              if any(p is not None for panel in panels for p in panel[key])]
-    top = 24
-    body = [legend([(labels[key], colour, marker) for key, colour, marker, _ in series], 10)]
-    desc = []
-    for i, panel in enumerate(panels):
-        ox, oy = (i % cols) * PANEL_W, top + (i // cols) * PANEL_H
-        body.append(lines(ox + 46, oy + 14, wrap(panel["title"], 30), 12))
-        x0, x1, y0, y1 = ox + 50, ox + PANEL_W - 12, oy + 44, oy + 168
-        points = [p for key, *_ in series for p in panel[key] if p is not None]
-        low = min(p[1] for p in points) if points else 0
-        high = max(p[2] for p in points) if points else 1
-        pad = (high - low) * 0.06 or 1
-        ticks, digits = nice_ticks(low - pad, high + pad, 5)
-        lo, hi = min(ticks[0], low - pad), max(ticks[-1], high + pad)
-        lo, hi = max(lo, low - 2.5 * pad), min(hi, high + 2.5 * pad)
-        ticks = [t for t in ticks if lo <= t <= hi]
+    title_lines = wrap(panel["title"], 30)
+    y0 = 14 + len(title_lines) * TITLE_FONT * 1.2
+    x0, x1, y1 = 62, PANEL_W - 34, PANEL_H - 50  # room for the last wave's label
+    body = [lines(8, 18, title_lines, TITLE_FONT)]
+    series = [(k, c, m, side) for k, c, m, side in SERIES if k in panel]
+    points = [p for key, *_ in series for p in panel[key] if p is not None]
+    low = min(p[1] for p in points) if points else 0
+    high = max(p[2] for p in points) if points else 1
+    pad = (high - low) * 0.06 or 1
+    ticks, digits = nice_ticks(low - pad, high + pad, 4)
+    lo, hi = min(ticks[0], low - pad), max(ticks[-1], high + pad)
+    lo, hi = max(lo, low - 2.5 * pad), min(hi, high + 2.5 * pad)
 
-        def ypos(v, lo=lo, hi=hi, y0=y0, y1=y1):
-            return y1 - (v - lo) / (hi - lo) * (y1 - y0)
+    def ypos(v):
+        return y1 - (v - lo) / (hi - lo) * (y1 - y0)
 
-        n = len(panel["waves"])
+    n = len(panel["waves"])
 
-        def xpos(j, x0=x0, x1=x1, n=n):
-            return x0 + (x1 - x0) * (0.5 if n == 1 else 0.12 + 0.76 * j / (n - 1))
+    def xpos(j):
+        return x0 + (x1 - x0) * (0.5 if n == 1 else 0.12 + 0.76 * j / (n - 1))
 
-        body.append(f'<path d="M{f2(x0)} {f2(y0 - 4)}V{f2(y1)}H{f2(x1)}" fill="none" '
-                    f'stroke="#1b1b1b" stroke-width="0.8"/>')
-        for t in ticks:
+    # Wave labels share the axis: as many characters per line as the gap between waves holds.
+    gap = (x1 - x0) * (1 if n == 1 else 0.76 / (n - 1))
+    per_line = max(6, int(gap / (0.6 * WAVE_FONT)))
+
+    body.append(f'<path d="M{x0:.1f} {(y0 - 4):.1f}V{y1:.1f}H{x1:.1f}" fill="none" '
+                f'stroke="#1b1b1b" stroke-width="0.8"/>')
+    for t in ticks:
+        if lo <= t <= hi:
             y = ypos(t)
-            body.append(f'<path d="M{f2(x0 - 4)} {f2(y)}H{f2(x0)}" stroke="#1b1b1b" '
-                        f'stroke-width="0.8"/>' + text(x0 - 7, y + 4, fmt(t, digits), 10.5, "end"))
-        for j, wave in enumerate(panel["waves"]):
-            body.append(lines(xpos(j), y1 + 16, wrap(wave, 12), 10.5, "middle"))
-        for key, colour, marker, offset in series:
-            drawn, path = [], []
-            for j, p in enumerate(panel[key]):
-                if p is None:
-                    continue
-                x = xpos(j) + offset * (x1 - x0) / max(n, 2)
-                drawn.append((x, ypos(p[0])))
-                path.append(f"M{f2(x)} {f2(ypos(p[1]))}V{f2(ypos(p[2]))}"
-                            f"M{f2(x - 4)} {f2(ypos(p[1]))}h8M{f2(x - 4)} {f2(ypos(p[2]))}h8")
-                desc.append(f"{panel['title']}, {panel['waves'][j]}, {labels[key]}: "
-                            f"{fmt(p[0], 1)} ({fmt(p[1], 1)}–{fmt(p[2], 1)})")
-            if not drawn:
-                continue
-            body.append(f'<path d="{"".join(path)}" stroke="{colour}" stroke-width="1.5" '
-                        f'fill="none"/>')
-            if len(drawn) > 1:
-                body.append(f'<polyline points="{" ".join(f"{f2(x)},{f2(y)}" for x, y in drawn)}"'
-                            f' stroke="{colour}" stroke-width="1.5" fill="none"/>')
-            for x, y in drawn:
-                body.append(f'<circle cx="{f2(x)}" cy="{f2(y)}" r="4.5" fill="{colour}"/>'
-                            if marker == "circle" else
-                            f'<rect x="{f2(x - 4)}" y="{f2(y - 4)}" width="8" height="8" '
-                            f'fill="{colour}"/>')
-    title = " · ".join(p["title"] for p in panels)
-    return svg(cols * PANEL_W, top + rows * PANEL_H, title, "; ".join(desc), body)
-
-
-# --- 100% bars (reliable change, bands) --------------------------------------------------
-def stacked(rows: list[dict], keys: list[str], colours: list[str], labels: dict,
-            title: str | None, fmt: Fmt, value_labels: str) -> str:
-    """Horizontal 100% bars, one per row: {title, counts: {key: n}}.
-
-    ``value_labels``: "count" prints n inside each segment of 8% or more,
-    "percent" prints its share.
-    """
-    label_w, x0, x1, row_h, bar_h = 205, 215, 700, 40, 30
-    top = 30 if title else 8
-    body = [lines(x0, 18, wrap(title, 80), 12)] if title else []
+            body.append(f'<path d="M{(x0 - 4):.1f} {y:.1f}H{x0:.1f}" stroke="#1b1b1b" '
+                        f'stroke-width="0.8"/>' + text(x0 - 7, y + 5, fmt(t, digits), anchor="end"))
+    for j, wave in enumerate(panel["waves"]):
+        body.append(lines(xpos(j), y1 + 18, wrap(wave, per_line, False), WAVE_FONT,
+                          anchor="middle"))
     desc = []
-    for i, row in enumerate(rows):
-        y = top + i * row_h
-        total = sum(row["counts"].get(k, 0) for k in keys)
-        body.append(lines(label_w, y + bar_h / 2, wrap(row["title"], 32), 12, "end", middle=True))
-        left, parts = 0.0, []
-        for key, colour in zip(keys, colours):
-            n = row["counts"].get(key, 0)
-            share = n / total if total else 0
-            w = share * (x1 - x0)
+    for key, colour, kind, side in series:
+        drawn, path = [], []
+        for j, p in enumerate(panel[key]):
+            if p is None:
+                continue
+            x = xpos(j) + side * OFFSET
+            drawn.append((x, ypos(p[0])))
+            if p[1] is not None and p[2] is not None and math.isfinite(p[1]):
+                path.append(f"M{x:.1f} {(ypos(p[1])):.1f}V{(ypos(p[2])):.1f}"
+                            f"M{(x - 4):.1f} {(ypos(p[1])):.1f}h8M{(x - 4):.1f} {(ypos(p[2])):.1f}h8")
+                desc.append(f"{panel['waves'][j]}, {labels[key]}: {fmt(p[0], 1)} "
+                            f"({fmt(p[1], 1)}–{fmt(p[2], 1)})")
+            else:
+                desc.append(f"{panel['waves'][j]}, {labels[key]}: {fmt(p[0], 1)}")
+        if not drawn:
+            continue
+        body.append(f'<path d="{"".join(path)}" stroke="{colour}" stroke-width="1.5" '
+                    f'fill="none"/>')
+        if len(drawn) > 1:
+            body.append(f'<polyline points="{" ".join(f"{x:.1f},{y:.1f}" for x, y in drawn)}"'
+                        f' stroke="{colour}" stroke-width="1.5" fill="none"/>')
+        body += [marker(kind, x, y, colour) for x, y in drawn]
+    return svg(PANEL_W, PANEL_H, panel["title"], "; ".join(desc), body)
+
+
+# --- horizontal bars of counts (reliable change, bands) ----------------------------------
+def stacked(rows: list[dict], keys: list[str], colours: list[str], labels: dict,
+            title: str | None, fmt: Fmt) -> str:
+    """Horizontal 100% bars of people, one per row: {title, counts: {key: n}, hidden: n}.
+
+    Each row's label sits above its bar (full width, readable on a phone).
+    ``hidden`` (optional) is the sum of the row's suppressed cells, drawn as
+    one pale segment so that no hidden count can be read off the bar; a row
+    with nothing shown gets the words ``labels["all_hidden"]`` instead of a
+    bar. A shown count is printed in its segment when the segment is wide enough.
+    """
+    x0, x1, bar_h, step = 10, WIDTH - 24, 28, MIN_FONT * 1.2
+    title_lines = wrap(title, 46) if title else ()
+    body = [lines(8, 20, title_lines, TITLE_FONT)] if title else []
+    y = (14 + len(title_lines) * TITLE_FONT * 1.2) if title else 6
+    desc, any_hidden, top = [], False, None
+    for row in rows:
+        label = wrap(row["title"], 50)
+        body.append(lines(x0, y + MIN_FONT, label))
+        y += len(label) * step + 4
+        top = y if top is None else top
+        parts = [(key, colour, row["counts"].get(key, 0)) for key, colour in zip(keys, colours)]
+        shown_total = sum(n for *_, n in parts)
+        if row.get("hidden"):
+            parts.append(("hidden", HIDDEN, row["hidden"]))
+            any_hidden = True
+        total = sum(n for *_, n in parts)
+        if not shown_total:
+            body.append(text(x0 + 4, y + bar_h / 2 + 5, labels["all_hidden"], colour="#555",
+                             extra=' font-style="italic"'))
+            desc.append(f"{row['title']}: {labels['all_hidden']}")
+            y += bar_h + 10
+            continue
+        left, said = 0.0, []
+        for key, colour, n in parts:
+            w = (n / total if total else 0) * (x1 - x0)
             if w > 0:
-                body.append(f'<rect x="{f2(x0 + left)}" y="{f2(y)}" width="{f2(w)}" '
+                body.append(f'<rect x="{(x0 + left):.1f}" y="{y:.1f}" width="{w:.1f}" '
                             f'height="{bar_h}" fill="{colour}" stroke="white" stroke-width="1"/>')
-                if share >= 0.08:
-                    shown = str(n) if value_labels == "count" else fmt(100 * share, 0) + "%"
-                    body.append(text(x0 + left + w / 2, y + bar_h / 2 + 4, shown, 11, "middle"))
-            parts.append(f"{labels[key]} {n} ({fmt(100 * share, 0)}%)")
+                if key != "hidden" and w >= 0.6 * MIN_FONT * (len(str(n)) + 1):
+                    body.append(text(x0 + left + w / 2, y + bar_h / 2 + 5, str(n),
+                                     anchor="middle"))
+            if key != "hidden":
+                said.append(f"{labels[key]} {n}")
             left += w
-        desc.append(f"{row['title']}: " + ", ".join(parts))
-    axis_y = top + len(rows) * row_h - (row_h - bar_h) / 2 + 2
-    body.append(f'<path d="M{x0} {top - 4}V{f2(axis_y)}H{x1}" fill="none" stroke="#1b1b1b" '
-                f'stroke-width="0.8"/>')
+        if row.get("hidden"):
+            said.append(labels["hidden"])
+        desc.append(f"{row['title']}: " + ", ".join(said))
+        y += bar_h + 10
+    axis_y = y - 4
+    body.append(f'<path d="M{x0} {((top or y) - 4):.1f}V{axis_y:.1f}H{x1}" fill="none" '
+                f'stroke="#1b1b1b" stroke-width="0.8"/>')
     for share in (0, 0.5, 1):
         x = x0 + share * (x1 - x0)
-        body.append(f'<path d="M{f2(x)} {f2(axis_y)}v4" stroke="#1b1b1b" stroke-width="0.8"/>'
-                    + text(x, axis_y + 17, fmt(100 * share, 0) + "%", 11, "middle"))
-    body.append(legend([(labels[k], c, "box") for k, c in zip(keys, colours)], axis_y + 38,
-                       (x0 + x1) / 2))
-    return svg(WIDTH, axis_y + 50, title or " · ".join(r["title"] for r in rows),
+        body.append(f'<path d="M{x:.1f} {axis_y:.1f}v4" stroke="#1b1b1b" stroke-width="0.8"/>'
+                    + text(max(x, x0 + 12), axis_y + 20, fmt(100 * share, 0) + "%",
+                           anchor="middle"))
+    entries = tuple((labels[k], c, "box") for k, c in zip(keys, colours))
+    if any_hidden:
+        entries += ((labels["hidden"], HIDDEN, "box"),)
+    legend_svg, bottom = legend(entries, axis_y + 44)
+    body.append(legend_svg)
+    return svg(WIDTH, bottom + 6, title or " · ".join(r["title"] for r in rows),
                "; ".join(desc), body)
 
 
-def rci_bars(rows: list[dict], labels: dict, fmt: Fmt = plain) -> str:
-    """Horizontal 100% bars: share reliably improved / no reliable change / deteriorated."""
+def rci_bars(rows: list[dict], labels: dict, fmt: Fmt = plain, title: str | None = None) -> str:
+    """Horizontal 100% bars: people reliably improved / no reliable change / deteriorated."""
     keys = ["improved", "no_change", "deteriorated"]
-    return stacked(rows, keys, [GREEN, LIGHT, VERMILLION], labels, None, fmt, "count")
+    return stacked(rows, keys, [GREEN, LIGHT, VERMILLION], labels, title, fmt)
 
 
 def band_bars(rows: list[dict], bands: list[str], band_labels: dict, title: str,
               fmt: Fmt = plain) -> str:
     """Stacked 100% bars of people per band at each wave (e.g. ProQOL burnout low/moderate/high)."""
-    palette = [GREEN, ORANGE, VERMILLION, BLUE, GREY]
+    palette = [GREEN, ORANGE, VERMILLION, BLUE, PURPLE]
     colours = [palette[i % len(palette)] for i in range(len(bands))]
-    return stacked(rows, bands, colours, band_labels, title, fmt, "percent")
+    return stacked(rows, bands, colours, band_labels, title, fmt)
 
 
 # --- effects across cohorts -----------------------------------------------------------------
@@ -249,54 +293,69 @@ def forest(rows: list[dict], pooled: dict | None, title: str, xlabel: str,
            fmt: Fmt = plain) -> str:
     """Forest plot: each cohort's d_z with its CI, and the pooled (random-effects) diamond.
 
-    ``rows``: {title, d, low, high, n}, or {gap: "label"} for a row of text
-    standing for cohorts not drawn (``forest`` of the extremes of many cohorts).
+    ``rows``: {title, d, low, high, n} (and ``n_label``, a second line of the
+    label, e.g. "n 14"); {title, note} for a cohort counted in
+    the pooled estimate but not drawn (too few people to show); or {gap:
+    "label"} standing for cohorts left out (the extremes of many cohorts).
     """
-    label_w, x0, x1, row_h = 225, 235, 700, 28
-    top = 14 + 15 * len(wrap(title, 80)) + 6
-    drawn = [r for r in rows if "gap" not in r] + ([pooled] if pooled else [])
+    label_w, x0, x1 = 150, 160, WIDTH - 14
+    title_lines = wrap(title, 46)
+    top = 10 + len(title_lines) * TITLE_FONT * 1.2 + 6
+    drawn = [r for r in rows if "d" in r] + ([pooled] if pooled else [])
     low = min([r["low"] for r in drawn] + [0.0])
     high = max([r["high"] for r in drawn] + [0.0])
     pad = (high - low) * 0.04 or 0.1
-    ticks, digits = nice_ticks(low - pad, high + pad, 6)
+    ticks, digits = nice_ticks(low - pad, high + pad, 4)
     lo, hi = min(ticks[0], low - pad), max(ticks[-1], high + pad)
 
     def xpos(v):
         return x0 + (v - lo) / (hi - lo) * (x1 - x0)
 
-    body = [lines(x0, 16, wrap(title, 80), 12)]
+    body = [lines(8, 20, title_lines, TITLE_FONT)]
     desc = []
     every = rows + ([dict(pooled, pooled=True)] if pooled else [])
-    bottom = top + len(every) * row_h
-    body.append(f'<path d="M{f2(xpos(0))} {top}V{f2(bottom)}" stroke="{GREY}" stroke-width="1"/>')
-    for i, r in enumerate(every):
-        y = top + i * row_h + row_h / 2
+    labels = [wrap(r.get("gap") or r["title"], 17) + ((r["n_label"],) if "n_label" in r else ())
+              for r in every]
+    notes = [wrap(r["note"], 30) if "note" in r else () for r in every]
+    heights = [10 + 1.2 * MIN_FONT * max(len(a), len(b), 1) for a, b in zip(labels, notes)]
+    bottom = top + sum(heights)
+    body.append(f'<path d="M{(xpos(0)):.1f} {top:.1f}V{bottom:.1f}" stroke="{GREY}" '
+                f'stroke-width="1"/>')
+    y_top = top
+    for r, h, label, note in zip(every, heights, labels, notes):
+        y = y_top + h / 2
+        y_top += h
         if "gap" in r:
-            body.append(text(label_w, y + 4, r["gap"], 11, "end", "#555",
-                             ' font-style="italic"'))
+            body.append(lines(label_w, y, label, anchor="end", colour="#555", middle=True))
             continue
-        body.append(text(label_w, y + 4, r["title"], 11.5, "end"))
+        body.append(lines(label_w, y, label, anchor="end", middle=True))
+        if "note" in r:
+            body.append(lines(x0 + 6, y, note, colour="#555", middle=True))
+            desc.append(f"{r['title']}: {r['note']}")
+            continue
         desc.append(f"{r['title']}: {fmt(r['d'], 2)} ({fmt(r['low'], 2)}; {fmt(r['high'], 2)})")
         if r.get("pooled"):
-            body.append(f'<polygon points="{f2(xpos(r["low"]))},{f2(y)} {f2(xpos(r["d"]))},'
-                        f'{f2(y - 9)} {f2(xpos(r["high"]))},{f2(y)} {f2(xpos(r["d"]))},'
-                        f'{f2(y + 9)}" fill="{ORANGE}"/>')
+            body.append(f'<polygon points="{(xpos(r["low"])):.1f},{y:.1f} {(xpos(r["d"])):.1f},'
+                        f'{(y - 9):.1f} {(xpos(r["high"])):.1f},{y:.1f} {(xpos(r["d"])):.1f},'
+                        f'{(y + 9):.1f}" fill="{ORANGE}"/>')
             continue
         side = 5 + min(r["n"], 40) / 6
-        body.append(f'<path d="M{f2(xpos(r["low"]))} {f2(y)}H{f2(xpos(r["high"]))}'
-                    f'M{f2(xpos(r["low"]))} {f2(y - 4)}v8M{f2(xpos(r["high"]))} {f2(y - 4)}v8" '
+        body.append(f'<path d="M{(xpos(r["low"])):.1f} {y:.1f}H{(xpos(r["high"])):.1f}'
+                    f'M{(xpos(r["low"])):.1f} {(y - 4):.1f}v8M{(xpos(r["high"])):.1f} {(y - 4):.1f}v8" '
                     f'stroke="{BLUE}" stroke-width="1.5" fill="none"/>'
-                    f'<rect x="{f2(xpos(r["d"]) - side / 2)}" y="{f2(y - side / 2)}" '
-                    f'width="{f2(side)}" height="{f2(side)}" fill="{BLUE}"/>')
-    body.append(f'<path d="M{x0} {top}V{f2(bottom)}H{x1}" fill="none" stroke="#1b1b1b" '
+                    f'<rect x="{(xpos(r["d"]) - side / 2):.1f}" y="{(y - side / 2):.1f}" '
+                    f'width="{side:.1f}" height="{side:.1f}" fill="{BLUE}"/>')
+    body.append(f'<path d="M{x0} {top:.1f}V{bottom:.1f}H{x1}" fill="none" stroke="#1b1b1b" '
                 f'stroke-width="0.8"/>')
     for t in ticks:
         if lo <= t <= hi:
-            body.append(f'<path d="M{f2(xpos(t))} {f2(bottom)}v4" stroke="#1b1b1b" '
+            body.append(f'<path d="M{(xpos(t)):.1f} {bottom:.1f}v4" stroke="#1b1b1b" '
                         f'stroke-width="0.8"/>'
-                        + text(xpos(t), bottom + 17, fmt(t, digits), 11, "middle"))
-    body.append(text((x0 + x1) / 2, bottom + 36, xlabel, 11.5, "middle"))
-    return svg(WIDTH, bottom + 44, title, "; ".join(desc), body)
+                        + text(xpos(t), bottom + 20, fmt(t, digits), anchor="middle"))
+    axis = wrap(xlabel, 40)
+    body.append(lines((x0 + x1) / 2, bottom + 42, axis, anchor="middle"))
+    return svg(WIDTH, bottom + 48 + (len(axis) - 1) * MIN_FONT * 1.2, title, "; ".join(desc),
+               body)
 
 
 def caterpillar(rows: list[dict], pooled: dict | None, title: str, ylabel: str, xlabel: str,
@@ -307,14 +366,15 @@ def caterpillar(rows: list[dict], pooled: dict | None, title: str, ylabel: str, 
     with its CI as a band, zero as a grey line. ``rows``: {d, low, high}.
     """
     rows = sorted(rows, key=lambda r: r["d"])
-    x0, x1, top = 60, 705, 14 + 15 * len(wrap(title, 80)) + 8
-    y0, y1 = top, top + 210
+    title_lines = wrap(title, 46)
+    x0, x1, top = 56, WIDTH - 8, 12 + len(title_lines) * TITLE_FONT * 1.2 + 8
+    y0, y1 = top, top + 200
     values = [v for r in rows for v in (r["low"], r["high"])] + [0.0]
     if pooled:
         values += [pooled["low"], pooled["high"]]
     low, high = min(values), max(values)
     pad = (high - low) * 0.04 or 0.1
-    ticks, digits = nice_ticks(low - pad, high + pad, 6)
+    ticks, digits = nice_ticks(low - pad, high + pad, 5)
     lo, hi = min(ticks[0], low - pad), max(ticks[-1], high + pad)
 
     def ypos(v):
@@ -325,34 +385,34 @@ def caterpillar(rows: list[dict], pooled: dict | None, title: str, ylabel: str, 
     def xpos(i):
         return x0 + 6 + (i + 0.5) / max(n, 1) * (x1 - x0 - 12)
 
-    body = [lines(x0, 16, wrap(title, 80), 12)]
+    body = [lines(8, 20, title_lines, TITLE_FONT)]
     for t in ticks:
         if lo <= t <= hi:
-            body.append(f'<path d="M{x0 - 4} {f2(ypos(t))}H{x0}" stroke="#1b1b1b" '
+            body.append(f'<path d="M{x0 - 4} {(ypos(t)):.1f}H{x0}" stroke="#1b1b1b" '
                         f'stroke-width="0.8"/>'
-                        + text(x0 - 7, ypos(t) + 4, fmt(t, digits), 11, "end"))
+                        + text(x0 - 7, ypos(t) + 5, fmt(t, digits), anchor="end"))
     if pooled:
-        body.append(f'<rect x="{x0}" y="{f2(ypos(pooled["high"]))}" width="{x1 - x0}" '
-                    f'height="{f2(ypos(pooled["low"]) - ypos(pooled["high"]))}" fill="{ORANGE}" '
+        body.append(f'<rect x="{x0}" y="{(ypos(pooled["high"])):.1f}" width="{x1 - x0}" '
+                    f'height="{(ypos(pooled["low"]) - ypos(pooled["high"])):.1f}" fill="{ORANGE}" '
                     f'fill-opacity="0.3"/>')
-    body.append(f'<path d="M{x0} {f2(ypos(0))}H{x1}" stroke="{GREY}" stroke-width="1"/>')
+    body.append(f'<path d="M{x0} {(ypos(0)):.1f}H{x1}" stroke="{GREY}" stroke-width="1"/>')
     width = min(1.5, max(0.4, 0.6 * (x1 - x0) / max(n, 1)))
-    whiskers = "".join(f"M{f2(xpos(i))} {f2(ypos(r['low']))}V{f2(ypos(r['high']))}"
+    whiskers = "".join(f"M{(xpos(i)):.1f} {(ypos(r['low'])):.1f}V{(ypos(r['high'])):.1f}"
                        for i, r in enumerate(rows))
     dot = max(1.2, min(3.0, 0.4 * (x1 - x0) / max(n, 1)))
-    dots = "".join(f"M{f2(xpos(i) - dot)} {f2(ypos(r['d']))}h{f2(2 * dot)}"
+    dots = "".join(f"M{(xpos(i) - dot):.1f} {(ypos(r['d'])):.1f}h{(2 * dot):.1f}"
                    for i, r in enumerate(rows))
     body.append(f'<path d="{whiskers}" stroke="{BLUE}" stroke-opacity="0.45" '
-                f'stroke-width="{f2(width)}" fill="none"/>'
-                f'<path d="{dots}" stroke="{BLUE}" stroke-width="{f2(2 * dot)}" fill="none"/>')
+                f'stroke-width="{width:.1f}" fill="none"/>'
+                f'<path d="{dots}" stroke="{BLUE}" stroke-width="{(2 * dot):.1f}" fill="none"/>')
     if pooled:
-        body.append(f'<path d="M{x0} {f2(ypos(pooled["d"]))}H{x1}" stroke="{ORANGE}" '
+        body.append(f'<path d="M{x0} {(ypos(pooled["d"])):.1f}H{x1}" stroke="{ORANGE}" '
                     f'stroke-width="2"/>')
-    body.append(f'<path d="M{x0} {y0}V{y1}H{x1}" fill="none" stroke="#1b1b1b" '
+    body.append(f'<path d="M{x0} {y0:.1f}V{y1:.1f}H{x1}" fill="none" stroke="#1b1b1b" '
                 f'stroke-width="0.8"/>')
-    body.append(text((x0 + x1) / 2, y1 + 20, xlabel, 11.5, "middle"))
-    body.append(text(16, (y0 + y1) / 2, ylabel, 11.5, "middle",
-                     extra=f' transform="rotate(-90 16 {f2((y0 + y1) / 2)})"'))
+    body.append(text((x0 + x1) / 2, y1 + 22, xlabel, anchor="middle"))
+    body.append(text(16, (y0 + y1) / 2, ylabel, anchor="middle",
+                     extra=f' transform="rotate(-90 16 {((y0 + y1) / 2):.1f})"'))
     above = sum(r["low"] > 0 for r in rows)
     below = sum(r["high"] < 0 for r in rows)
     desc = (f"{n}: d_z {fmt(rows[0]['d'], 2)} … {fmt(rows[-1]['d'], 2)}; "
@@ -360,4 +420,4 @@ def caterpillar(rows: list[dict], pooled: dict | None, title: str, ylabel: str, 
     if pooled:
         desc += f"; {pooled['title']}: {fmt(pooled['d'], 2)} ({fmt(pooled['low'], 2)}; " \
                 f"{fmt(pooled['high'], 2)})"
-    return svg(WIDTH, y1 + 30, title, desc, body)
+    return svg(WIDTH, y1 + 32, title, desc, body)

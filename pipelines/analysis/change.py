@@ -224,6 +224,46 @@ def holm_groups(p: pd.Series, groups: pd.DataFrame) -> pd.Series:
     return pd.Series(out, index=p.index)
 
 
+VERDICTS = ("improved", "worsened", "no_clear_change", "not_estimable")
+VERDICT_ALPHA = 0.05
+
+
+def family_verdicts(p: pd.Series, effect: pd.Series, improvement: pd.Series,
+                    family: pd.DataFrame, alpha: float = VERDICT_ALPHA
+                    ) -> tuple[pd.Series, pd.Series]:
+    """Holm-adjusted p within each family, and each row's verdict.
+
+    The one rule behind every "improved" or "got worse" a report prints: a row
+    is ``improved`` or ``worsened`` when its p, Holm-adjusted over every row of
+    its family (rows with equal values in ``family``), is below ``alpha``; the
+    direction is the sign of ``effect`` (signed so that positive = improvement,
+    as ``d_z``). Holm controls the chance of any false verdict in a family at
+    ``alpha`` whatever the dependence between the tests (Holm 1979).
+    ``no_clear_change``: adjusted p at or above ``alpha``. ``not_estimable``: no
+    p (fewer than 3 pairs, no variation) or no direction of improvement
+    (``improvement`` empty); such rows are left out of the adjustment.
+
+    Examples
+    --------
+    >>> p = pd.Series([0.001, 0.04, 0.03, np.nan])
+    >>> effect = pd.Series([0.9, -0.5, 0.4, 0.1])
+    >>> better = pd.Series(["higher", "lower", "", "higher"])
+    >>> adjusted, verdict = family_verdicts(p, effect, better, pd.DataFrame({"c": ["a"] * 4}))
+    >>> adjusted.round(3).tolist(), verdict.tolist()
+    ([0.002, 0.04, nan, nan], ['improved', 'worsened', 'not_estimable', 'not_estimable'])
+    """
+    directed = improvement.fillna("").astype(str).ne("").to_numpy()
+    tested = pd.Series(np.where(directed, p.to_numpy(dtype=float), np.nan), index=p.index)
+    adjusted = holm_groups(tested, family)
+    values, sign = adjusted.to_numpy(), np.sign(effect.to_numpy(dtype=float))
+    with np.errstate(invalid="ignore"):
+        clear = values < alpha
+    verdict = np.select(
+        [np.isnan(values), clear & (sign > 0), clear & (sign < 0)],
+        ["not_estimable", "improved", "worsened"], default="no_clear_change")
+    return adjusted, pd.Series(verdict, index=p.index)
+
+
 def reliable_change(diff: np.ndarray, sd_baseline: float, r_xx: float, better: str,
                     z: float = 1.96) -> np.ndarray:
     """Jacobson & Truax (1991) category of each person's change.

@@ -14,7 +14,8 @@ import pandas as pd
 
 from instruments.model import Instrument, Subscale
 from pipelines.analysis.change import (
-    holm_groups, improvement_sign, matched_pairs, paired_changes, reliable_change,
+    VERDICT_ALPHA, family_verdicts, holm_groups, improvement_sign, matched_pairs,
+    paired_changes, reliable_change,
 )
 from pipelines.analysis.gains import individual_gains, normalized_change
 from pipelines.analysis.items import knowledge_items_by_group, likert_items_by_group
@@ -24,6 +25,7 @@ from pipelines.analysis.models import (
 from pipelines.analysis.batched import level_groups, reliability_many
 from pipelines.analysis.reliability import DEFAULT_BOOT, scale_reliability
 from pipelines.analysis.scoring import KNOWLEDGE_SCALES, correct_matrix, reverse_keyed
+from pipelines.errors import ConfigError
 
 POOLED = "ALL"  # the cohort value of program-wide (pooled) rows
 GROUP_KEYS = ["cohort", "wave", "instrument", "scale", "form"]
@@ -559,17 +561,205 @@ def models_table(scores: pd.DataFrame, pairs: list[tuple[str, str]],
     return table
 
 
+# ---- retention -------------------------------------------------------------------
+
+def retention(participation: pd.DataFrame, scores: pd.DataFrame, quarantine: pd.DataFrame | None,
+              waves: list[str]) -> pd.DataFrame:
+    """``participation`` with why first-wave people are missing at each later wave.
+
+    For each cohort x instrument with people at the first wave (``waves[0]``)
+    and each later wave: ``n_set_aside`` = first-wave people with no valid
+    answers at that wave whose form there was set aside (a whole-row
+    quarantine record: a data error, not an absence), ``n_absent`` = the other
+    first-wave people without valid answers there (did not come). A later wave
+    nobody came to gets a row with ``n`` = 0. At the first wave,
+    ``n_set_aside`` counts people whose only first-wave forms were set aside
+    (they are in no figure) and ``n_absent`` is empty (nobody is expected).
+
+    Examples
+    --------
+    >>> scores = pd.DataFrame({"cohort": "c", "instrument": "i", "participant": list("abcab"),
+    ...                        "wave": ["pre"] * 3 + ["post"] * 2})
+    >>> q = pd.DataFrame({"participant": ["c"], "instrument": ["i"], "cohort": ["c"],
+    ...                   "wave": ["post"], "scope": ["row"]})
+    >>> part = pd.DataFrame({"cohort": "c", "wave": ["pre", "post"], "instrument": "i",
+    ...                      "n": [3, 2], "n_matched_first_wave": [3, 2], "n_unmatched": 0})
+    >>> retention(part, scores, q, ["pre", "post"])[["wave", "n_set_aside", "n_absent"]]
+       wave  n_set_aside  n_absent
+    0   pre            0      <NA>
+    1  post            1         0
+    """
+    keys = ["cohort", "instrument", "participant"]
+    people = scores[keys + ["wave"]].drop_duplicates()
+    first = people[people["wave"] == waves[0]][keys]
+    set_aside = pd.DataFrame(columns=keys + ["wave"])
+    if quarantine is not None and not quarantine.empty:
+        rows = quarantine if "scope" not in quarantine else quarantine[quarantine["scope"] == "row"]
+        set_aside = rows[keys + ["wave"]].astype(str).drop_duplicates()
+    grid = first[["cohort", "instrument"]].drop_duplicates().merge(
+        pd.DataFrame({"wave": waves[1:]}), how="cross")
+    out = participation.merge(grid, on=["cohort", "wave", "instrument"], how="outer")
+    for column in ("n", "n_matched_first_wave", "n_unmatched"):
+        out[column] = out[column].fillna(0).astype("int64")
+    counts = []
+    for wave in waves[1:]:
+        present = people[people["wave"] == wave][keys].assign(present=True)
+        aside = set_aside[set_aside["wave"] == wave][["instrument", "participant"]].assign(
+            aside=True)
+        missing = first.merge(present, on=keys, how="left")
+        missing = missing[missing["present"].isna()].merge(
+            aside, on=["instrument", "participant"], how="left")
+        missing["aside"] = missing["aside"].fillna(False).astype(bool)
+        grouped = missing.groupby(["cohort", "instrument"])["aside"]
+        counts.append(pd.DataFrame({"n_set_aside": grouped.sum(), "n_absent": grouped.size()
+                                    - grouped.sum()}).reset_index().assign(wave=wave))
+    at_first = people[people["wave"] == waves[0]][keys].assign(valid=True)
+    lost = set_aside[set_aside["wave"] == waves[0]].merge(at_first, on=keys, how="left")
+    lost = lost[lost["valid"].isna()].groupby(["cohort", "instrument"]).size()
+    counts.append(lost.rename("n_set_aside").reset_index().assign(wave=waves[0]))
+    found = pd.concat(counts, ignore_index=True).reindex(
+        columns=["cohort", "instrument", "wave", "n_set_aside", "n_absent"])
+    out = out.merge(found, on=["cohort", "wave", "instrument"], how="left")
+    out["n_set_aside"] = out["n_set_aside"].fillna(0).astype("int64")
+    later = out["wave"] != waves[0]
+    out["n_absent"] = pd.array(np.where(later, out["n_absent"].fillna(0), np.nan), "Int64")
+    order = {w: i for i, w in enumerate(waves)}
+    out = out.sort_values(["cohort", "wave", "instrument"],
+                          key=lambda c: c.map(order) if c.name == "wave" else c, kind="stable")
+    return out.reset_index(drop=True)
+
+
+# ---- verdicts -----------------------------------------------------------------
+
+VERDICT_COLUMNS = ["verdict_family", "p_verdict", "verdict"]
+VERDICT_MODELS = {"meta_reml": "pooled_d_z", "mixed_random_cohorts": "change"}
+
+
+def check_primary_outcomes(primary, instruments: dict[str, Instrument]) -> None:
+    """ConfigError naming the first declared primary outcome that is no instrument's scale."""
+    known = improvement_directions(instruments)
+    for outcome in primary:
+        if (outcome.instrument, outcome.scale) not in known:
+            scales = sorted(s for i, s in known if i == outcome.instrument)
+            where = (f"its scales are {', '.join(scales)}" if scales
+                     else f"instruments are {', '.join(sorted(instruments))}")
+            raise ConfigError(f"program.yaml: primary_outcomes names {outcome.instrument}/"
+                              f"{outcome.scale}, which is not a scale ({where})")
+
+
+def verdict_family(rows: pd.DataFrame, primary) -> np.ndarray:
+    """``primary`` or ``exploratory`` per row (instrument, scale, from_wave, to_wave), or ``all``
+    for every row when no primary outcome is declared."""
+    if not primary:
+        return np.full(len(rows), "all", dtype=object)
+    declared = {(o.instrument, o.scale, *(o.waves or (None, None))) for o in primary}
+    keys = zip(rows["instrument"], rows["scale"], rows["from_wave"], rows["to_wave"])
+    return np.array(["primary" if (i, s, f, t) in declared or (i, s, None, None) in declared
+                     else "exploratory" for i, s, f, t in keys], dtype=object)
+
+
+def change_verdicts(change: pd.DataFrame, primary=(), alpha: float = VERDICT_ALPHA
+                    ) -> pd.DataFrame:
+    """``change`` with each row's verdict family, family-adjusted p and verdict.
+
+    The family is one cohort's rows of every scale and wave pair (without
+    declared primary outcomes), or one cohort's primary outcomes and,
+    separately, its other (exploratory) scales: Holm over the family keeps the
+    chance of any false "improved" or "got worse" in a cohort's headlines at
+    ``alpha`` (see :func:`pipelines.analysis.change.family_verdicts`).
+
+    Examples
+    --------
+    >>> change = pd.DataFrame({"cohort": "c", "instrument": "i", "scale": ["a", "b"],
+    ...     "from_wave": "pre", "to_wave": "post", "p": [0.01, 0.04], "d_z": [0.8, -0.3],
+    ...     "improvement": "higher"})
+    >>> change_verdicts(change)[["p_verdict", "verdict"]].values.tolist()
+    [[0.02, 'improved'], [0.04, 'worsened']]
+    """
+    out = change.drop(columns=[c for c in VERDICT_COLUMNS if c in change.columns])
+    out["verdict_family"] = verdict_family(out, primary)
+    out["p_verdict"], out["verdict"] = family_verdicts(
+        out["p"], out["d_z"], out["improvement"], out[["cohort", "verdict_family"]], alpha)
+    return out
+
+
+def model_verdicts(models: pd.DataFrame, improvement: dict[tuple[str, str], str], primary=(),
+                   alpha: float = VERDICT_ALPHA) -> pd.DataFrame:
+    """``models`` with verdicts on the program-level rows: the pooled d_z (``meta_reml``) and the
+    mixed model's average change, each adjusted by Holm over its model's scales and wave pairs
+    (the same families as :func:`change_verdicts`, the program in place of a cohort). Other
+    rows have no verdict."""
+    out = models.drop(columns=[c for c in VERDICT_COLUMNS if c in models.columns])
+    rows = np.zeros(len(out), dtype=bool)
+    for model, term in VERDICT_MODELS.items():
+        rows |= ((out["model"] == model) & (out["term"] == term)).to_numpy()
+    picked = out[rows]
+    better = pd.Series([improvement.get((i, s), "") for i, s in
+                        zip(picked["instrument"], picked["scale"])], index=picked.index)
+    # d_z is signed positive = improvement already; the mixed model's change is to - from.
+    sign = np.where(picked["model"] == "meta_reml", 1, better.map(improvement_sign))
+    family = verdict_family(picked, primary)
+    adjusted, verdict = family_verdicts(
+        picked["p"], picked["estimate"] * sign, better,
+        pd.DataFrame({"model": picked["model"], "family": family}, index=picked.index), alpha)
+    out["verdict_family"] = pd.Series(family, index=picked.index).reindex(out.index)
+    out["p_verdict"] = adjusted.reindex(out.index)
+    out["verdict"] = verdict.reindex(out.index)
+    return out
+
+
 # ---- per-wave means ----------------------------------------------------------
 
 WAVE_MEAN_COLUMNS = ["cohort", "wave", "instrument", "scale", "n", "mean", "sd", "ci_low",
                      "ci_high"]
 
 
+def mean_intervals(n: pd.Series, mean: pd.Series, sd: pd.Series, level: float = 0.95
+                   ) -> tuple[pd.Series, pd.Series]:
+    """t-based CI of a mean from n, mean and SD (empty for n < 2)."""
+    from scipy import stats
+
+    se = sd / np.sqrt(n)
+    crit = stats.t.ppf(1 - (1 - level) / 2, (n - 1).clip(lower=1))
+    return (mean - crit * se).where(n > 1), (mean + crit * se).where(n > 1)
+
+
+def pooled_means(groups: pd.DataFrame, by: list[str], level: float = 0.95) -> pd.DataFrame:
+    """Groups' (n, mean, sd) combined into the figures of all their people, per ``by``.
+
+    Exact: the pooled mean is the n-weighted mean and the pooled variance adds
+    the within-group sums of squares and the groups' spread around it, so it
+    equals the mean and SD computed from the people themselves. ``wave_means``
+    pools its cohort rows this way, and reports pool the cohorts they publish.
+
+    Examples
+    --------
+    >>> groups = pd.DataFrame({"w": "pre", "n": [2, 3], "mean": [1.5, 4.0],
+    ...                        "sd": [0.7071067811865476, 1.0]})
+    >>> pooled_means(groups, ["w"])[["n", "mean", "sd"]].round(6).values.tolist()
+    [[5.0, 3.0, 1.581139]]
+    """
+    frame = groups[by + ["n", "mean", "sd"]].copy()
+    frame["sum"] = frame["n"] * frame["mean"]
+    frame["within"] = ((frame["n"] - 1) * frame["sd"] ** 2).where(frame["n"] > 1, 0.0)
+    frame["square"] = frame["n"] * frame["mean"] ** 2
+    total = frame.groupby(by, sort=True)[["n", "sum", "within", "square"]].sum()
+    mean = total["sum"] / total["n"]
+    spread = total["square"] - total["n"] * mean**2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        variance = ((total["within"] + spread) / (total["n"] - 1)).where(total["n"] > 1)
+    out = pd.DataFrame({"n": total["n"].astype("int64"), "mean": mean,
+                        "sd": np.sqrt(variance.clip(lower=0))})
+    out["ci_low"], out["ci_high"] = mean_intervals(out["n"], out["mean"], out["sd"], level)
+    return out.reset_index()
+
+
 def wave_means(scores: pd.DataFrame, level: float = 0.95, scope: str = "all") -> pd.DataFrame:
     """Mean score with a t-based CI per cohort (and ALL) x wave x instrument x scale.
 
     Everyone with a score at the wave counts (not only people present at both
-    waves: that is the ``change`` table's job).
+    waves: that is the ``change`` table's job). The ``ALL`` rows pool the
+    cohort rows (:func:`pooled_means`).
 
     Examples
     --------
@@ -578,14 +768,14 @@ def wave_means(scores: pd.DataFrame, level: float = 0.95, scope: str = "all") ->
     >>> wave_means(s).query("cohort == 'c'")[["n", "mean", "sd"]].values.tolist()
     [[3.0, 2.0, 1.0]]
     """
-    from scipy import stats
-
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {SCOPES}, not {scope!r}")
+    keys = ["wave", "instrument", "scale"]
     scored = scores[scores["score"].notna()]
-    both = at_levels(scored, scope)
-    table = both.groupby(["cohort", "wave", "instrument", "scale"])["score"].agg(
-        n="count", mean="mean", sd="std").reset_index()
-    se = table["sd"] / np.sqrt(table["n"])
-    crit = stats.t.ppf(1 - (1 - level) / 2, (table["n"] - 1).clip(lower=1))
-    table["ci_low"] = (table["mean"] - crit * se).where(table["n"] > 1)
-    table["ci_high"] = (table["mean"] + crit * se).where(table["n"] > 1)
-    return table[WAVE_MEAN_COLUMNS]
+    table = scored.groupby(["cohort", *keys])["score"].agg(n="count", mean="mean", sd="std")
+    table = table.reset_index()
+    table["ci_low"], table["ci_high"] = mean_intervals(table["n"], table["mean"], table["sd"],
+                                                       level)
+    parts = ([table] if scope != "pooled" else []) + (
+        [pooled_means(table, keys, level).assign(cohort=POOLED)] if scope != "cohorts" else [])
+    return pd.concat(parts, ignore_index=True)[WAVE_MEAN_COLUMNS]
