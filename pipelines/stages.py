@@ -122,12 +122,13 @@ def validate(ctx: Context, ingested: IngestResult) -> ContractResult:
 def ingest_summary(ingested: IngestResult) -> pd.DataFrame:
     """Validation-summary rows for the rules applied while reading (per file and rule)."""
     rejected = ingested.rejected
-    counts = rejected.groupby(["source_file", "instrument", "rule"]).size().rename("failed")
-    read = ingested.accounting.set_index(["source_file", "instrument"])["rows_read"]
-    table = counts.reset_index().merge(read.rename("checked").reset_index(),
-                                       on=["source_file", "instrument"])
-    return table.assign(quarantined=table["failed"])[
-        ["source_file", "instrument", "rule", "checked", "failed", "quarantined"]]
+    keys = ["source_file", "instrument", "rule"]
+    counts = rejected.groupby(keys).size().rename("failed")
+    whole = rejected[rejected["scope"] == "row"].groupby(keys).size().rename("quarantined")
+    read = ingested.accounting.set_index(["source_file", "instrument"])["rows_in"]
+    table = pd.concat([counts, whole], axis=1).fillna(0).astype("int64").reset_index().merge(
+        read.rename("checked").reset_index(), on=["source_file", "instrument"])
+    return table[["source_file", "instrument", "rule", "checked", "failed", "quarantined"]]
 
 
 def score(ctx: Context, contracts: ContractResult) -> pd.DataFrame:
@@ -429,12 +430,19 @@ def run_history(ctx: Context, last: int = 10) -> pd.DataFrame:
                            [last]).df()
 
 
-def save_run_state(ctx: Context, plan: Plan, cohorts: dict[str, str]) -> None:
-    """Remember this successful run (fingerprint, inputs, cohort fingerprints): written last."""
+def save_run_state(ctx: Context, plan: Plan, cohorts: dict[str, str],
+                   pending: list[str] = ()) -> None:
+    """Remember this successful run (fingerprint, inputs, cohort fingerprints): written last.
+
+    Files ``pending`` (skipped while being written) are left out of the state, and
+    the fingerprint marked, so that the next run reads them even if unchanged.
+    """
+    inputs = [e for e in plan.inputs if e["source_file"] not in set(pending)]
+    fingerprint = plan.fingerprint + ("+pending" if pending else "")
     save_state(ctx.config.output_dir, {
-        "fingerprint": plan.fingerprint, "run_id": ctx.run_id, "started": ctx.started,
+        "fingerprint": fingerprint, "run_id": ctx.run_id, "started": ctx.started,
         "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "inputs": plan.inputs, "cohorts": cohorts})
+        "inputs": inputs, "cohorts": cohorts})
 
 
 def export(ctx: Context, tables: dict[str, pd.DataFrame]) -> list[Path]:

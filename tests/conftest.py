@@ -11,6 +11,12 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
+@pytest.fixture(autouse=True)
+def files_settle_at_once(monkeypatch):
+    """Tests write inbox files and read them at once: no settle time (tests of it set their own)."""
+    monkeypatch.setenv("CAPACITAR_SETTLE_SECONDS", "0")
+
+
 @pytest.fixture(scope="session")
 def prefect_harness(tmp_path_factory):
     """Prefect's test harness (a temporary API and database), started once."""
