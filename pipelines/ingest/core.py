@@ -96,10 +96,10 @@ def require_columns(frame: pd.DataFrame, names: list[str], what: str) -> None:
 
     Examples
     --------
-    >>> require_columns(pd.DataFrame(columns=["correo", "Sede"]), ["Correo", "sede"], "x")
+    >>> require_columns(pd.DataFrame(columns=["e-mail", "Sede"]), ["email", "Sede"], "x")
     Traceback (most recent call last):
     ...
-    pipelines.errors.SourceError: x ['Correo'] not in the file (did you mean 'correo'?); the file has: correo, Sede
+    pipelines.errors.SourceError: x ['email'] not in the file (did you mean 'e-mail'?); the file has: e-mail, Sede
     """
     missing = [name for name in names if name not in frame.columns]
     if not missing:
@@ -109,8 +109,8 @@ def require_columns(frame: pd.DataFrame, names: list[str], what: str) -> None:
     hints = [h for name in missing
              for h in difflib.get_close_matches(fold(name), list(by_fold), n=1, cutoff=0.75)]
     hint = f" (did you mean {', '.join(repr(by_fold[h]) for h in hints)}?)" if hints else ""
-    if any(looks_personal(c) for c in header):
-        has = "its header row holds personal-looking values: is header_row right?"
+    if header_looks_like_data(header):
+        has = "its header row looks like a row of answers: is header_row right?"
         hint = ""
     else:
         shown = [safe_value(c) for c in header[:40]]
@@ -135,6 +135,19 @@ def locate(frame: pd.DataFrame, locator: Locator, path: Path, what: str) -> pd.S
         raw = pd.Series(match.group(1), index=frame.index, dtype=str)
     folded_map = {fold(k): v for k, v in locator.map.items()}
     return map_distinct(raw, lambda v: folded_map.get(fold(v), str(v).strip()))
+
+
+def header_looks_like_data(header: list[str]) -> bool:
+    """A header row holding personal-looking values, or numbers in a third of its cells.
+
+    Examples
+    --------
+    >>> header_looks_like_data(["Nombre", "Sede", "OMS1"]), header_looks_like_data(
+    ...     ["Ana Díaz", "Virú", "3", "2", "4"])
+    (False, True)
+    """
+    numbers = sum(bool(re.fullmatch(r"[\d.,:/ -]+", c)) for c in header)
+    return numbers >= len(header) / 3 or any(looks_personal(c) for c in header)
 
 
 def cohort_lookup(config: ProgramConfig) -> dict[str, str]:
@@ -163,8 +176,8 @@ def likert_to_number(cells: pd.Series, options: list[ResponseOption]) -> pd.Seri
     """Cells as numeric codes: numbers stay numbers, labels map to their codes.
 
     Blank cells become NaN (missing, not an error); cells that are neither a
-    number nor a label become the sentinel ``np.inf`` so the caller can reject
-    the row while keeping the raw value for the reason.
+    number nor a label (or a number that looks like a phone or ID) become the
+    sentinel ``np.inf``, so the caller can set the cell aside with its reason.
     """
     # A column holds a handful of distinct answers: convert those, then pick by code
     # (to_numeric on every Arrow string cell was the costliest step of ingest).
@@ -184,7 +197,12 @@ def distinct_numbers(cells: pd.Series, options: list[ResponseOption]) -> pd.Seri
             return float(code) if code is not None else np.inf
 
         numbers[leftover] = cells[leftover].map(label_code)
-    return numbers.astype(float)
+    numbers = numbers.astype(float)
+    # A phone or ID number typed in an answer cell is no answer, and its digits go no further.
+    other = np.isfinite(numbers) & ~numbers.isin([float(o.code) for o in options])
+    if other.any():
+        numbers[other & cells.map(looks_personal).astype(bool)] = np.inf
+    return numbers
 
 
 def choice_to_code(cells: pd.Series, options: list[ResponseOption],

@@ -194,12 +194,14 @@ def split_records(text: str, sep: str) -> Records:
     """
     has_content = content_pattern(sep).search
     lines = physical_lines(text)
-    try:
-        reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep, strict=True)
-        cells = list(reader)
-        one_per_line = reader.line_num == len(cells) == len(lines)
-    except csv.Error:
-        one_per_line = False
+    one_per_line = False
+    if UNDECODABLE not in text:
+        try:
+            reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep, strict=True)
+            cells = list(reader)
+            one_per_line = reader.line_num == len(cells) == len(lines)
+        except csv.Error:
+            pass
     if one_per_line:  # the usual export: the parser's records are the lines
         numbers = list(range(1, len(lines) + 1))
         return Records(cells, numbers, numbers, [not has_content(line) for line in lines])
@@ -221,11 +223,14 @@ def scanned_records(text: str, sep: str, has_content) -> Records:
     """:func:`split_records` by the record pattern, each record parsed on its own."""
     pattern = record_pattern(sep)
     starts = np.array([0] + [m.end() for m in LINE_BREAK.finditer(text)], dtype=np.int64)
+    typical = typical_delimiters(text, sep)
     spans, pos, end_of_text = [], 0, len(text)
     while pos < end_of_text:
         match = pattern.match(text, pos)
         line_end = next_line_end(text, pos)
-        if match and (match.end() <= line_end or match.end() - pos <= FIELD_LIMIT):
+        if match and (match.end() <= line_end or (
+                match.end() - pos <= FIELD_LIMIT
+                and not holds_a_record(match.group(), sep, typical))):
             spans.append((pos, match.end(), True))
             pos = match.end()
         else:  # quoting not well formed (or a quote running past the cell limit): this line
@@ -252,6 +257,25 @@ def scanned_records(text: str, sep: str, has_content) -> Records:
             else:
                 records.cells[i] = parsed
     return records
+
+
+def typical_delimiters(text: str, sep: str) -> int:
+    """Delimiters on a typical line (the median over lines with any): a record's worth."""
+    counts = sorted(n for n in (line.count(sep) for line in physical_lines(text)) if n)
+    return counts[len(counts) // 2] if counts else 0
+
+
+QUOTED_CELL = re.compile(r'"(?:[^"]|"")*"')
+
+
+def holds_a_record(span: str, sep: str, typical: int) -> bool:
+    """True when a quoted cell of a multi-line ``span`` holds a line with a record's worth of
+    delimiters: a stray quote swallowing whole rows, not a cell with line breaks."""
+    for cell in QUOTED_CELL.findall(span):
+        if "\n" in cell or "\r" in cell:
+            if any(part.count(sep) >= typical > 1 for part in LINE_BREAK.split(cell)):
+                return True
+    return False
 
 
 def next_line_end(text: str, pos: int) -> int:
