@@ -239,7 +239,7 @@ def full_run(ctx: stages.Context, plan, force: bool, dask_address: str | None, p
             reports = report_task(ctx, tables, pdf)
         with clock("export_wait"):
             export_task(ctx, exporting)
-    stages.save_run_state(ctx, plan, work.fingerprints, pending=ingested.pending)
+    stages.save_run_state(ctx, plan, work.fingerprints, ingested.pending)
     summary = summarise(ctx, tables, reports, ingested.problems + contracts.problems, plan)
     summary.update(data_docs=contracts.data_docs, cohorts_recomputed=work.stale,
                    cohorts_reused=work.kept, stage_seconds=clock.seconds)

@@ -11,10 +11,15 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
-@pytest.fixture(autouse=True)
-def files_settle_at_once(monkeypatch):
-    """Tests write inbox files and read them at once: no settle time (tests of it set their own)."""
-    monkeypatch.setenv("CAPACITAR_SETTLE_SECONDS", "0")
+@pytest.fixture(autouse=True, scope="session")
+def files_settle_at_once():
+    """Tests write inbox files and read them at once: no settle time (tests of it set their own).
+
+    Session-scoped, so module and session fixtures that write an inbox read it too.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CAPACITAR_SETTLE_SECONDS", "0")
+        yield
 
 
 @pytest.fixture(scope="session")

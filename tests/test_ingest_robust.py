@@ -284,6 +284,14 @@ def test_a_file_younger_than_the_settle_time_is_read_next_run(tmp_path, monkeypa
     assert again.problems == [] and len(again.responses["stss"]) == 1
 
 
+def test_the_demos_inbox_is_read_at_once_with_the_default_settle_time(tmp_path, monkeypatch):
+    from pipelines.demo import write_demo
+
+    monkeypatch.delenv("CAPACITAR_SETTLE_SECONDS")
+    root = write_demo(tmp_path / "demo")
+    assert ingest_demo(root).problems == []
+
+
 def test_a_file_changed_while_it_is_read_is_skipped(tmp_path, monkeypatch):
     import pipelines.ingest.core as core
 
@@ -476,7 +484,8 @@ def test_a_missing_column_lists_the_columns_and_a_close_match(tmp_path):
     text = stss_csv([("Ana", "ana@x.pe", ["3"] * 17)]).replace("email", "e-mail", 1)
     root = small_program(tmp_path, {"stss_pre.csv": text})
     problem = ingest_program(load_program(root), load_builtin(), KEY).problems[0]
-    assert "['email']" in problem and "did you mean 'e-mail'" in problem
+    assert "identifier/PII column 'email' is not in the file" in problem
+    assert "did you mean 'e-mail'" in problem
     assert "the file has: name, e-mail, sede, s1" in problem
 
 

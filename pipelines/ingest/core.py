@@ -99,7 +99,7 @@ def require_columns(frame: pd.DataFrame, names: list[str], what: str) -> None:
     >>> require_columns(pd.DataFrame(columns=["e-mail", "Sede"]), ["email", "Sede"], "x")
     Traceback (most recent call last):
     ...
-    pipelines.errors.SourceError: x ['email'] not in the file (did you mean 'e-mail'?); the file has: e-mail, Sede
+    pipelines.errors.SourceError: x 'email' is not in the file (did you mean 'e-mail'?); the file has: e-mail, Sede
     """
     missing = [name for name in names if name not in frame.columns]
     if not missing:
@@ -115,7 +115,8 @@ def require_columns(frame: pd.DataFrame, names: list[str], what: str) -> None:
     else:
         shown = [safe_value(c) for c in header[:40]]
         has = "the file has: " + ", ".join(shown) + (", ..." if len(header) > 40 else "")
-    raise SourceError(f"{what} {missing} not in the file{hint}; {has}")
+    named = f"{what} {missing[0]!r} is" if len(missing) == 1 else f"{what}s {missing} are"
+    raise SourceError(f"{named} not in the file{hint}; {has}")
 
 
 
@@ -256,7 +257,7 @@ def file_keys(table: pd.DataFrame, path: Path, source: Source, config, key,
     :func:`scrub.safe_value` keeps it, so a shifted email never travels on as
     a cohort.
     """
-    require_columns(table, source.identifier + source.pii, "identifier/PII columns")
+    require_columns(table, source.identifier + source.pii, "identifier/PII column")
     lookup = cohort_lookup(config)
     cohort = locate(table, source.cohort, path, "cohort")
     keys = pd.DataFrame(index=table.index)
@@ -408,7 +409,7 @@ def with_value_labels(cells: pd.Series, labels: dict[str, str] | None,
 def likert_items(ff: FileFrame, inst: Instrument, mapping, reject) -> pd.DataFrame:
     """Numeric item columns of a scale; rows with unreadable answers rejected."""
     columns = item_columns(mapping, inst.item_ids)
-    require_columns(ff.table, list(columns), f"{inst.id}: mapped item columns")
+    require_columns(ff.table, list(columns), f"{inst.id}: mapped item column")
     items = pd.DataFrame(index=ff.table.index)
     for raw, item_id in columns.items():
         cells = with_value_labels(ff.table[raw], ff.export.value_labels.get(raw),
@@ -695,7 +696,7 @@ def read_file(path: Path, source: Source, config: ProgramConfig, key: bytes,
     table = export.table
     personal = [c for c in dict.fromkeys(source.identifier + source.pii + export.personal)
                 if c in table.columns]
-    known = KnownValues(table[personal])
+    known = KnownValues(table, personal)
     keys = file_keys(table, path, source, config, key, export, known)
     links = link_records(table, source, keys["participant"]) \
         if config.pseudonymisation.link_file else None

@@ -59,10 +59,17 @@ def decode_text(raw: bytes, encoding: str | None = None) -> Decoded:
     >>> d.encoding, d.bad_lines
     ('utf-8', [2])
     """
+    valid = None  # non-ASCII characters valid as UTF-8, when the encoding was guessed
     if encoding is None:
         if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
             return whole(raw, "utf-16")
-        encoding = "utf-8-sig" if raw.startswith(codecs.BOM_UTF8) else choose_encoding(raw)
+        if not raw.startswith(codecs.BOM_UTF8) and b"\x00" not in raw:
+            try:
+                return Decoded(raw.decode("utf-8"), "utf-8")  # the usual export: one pass
+            except UnicodeDecodeError:
+                pass
+        encoding, valid = ("utf-8-sig", 0) if raw.startswith(codecs.BOM_UTF8) else \
+            choose_encoding(raw)
     try:
         codec = codecs.lookup(encoding).name
     except LookupError:
@@ -73,7 +80,8 @@ def decode_text(raw: bytes, encoding: str | None = None) -> Decoded:
         codecs.BOM_UTF8) else raw
     plain = "utf-8" if codec == "utf-8-sig" else codec
     # Lines valid as UTF-8 with accents in a cp1252 file would become mojibake: set aside.
-    suspicious = plain == LEGACY and not body.isascii() and valid_utf8_chars(body) > 0
+    suspicious = plain == LEGACY and not body.isascii() and (
+        valid if valid is not None else choose_encoding(body)[1]) > 0
     if b"\x00" not in body and not suspicious:
         try:
             return Decoded(body.decode(plain), encoding)
@@ -90,29 +98,21 @@ def whole(raw: bytes, encoding: str) -> Decoded:
         raise SourceError(f"the file is not valid {encoding.upper()} text") from None
 
 
-def valid_utf8_chars(raw: bytes) -> int:
-    """Non-ASCII characters in ``raw`` that form valid UTF-8 sequences."""
-    loose = raw.decode("utf-8", "replace")
-    non_ascii = len(loose) - len(loose.encode("ascii", "ignore"))
-    return non_ascii - loose.count("\ufffd")
-
-
-def choose_encoding(raw: bytes) -> str:
+def choose_encoding(raw: bytes) -> tuple[str, int]:
     """UTF-8, unless most non-ASCII characters are not valid UTF-8: then cp1252.
+
+    Also returns how many non-ASCII characters are valid UTF-8.
 
     Examples
     --------
     >>> choose_encoding("José Núñez".encode("utf-8")), choose_encoding("José".encode("cp1252"))
-    ('utf-8', 'cp1252')
+    (('utf-8', 3), ('cp1252', 0))
     """
-    try:
-        raw.decode("utf-8")
-        return "utf-8"
-    except UnicodeDecodeError:
-        pass
     loose = raw.decode("utf-8", "replace")
-    invalid = loose.count("\ufffd") - raw.count("\ufffd".encode("utf-8"))
-    return "utf-8" if valid_utf8_chars(raw) >= invalid else LEGACY
+    replaced = loose.count("\ufffd")
+    valid = len(loose) - len(loose.encode("ascii", "ignore")) - replaced
+    invalid = replaced - raw.count("\ufffd".encode("utf-8"))
+    return ("utf-8" if valid >= invalid else LEGACY), valid
 
 
 def by_line(body: bytes, codec: str, name: str, reject_utf8: bool) -> Decoded:

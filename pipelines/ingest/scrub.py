@@ -48,20 +48,20 @@ class KnownValues:
     (True, False)
     """
 
-    def __init__(self, personal: pd.DataFrame | None = None):
-        self._personal = personal
+    def __init__(self, table: pd.DataFrame | None = None, columns: list[str] | None = None):
+        self._table = table
+        self._columns = list(table.columns) if columns is None and table is not None else columns
         self._values: set[str] | None = None
         self._words: set[str] | None = None
 
     def _build(self) -> None:
         values: set[str] = set()
-        if self._personal is not None:
-            for column in self._personal.columns:
-                values.update(fold(v) for v in pd.unique(self._personal[column].astype(str)))
+        for column in self._columns or []:
+            values.update(fold(v) for v in pd.unique(self._table[column].astype(str)))
         values.discard("")
         self._values = values
         self._words = {w for v in values for w in WORD.findall(v)}
-        self._personal = None  # the frame is not kept once folded
+        self._table = None  # the table is not kept once its values are folded
 
     def contains(self, text: str) -> bool:
         """True when ``text`` is, or holds a word of, a value of the personal columns."""
