@@ -540,6 +540,31 @@ def test_shifted_and_joined_rows_leave_no_personal_text(demo):
             assert not frame[column].dropna().astype(str).map(looks_personal).any()
 
 
+def test_phone_and_id_numbers_typed_as_answers_go_no_further(tmp_path):
+    answers = ["987654321", "+51 987 654 321", "45678912"] + ["3"] * 14
+    root = small_program(tmp_path, {"stss_pre.csv": stss_csv([("Ana", "ana@x.pe", answers)])})
+    result = ingest_program(load_program(root), load_builtin(), KEY)
+    frame = result.responses["stss"]
+    assert frame[["stss_01", "stss_02", "stss_03"]].isna().all(axis=None)
+    cells = result.rejected[result.rejected["scope"] == "cell"]
+    assert cells["value"].tolist() == [REDACTED] * 3 and cells["column"].tolist() == [
+        "stss_01", "stss_02", "stss_03"]
+
+
+def test_a_formula_with_a_quoted_comma_does_not_change_the_delimiter(demo):
+    path = demo / "inbox" / POST
+    lines = lines_of(path)
+    for i in (1, 2):  # two answers that made csv.Sniffer pick ',' and skip the file
+        cells = lines[i].split(";")
+        cells[6] = '=HYPERLINK("http://evil.example/","3")'
+        lines[i] = ";".join(cells)
+    write_lines(path, lines)
+    result = ingest_demo(demo)
+    assert not [p for p in result.problems if POST in p]
+    acc = accounting_of(result).loc[(POST, "omshc")]
+    assert acc["rows_read"] == 78 and acc["balanced"]
+
+
 def test_knowledge_answers_and_forms_keep_no_personal_text(demo):
     from openpyxl import load_workbook
 
