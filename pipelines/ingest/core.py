@@ -5,8 +5,10 @@ item ids as columns. Likert items hold numeric codes (float, NaN = missing);
 knowledge items hold option codes as text. Personal columns never leave this
 module: identifiers become keyed pseudonyms, other PII is dropped.
 
-Every data row of every file is accounted for, per instrument: it is either
-ingested or rejected with a reason (a quarantine record).
+Every record of every file is accounted for, per instrument: it is ingested,
+set aside with a reason (a quarantine record, of a whole row or of one cell),
+or its whole file is skipped with a one-line message. A raw value leaves this
+module only through ``scrub.safe_value`` (see ``scrub.py``).
 """
 
 from __future__ import annotations
@@ -117,7 +119,6 @@ def require_columns(frame: pd.DataFrame, names: list[str], what: str) -> None:
         has = "the file has: " + ", ".join(shown) + (", ..." if len(header) > 40 else "")
     named = f"{what} {missing[0]!r} is" if len(missing) == 1 else f"{what}s {missing} are"
     raise SourceError(f"{named} not in the file{hint}; {has}")
-
 
 
 def locate(frame: pd.DataFrame, locator: Locator, path: Path, what: str) -> pd.Series:
@@ -407,7 +408,7 @@ def with_value_labels(cells: pd.Series, labels: dict[str, str] | None,
 
 
 def likert_items(ff: FileFrame, inst: Instrument, mapping, reject) -> pd.DataFrame:
-    """Numeric item columns of a scale; rows with unreadable answers rejected."""
+    """Numeric item columns of a scale; an unreadable answer is a missing cell (recorded)."""
     columns = item_columns(mapping, inst.item_ids)
     require_columns(ff.table, list(columns), f"{inst.id}: mapped item column")
     items = pd.DataFrame(index=ff.table.index)
@@ -492,8 +493,8 @@ PARALLEL_BYTES = 4_000_000  # a smaller inbox is read in one process (a fork cos
 SETTLE_SECONDS = 3.0  # a file modified more recently may still be being written
 SETTLE_ENV = "CAPACITAR_SETTLE_SECONDS"
 INPUT_COLUMNS = ["source", "source_file", "sha256", "status", "rows", "encoding", "message"]
-ACCOUNTING_COLUMNS = ["source_file", "instrument", "encoding", "rows_in", "rows_read",
-                      "rows_skipped", "rows_rejected_at_ingest"]
+INGEST_ACCOUNTING = ["source_file", "instrument", "encoding", "rows_in", "rows_read",
+                     "rows_skipped", "rows_rejected_at_ingest"]
 IN_MOTION = "in_motion"  # an input's status when it is skipped to be read next run
 
 
@@ -672,7 +673,7 @@ def assemble_ingest(parts: list[str | FileResult], instruments: dict[str, Instru
     return IngestResult(
         responses=responses,
         rejected=quarantine_frame(rejects),
-        accounting=pd.DataFrame(accounting, columns=ACCOUNTING_COLUMNS),
+        accounting=pd.DataFrame(accounting, columns=INGEST_ACCOUNTING),
         inputs=pd.DataFrame(inputs, columns=INPUT_COLUMNS),
         problems=problems,
         links=pd.concat(links).drop_duplicates() if links else None,

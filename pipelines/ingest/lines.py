@@ -193,24 +193,35 @@ def split_records(text: str, sep: str) -> Records:
     'malformed_row'
     """
     has_content = content_pattern(sep).search
-    lines = physical_lines(text)
+    lone_cr = "\r" in text and text.count("\r") != text.count("\r\n")
+    lines = len(physical_lines(text)) if lone_cr else \
+        text.count("\n") + (not text.endswith("\n") and text != "")
     one_per_line = False
     if UNDECODABLE not in text:
         try:
             reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep, strict=True)
             cells = list(reader)
-            one_per_line = reader.line_num == len(cells) == len(lines)
+            one_per_line = reader.line_num == len(cells) == lines
         except csv.Error:
             pass
     if one_per_line:  # the usual export: the parser's records are the lines
-        numbers = list(range(1, len(lines) + 1))
-        return Records(cells, numbers, numbers, [not has_content(line) for line in lines])
+        numbers = list(range(1, lines + 1))
+        return Records(cells, numbers, numbers,
+                       blank_lines(text, lines, sep, has_content, lone_cr))
     return scanned_records(text, sep, has_content)
+
+
+def blank_lines(text: str, lines: int, sep: str, has_content, lone_cr: bool) -> list[bool]:
+    """Which lines hold no content; one search of the text when none does (the usual)."""
+    body = text[:-1] if text.endswith("\n") else text
+    if lone_cr or re.search(rf'\n(?:[^\S\n]|["{re.escape(sep)}])*\n', f"\n{body}\n"):
+        return [not has_content(line) for line in physical_lines(text)]
+    return [False] * lines
 
 
 def physical_lines(text: str) -> list[str]:
     """The lines of ``text`` as the csv module counts them (\\n, \\r\\n or \\r end a line)."""
-    if text.count("\r") == text.count("\r\n"):  # no lone \r: splitting at \n is enough
+    if "\r" not in text or text.count("\r") == text.count("\r\n"):  # no lone \r
         lines = text.split("\n")
     else:
         lines = LINE_BREAK.split(text)

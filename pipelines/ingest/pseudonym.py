@@ -49,7 +49,8 @@ def normalise_identifier(value: object) -> str:
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return ""
     folded = fold(value)  # the same folding as labels and sites (cached)
-    if folded in PLACEHOLDERS or NO_LETTER_OR_DIGIT.fullmatch(folded):
+    if folded in PLACEHOLDERS or (not folded[:1].isalnum()
+                                  and NO_LETTER_OR_DIGIT.fullmatch(folded)):
         return ""
     return folded
 
