@@ -81,11 +81,13 @@ class Report:
     files: int = 0
     seconds: float = 0.0
     outcomes: Counter = field(default_factory=Counter)  # (mutation, read/skipped) -> files
+    files_by_outcome: Counter = field(default_factory=Counter)  # read/skipped -> files
     failures: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
-        out = [f"seed {self.seed}: {self.files} files in {self.seconds:.1f} s, "
-               f"{len(self.failures)} failures"]
+        outcomes = ", ".join(f"{n} {k}" for k, n in sorted(self.files_by_outcome.items()))
+        out = [f"seed {self.seed}: {self.files} files ({outcomes}) in {self.seconds:.1f} s, "
+               f"{len(self.failures)} failures; per mutation (a file may have several):"]
         by_mutation: dict[str, Counter] = {}
         for (mutation, outcome), n in sorted(self.outcomes.items()):
             by_mutation.setdefault(mutation, Counter())[outcome] += n
@@ -434,6 +436,7 @@ def run_batch(root: Path, cases: list[Case], truth: dict, report: Report) -> Non
             continue
         entry = inputs.loc[case.name]
         outcome = entry["status"]
+        report.files_by_outcome[outcome] += 1
         for mutation in case.mutations:
             report.outcomes[(mutation, outcome)] += 1
         if outcome != "read":
