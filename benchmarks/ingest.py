@@ -28,6 +28,7 @@ from benchmarks._machine import describe  # noqa: E402
 from instruments import load_builtin  # noqa: E402
 from pipelines.config import load_program  # noqa: E402
 from pipelines.ingest import ingest_program  # noqa: E402
+from pipelines.ingest.core import mark_settled  # noqa: E402
 
 ITEMS = 17
 LABELS = ["Nunca", "Rara vez", "Ocasionalmente", "A menudo", "Muy a menudo"]
@@ -69,6 +70,7 @@ def program(root: Path, rows: int, kobo: bool) -> Path:
                      "instruments": {"stss": {"items": "s{n}"}}}],
     }
     (root / "program.yaml").write_text(yaml.safe_dump(config))
+    mark_settled(root / "inbox")  # a complete export (not one still being written)
     return root
 
 

@@ -30,6 +30,7 @@ from pipelines.demo import (
     DISCRIMINATION, EVENTS, INDIVIDUAL_SD, LOADING, RETENTION, THRESHOLDS, TRUE_EFFECTS, WAVES,
     dictionary_field,
 )
+from pipelines.ingest.core import mark_settled
 from pipelines.ingest.pseudonym import write_new_key
 
 REGIONS = ["Amazonas", "Áncash", "Apurímac", "Arequipa", "Ayacucho", "Cajamarca", "Callao",
@@ -267,6 +268,7 @@ def write_national(folder: str | Path, n_cohorts: int = 1000, seed: int = 2026) 
         with pd.ExcelWriter(inbox / f"conocimientos_{slug(region)}.xlsx") as writer:
             frame.drop(columns="Región").to_excel(writer, sheet_name="Respuestas", index=False)
     counts["responses"] += len(knowledge) * 15
+    mark_settled(inbox)  # complete exports, read at once (not files still being written)
     (root / "program.yaml").write_text(yaml.safe_dump(program_yaml(cohorts), allow_unicode=True,
                                                       sort_keys=False), encoding="utf-8")
     key = root / "secrets" / "pseudonym.key"

@@ -319,7 +319,8 @@ def ingest_summary(rejected: pd.DataFrame, accounting: pd.DataFrame) -> pd.DataF
     table = rejected.assign(whole=rejected["source_row"].where(~cell), cell=cell).groupby(
         keys, dropna=False).agg(failed=("source_row", "nunique"), quarantined=("whole", "nunique"),
                                 cells_quarantined=("cell", "sum")).reset_index()
-    read = accounting.groupby(["source_file", "instrument"])["rows_read"].sum().rename("checked")
+    records = "rows_in" if "rows_in" in accounting else "rows_read"  # rows_in: the file's records
+    read = accounting.groupby(["source_file", "instrument"])[records].sum().rename("checked")
     table = table.merge(read.reset_index(), on=["source_file", "instrument"], how="left")
     table["checked"] = table["checked"].fillna(0)
     return table.astype({c: "int64" for c in SUMMARY_COLUMNS[3:]})[SUMMARY_COLUMNS]

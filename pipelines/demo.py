@@ -33,6 +33,7 @@ import yaml
 
 from instruments import load_builtin
 from instruments.model import Instrument
+from pipelines.ingest.core import mark_settled
 from pipelines.ingest.pseudonym import write_new_key
 from pipelines.scaffold import write_program_gitignore
 
@@ -454,6 +455,7 @@ def write_demo(folder: str | Path, seed: int = SEED) -> Path:
         name = {"follow_up": "seguimiento"}.get(wave, wave)
         frame.to_csv(inbox / f"estigma_OMSHC_{name}.csv", sep=";", index=False, encoding="cp1252")
     write_knowledge_xlsx(inbox / "conocimientos_TIC.xlsx", knowledge)
+    mark_settled(inbox)  # complete exports, read at once (not files still being written)
 
     truth["participants"] = len(people)
     # For the privacy tests only: what must never appear in an output.

@@ -11,9 +11,7 @@ mapping is wrong and the run does not start.
 
 from __future__ import annotations
 
-import csv
 import difflib
-import io
 from pathlib import Path
 
 import pandas as pd
@@ -21,7 +19,8 @@ import pandas as pd
 from pipelines.errors import ConfigError, SourceError
 from pipelines.ingest.core import configured_columns
 from pipelines.ingest.export import Export, strip_prefixes
-from pipelines.ingest.readers import decode_bytes, looks_like_html, sniff_delimiter, unique_names
+from pipelines.ingest.lines import decode_text, split_records
+from pipelines.ingest.readers import looks_like_html, sniff_delimiter, unique_names
 from pipelines.ingest.text import fold
 
 SAMPLE_BYTES = 1 << 16  # a CSV header is in its first lines
@@ -73,14 +72,13 @@ def csv_header(path: Path, header_row: int = 1, encoding: str | None = None,
         raw = handle.read(SAMPLE_BYTES)
         if len(raw) == SAMPLE_BYTES:
             raw = raw[:raw.rfind(b"\n") + 1] or raw + handle.read()  # whole lines only
-    text, _ = decode_bytes(raw, encoding)
-    if looks_like_html(text) or "\x00" in text:
+    text = decode_text(raw, encoding).text
+    if looks_like_html(text):
         raise SourceError("not a CSV export")  # the run says which, as it skips the file
-    records = list(csv.reader(io.StringIO(text, newline=""),
-                              delimiter=delimiter or sniff_delimiter(text)))
-    if len(records) < header_row:
+    records = split_records(text, delimiter or sniff_delimiter(text))
+    if len(records.cells) < header_row or not records.cells[header_row - 1]:
         raise SourceError("no header row")
-    return unique_names(records[header_row - 1])
+    return unique_names(records.cells[header_row - 1])
 
 
 def as_export(columns: list[str], fmt: str) -> Export:

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.errors import CapacitarError
+from pipelines.ingest.core import mark_settled
 from pipelines.ingest.pseudonym import write_new_key
 
 REVERSED = [0, 3, 14, 16, 28]  # ProQOL items 1, 4, 15, 17, 29 (0-based)
@@ -65,6 +66,7 @@ def scaffold_program(folder: str | Path, seed: int = 7) -> Path:
     (root / "instruments").mkdir(exist_ok=True)
     (root / "program.yaml").write_text(PROGRAM_TEMPLATE, encoding="utf-8")
     example_export(seed).to_csv(root / "inbox" / "proqol_ejemplo.csv", index=False)
+    mark_settled(root / "inbox")
     key_file = root / "secrets" / "pseudonym.key"
     if not key_file.exists():
         write_new_key(key_file)

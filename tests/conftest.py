@@ -11,6 +11,17 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def files_settle_at_once():
+    """Tests write inbox files and read them at once: no settle time (tests of it set their own).
+
+    Session-scoped, so module and session fixtures that write an inbox read it too.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CAPACITAR_SETTLE_SECONDS", "0")
+        yield
+
+
 @pytest.fixture(scope="session")
 def prefect_harness(tmp_path_factory):
     """Prefect's test harness (a temporary API and database), started once."""

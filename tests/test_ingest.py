@@ -75,9 +75,15 @@ def test_labels_map_to_codes_and_every_row_is_accounted(tmp_path):
     result = ingest_program(load_program(root), load_builtin(), KEY)
     frame = result.responses["stss"]
     assert frame[[f"stss_{n:02d}" for n in range(1, 6)]].iloc[0].tolist() == [1, 2, 3, 4, 5]
-    assert frame["cohort"].tolist() == ["c1"]  # site name matched without accent/case
-    assert set(result.rejected["rule"]) == {"unreadable_answer", "missing_identifier"}
-    assert result.accounting["rows_read"].sum() == len(frame) + len(result.rejected)
+    assert frame["cohort"].tolist() == ["c1", "c1"]  # site name matched without accent/case
+    # The unreadable answer is one missing cell; the row without identifier is set aside whole.
+    assert pd.isna(frame["stss_01"].iloc[1]) and frame["stss_02"].iloc[1] == 3
+    rejected = result.rejected.set_index("rule")
+    assert rejected.loc["unreadable_answer", ["scope", "column", "value"]].tolist() == [
+        "cell", "stss_01", "x"]
+    assert rejected.loc["missing_identifier", "scope"] == "row"
+    rows = result.rejected["scope"].eq("row").sum()
+    assert result.accounting["rows_in"].sum() == len(frame) + rows == 3
     assert "name" not in frame.columns and "email" not in frame.columns
 
 

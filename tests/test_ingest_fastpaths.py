@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from instruments import load_builtin
 from pipelines.ingest.core import distinct_numbers, likert_to_number
-from pipelines.ingest.readers import cell_text, column_text, parse_records, records_line_by_line
+from pipelines.ingest.lines import content_pattern, scanned_records, split_records
+from pipelines.ingest.readers import cell_text, column_text
 from pipelines.ingest.text import fold, map_distinct
 
 TEXT = st.one_of(st.sampled_from(["", "1", "2", "3,0", "Nunca", "a veces", "NA", "x;y"]),
@@ -39,17 +40,22 @@ def test_map_distinct_is_series_map_of_a_dict(cells, func):
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.lists(TEXT, max_size=4), max_size=8), st.sampled_from([",", ";"]),
-       st.booleans())
-def test_parse_records_numbers_lines_like_the_reader(rows, sep, quote_all):
+       st.booleans(), st.sampled_from(["\n", "\r\n"]))
+def test_records_of_the_csv_pass_equal_records_scanned_one_by_one(rows, sep, quote_all, end):
+    """The csv module's single pass (when it applies) and the record scan agree exactly."""
+    if end == "\n":  # csv.writer leaves a lone \r unquoted then: not a CSV anyone can read
+        rows = [[cell.replace("\r", "") for cell in row] for row in rows]
     out = io.StringIO()
     csv.writer(out, delimiter=sep, quoting=csv.QUOTE_ALL if quote_all else csv.QUOTE_MINIMAL,
-               lineterminator="\n").writerows(rows)
+               lineterminator=end).writerows(rows)
     text = out.getvalue()
-    try:
-        expected = records_line_by_line(text, sep)
-    except csv.Error:
-        return
-    assert parse_records(text, sep) == expected
+    scanned = scanned_records(text, sep, content_pattern(sep).search)
+    assert vars(split_records(text, sep)) == vars(scanned)
+    # What csv.writer writes is well formed, unless a cell holds a line break and a
+    # record's worth of delimiters: that is read as a stray quote swallowing rows.
+    if not any(sep in c and ("\n" in c or "\r" in c) for row in rows for c in row):
+        assert not scanned.broken
+        assert scanned.cells == [r if r else [] for r in rows]
 
 
 @settings(max_examples=300, deadline=None)

@@ -34,15 +34,16 @@ def program(tmp_path, fmt: str, pattern: str):
 
 
 def check_accounting(result) -> None:
-    """A file is either skipped with a message, or each of its rows is ingested or rejected."""
+    """A file is either skipped with a message, or each of its records is ingested or rejected."""
     assert len(result.inputs) == 1
     for _, entry in result.inputs.iterrows():
+        row = result.accounting.set_index("source_file").loc[entry["source_file"]]
         if entry["status"] == "skipped":
             assert entry["message"] and any(entry["source_file"] in p for p in result.problems)
+            assert row["rows_skipped"] == row["rows_in"] and row["rows_read"] == 0
             continue
-        row = result.accounting.set_index("source_file").loc[entry["source_file"]]
         ingested = (result.responses["stss"]["source_file"] == entry["source_file"]).sum()
-        assert row["rows_read"] == ingested + row["rows_rejected_at_ingest"]
+        assert row["rows_in"] == ingested + row["rows_rejected_at_ingest"]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

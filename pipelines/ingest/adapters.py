@@ -16,7 +16,7 @@ import pandas as pd
 
 from pipelines.errors import SourceError
 from pipelines.ingest.export import Export, RowRule, strip_prefixes
-from pipelines.ingest.readers import EXTRA, read_table
+from pipelines.ingest.readers import MAX_CELLS, MAX_COLUMNS, read_rows, read_table
 from pipelines.ingest.text import fold
 
 FALSE_TEXT = {"0", "false", "falso", "no"}
@@ -25,14 +25,11 @@ FALSE_TEXT = {"0", "false", "falso", "no"}
 def generic(path: Path, source, fmt: str | None = None) -> Export:
     """CSV or xlsx as configured (encoding, delimiter, sheet and header row)."""
     fmt = fmt or source.format
-    table = read_table(path, fmt, sheet=source.sheet, header_row=source.header_row,
-                       encoding=source.encoding, delimiter=source.delimiter)
-    export = Export(table=table, rows=pd.Series(table.index, index=table.index))
-    if EXTRA in table.columns:
-        export.row_rules.append(RowRule(
-            table[EXTRA].ne(""), "malformed_row",
-            "more cells than the header: an unquoted delimiter inside an answer?", EXTRA))
-    return export
+    read = read_rows(path, fmt, sheet=source.sheet, header_row=source.header_row,
+                     encoding=source.encoding, delimiter=source.delimiter)
+    table = read.frame
+    return Export(table=table, rows=pd.Series(table.index, index=table.index),
+                  rows_in=read.rows_in, broken=read.broken, encoding=read.encoding)
 
 
 def by_extension(path: Path, source) -> Export:
@@ -47,17 +44,26 @@ def spss_stata(path: Path, source) -> Export:
 
     reader = pyreadstat.read_sav if source.format == "sav" else pyreadstat.read_dta
     try:
+        _, meta = reader(str(path), metadataonly=True)
+        if (meta.number_columns or 0) > MAX_COLUMNS or \
+                (meta.number_rows or 0) * (meta.number_columns or 0) > MAX_CELLS:
+            raise SourceError(f"the file has {meta.number_rows:,} cases x {meta.number_columns:,}"
+                              f" variables (at most {MAX_CELLS:,} cells are read)")
         frame, meta = reader(str(path), apply_value_formats=False)
+    except SourceError:
+        raise
     except Exception as exc:  # pyreadstat raises its own error types for a bad file
-        raise SourceError(f"not a readable .{source.format} file ({exc})") from None
+        raise SourceError(f"not a readable .{source.format} file ({type(exc).__name__})") from None
     table = frame.apply(lambda col: col.map(_cell_text)).astype(str)
     table.columns = [str(c) for c in table.columns]
     labels = {col: {_cell_text(code): str(label) for code, label in mapping.items()}
               for col, mapping in meta.variable_value_labels.items()}
     table.index = table.index + 1  # SPSS/Stata case numbers
-    table = table.loc[table.ne("").any(axis=1)]
+    # Every case is a record, even an empty one (it has no identifier: quarantined).
+    rows_in = meta.number_rows if meta.number_rows is not None and meta.number_rows >= 0 \
+        else len(table)
     return Export(table=table, rows=pd.Series(table.index, index=table.index),
-                  value_labels=labels)
+                  value_labels=labels, rows_in=rows_in)
 
 
 def _cell_text(value: object) -> str:
@@ -231,6 +237,7 @@ def qualtrics(path: Path, source) -> Export:
     elif "ResponseId" in table and len(table) and table["ResponseId"].iloc[0] == "Response ID":
         extra = 1
     export.table, export.rows = table.iloc[extra:], export.rows.iloc[extra:]
+    export.rows_in -= extra  # header rows written as records, not responses
     columns = list(export.table.columns)
     export.personal = [c for c in columns if c in QUALTRICS_PERSONAL]
     export.submitted_at = "RecordedDate" if "RecordedDate" in columns else None

@@ -41,7 +41,12 @@ class Export:
     complete_columns : field -> the completion-status column of its form (REDCap).
     form_rows : field -> rows that belong to its form (REDCap repeating instruments).
     row_rules : rows to quarantine for every instrument of the file.
-    dayfirst : dates in the file are day/month (Spanish-locale Google Forms).
+    dayfirst : dates in the file are day/month (Spanish-locale Google Forms); None:
+        the program's language decides (day first in Spanish).
+    rows_in : records of the file after its header rows, counted independently of
+        the parser (see ``readers.Read``).
+    broken : records the reader could not turn into rows (``readers.Broken``).
+    encoding : the text encoding the file was read in ("" for binary formats).
     """
 
     table: pd.DataFrame
@@ -53,7 +58,10 @@ class Export:
     complete_columns: dict[str, str] = field(default_factory=dict)
     form_rows: dict[str, pd.Series] = field(default_factory=dict)
     row_rules: list[RowRule] = field(default_factory=list)
-    dayfirst: bool = False
+    dayfirst: bool | None = None
+    rows_in: int = 0
+    broken: list = field(default_factory=list)
+    encoding: str = ""
 
     def column(self, name: str) -> str | None:
         """The table column a configured name refers to (exact, alias, or accent/case-folded)."""

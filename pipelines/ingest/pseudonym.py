@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import os
+import re
 import secrets
 from pathlib import Path
 
@@ -24,17 +25,35 @@ PREFIX = "P"
 DIGITS = 12  # 48 bits: collision-free in practice for programs of < 10^5 people
 
 
+# What people type in an identifier cell when they have none: not one person, no identifier.
+PLACEHOLDERS = frozenset({
+    "n/a", "na", "n.a.", "n.a", "nan", "none", "null", "nil", "no", "ninguno", "ninguna",
+    "no tiene", "no tengo", "sin correo", "sin email", "sin e-mail", "sin dni", "sin dato",
+    "sin datos", "sin informacion", "s/c", "s/n", "s/d", "no aplica", "no registra",
+    "desconocido", "unknown", "missing", "xxx", "x", "0",
+})
+NO_LETTER_OR_DIGIT = re.compile(r"[\W_]*")  # "-", "--", ".", "?", "*": a blank with marks
+
+
 def normalise_identifier(value: object) -> str:
     """Canonical text of an identifier: no accents, lower case, single spaces.
+
+    A placeholder (``N/A``, ``-``, ``sin correo``, ...) is no identifier: "".
 
     Examples
     --------
     >>> normalise_identifier("  María.Pérez@X.pe ")
     'maria.perez@x.pe'
+    >>> normalise_identifier("N/A"), normalise_identifier(" - "), normalise_identifier("Sin correo")
+    ('', '', '')
     """
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return ""
-    return fold(value)  # the same folding as labels and sites (cached)
+    folded = fold(value)  # the same folding as labels and sites (cached)
+    if folded in PLACEHOLDERS or (not folded[:1].isalnum()
+                                  and NO_LETTER_OR_DIGIT.fullmatch(folded)):
+        return ""
+    return folded
 
 
 def pseudonym(identifier: str, key: bytes) -> str:

@@ -1,50 +1,96 @@
-"""Read one raw export into a DataFrame of text cells, whatever its encoding.
+"""Read one raw export into text cells, and count its records independently of the parser.
 
 Spanish Excel writes CSV in cp1252 with ``;``; REDCap writes UTF-8 with ``,``;
-Kobo uses ``;``; some tools add a BOM. We decode strictly (UTF-8, then
-cp1252, then latin-1) so accents are never silently mangled, and let
-``csv.Sniffer`` pick the delimiter.
+Kobo uses ``;``; some tools add a BOM. Text is decoded strictly line by line
+and cut into records from its lines (``lines.py``), so a bad byte or a stray
+quote costs its own record, reported with its line numbers, never the rest of
+the file. The delimiter is the one found as often on most of the first lines.
+
+Reading is bounded (:data:`MAX_TEXT_BYTES`, :data:`MAX_XLSX_BYTES`,
+:data:`MAX_COLUMNS`, :data:`MAX_CELLS`): a file beyond a bound is skipped
+with a message before it is expanded into memory.
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
+import zipfile
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from pipelines.errors import SourceError
+from pipelines.ingest.lines import decode_text, split_records
 
-ENCODINGS = ("utf-8-sig", "cp1252", "latin-1")
 DELIMITERS = ",;\t|"
+MAX_TEXT_BYTES = 512 * 2**20  # a text export larger than this is refused
+MAX_XLSX_BYTES = 200 * 2**20  # a workbook's unpacked size (the zip's declared sizes)
+MAX_XLSX_RATIO = 100  # unpacked / packed size of one part: beyond this only a zip bomb goes
+MAX_COLUMNS = 16_384  # Excel's own limit
+MAX_CELLS = 50_000_000  # rows x columns of one file
+SNIFF_CHARS = 65_536  # the delimiter is guessed from the first lines, at most this much text
 
 
-def decode_bytes(raw: bytes, encoding: str | None = None) -> tuple[str, str]:
-    """Decode ``raw`` with ``encoding`` or the first of ENCODINGS that fits.
+@dataclass
+class Broken:
+    """Lines of a file that could not be turned into a row (no cell text is kept)."""
 
-    Examples
-    --------
-    >>> decode_bytes("Muñoz".encode("cp1252"))
-    ('Muñoz', 'cp1252')
+    first: int
+    last: int
+    rule: str
+    detail: str
+
+    @property
+    def lines(self) -> str:
+        """'12' or '12-15'."""
+        return str(self.first) if self.last == self.first else f"{self.first}-{self.last}"
+
+
+@dataclass
+class Read:
+    """One export read as text cells, with its own count of records.
+
+    Attributes
+    ----------
+    frame : stripped text cells, one row per record; the index is the line
+        (or spreadsheet row) number.
+    rows_in : records after the header, counted independently of the parser
+        (records with no content at all, such as blank lines, not counted).
+    broken : records that are not rows of ``frame`` (malformed, undecodable).
+    encoding : the text encoding used ("" for binary formats).
     """
-    for candidate in [encoding] if encoding else ENCODINGS:
-        try:
-            return raw.decode(candidate), candidate
-        except (UnicodeDecodeError, LookupError):
-            continue
-    raise SourceError(f"cannot decode the file as {encoding or ' / '.join(ENCODINGS)}")
+
+    frame: pd.DataFrame
+    rows_in: int
+    broken: list[Broken] = field(default_factory=list)
+    encoding: str = ""
 
 
 def sniff_delimiter(text: str) -> str:
-    """The delimiter of a CSV text, from its first lines; ',' when unsure."""
-    sample = "\n".join(text.splitlines()[:50])
-    try:
-        return csv.Sniffer().sniff(sample, delimiters=DELIMITERS).delimiter
-    except csv.Error:
-        return ","
+    r"""The delimiter of a CSV text: the one found the same number of times on most of its
+    first lines (a record's worth); ',' when none is.
+
+    ``csv.Sniffer`` trusts a quoted cell: one answer like ``"3,5"`` in the first lines
+    made it pick ',' for a ';' file and the whole file was skipped.
+
+    Examples
+    --------
+    >>> sniff_delimiter('a;b;c\n1;"2,5";x\n4;5;6\n'), sniff_delimiter("a\tb\n1\t2\n")
+    (';', '\t')
+    """
+    lines = [line for line in text[:SNIFF_CHARS].splitlines()[:50] if line.strip()]
+    best, best_score = ",", (0, 0)
+    for delimiter in DELIMITERS:
+        counts = Counter(line.count(delimiter) for line in lines)
+        counts.pop(0, None)
+        if counts:  # lines sharing the most common count, then the more cells
+            score = max((n, count) for count, n in counts.items())
+            if score > best_score:
+                best, best_score = delimiter, score
+    return best
 
 
 def looks_like_html(text: str) -> bool:
@@ -53,68 +99,100 @@ def looks_like_html(text: str) -> bool:
     return head.startswith("<!doctype html") or head.startswith("<html")
 
 
-EXTRA = "__extra_cells__"  # cells beyond the header, kept so the row can be quarantined
-
-
 def read_csv_text(
     path: Path, header_row: int = 1, encoding: str | None = None, delimiter: str | None = None
-) -> pd.DataFrame:
+) -> Read:
     """Read a CSV export as text cells (no type guessing: IDs keep leading zeros).
 
-    The index is each record's line number in the file (multi-line quoted
-    cells counted right). A row with more cells than the header keeps them,
-    joined, in ``__extra_cells__`` so the caller can set it aside.
+    The index is each record's first line in the file. A record that cannot
+    be read (a quote not closed in a well-formed way, an undecodable line, more
+    cells than the header or fewer than its named columns) is not a row: it is
+    listed in ``broken`` with its lines.
     """
+    if path.stat().st_size > MAX_TEXT_BYTES:
+        raise SourceError(f"the file is larger than {MAX_TEXT_BYTES >> 20} MB; split the export")
     raw = path.read_bytes()
     if not raw.strip():
         raise SourceError("the file is empty")
-    text, _ = decode_bytes(raw, encoding)
+    decoded = decode_text(raw, encoding)
+    text = decoded.text
     if looks_like_html(text):
         raise SourceError("the file is a web page (HTML), not a CSV export; export it again")
-    if "\x00" in text:
-        raise SourceError("the file holds binary data (NUL bytes), not CSV text")
     sep = delimiter or sniff_delimiter(text)
-    try:
-        records, lines = parse_records(text, sep)
-    except csv.Error as exc:
-        raise SourceError(f"cannot parse as CSV with delimiter {sep!r}: {exc}") from None
-    if len(records) < header_row:
-        raise SourceError(f"the file has fewer than {header_row} lines: no header row")
-    header = unique_names(records[header_row - 1])
-    body, numbers = records[header_row:], lines[header_row:]
+    records = split_records(text, sep)
+    h = header_row - 1
+    if len(records.cells) <= h:
+        raise SourceError(f"the file has {len(records.cells)} lines: no header at "
+                          f"header_row {header_row}")
+    if h in records.broken or records.blank[h]:
+        why = records.broken[h][1] if h in records.broken else "empty"
+        raise SourceError(f"the header (line {records.first[h]}) cannot be read: {why}")
+    header = unique_names(records.cells[h])
+    bounded(len(header), len(records.cells) - h - 1)
+    rows_in = len(records.blank) - h - 1 - sum(records.blank[h + 1:])
+    cells, lines, broken = data_rows(records, h, header)
+    frame = pd.DataFrame(cells, columns=header, index=pd.Index(lines, dtype="int64"), dtype=str)
+    return Read(frame, rows_in, broken, decoded.encoding)
+
+
+def bounded(columns: int, rows: int) -> None:
+    """Refuse a file beyond the column or cell bound (one message, nothing expanded)."""
+    if columns > MAX_COLUMNS:
+        raise SourceError(f"the file has {columns:,} columns (at most {MAX_COLUMNS:,} are read)")
+    if columns * rows > MAX_CELLS:
+        raise SourceError(f"the file has {columns * rows:,} cells (at most {MAX_CELLS:,} are "
+                          "read); split the export")
+
+
+def data_rows(records, h: int, header: list[str]) -> tuple[list, list, list[Broken]]:
+    """Rows of cells after the header (with their first lines) and the broken records.
+
+    A row shorter than the header is complete when only unnamed trailing
+    columns are missing; a longer one when its extra cells are blank.
+    """
     width = len(header)
-    cells = body if all(len(r) == width for r in body) else \
-        [(r + [""] * (width - len(r)))[:width] for r in body]
-    frame = pd.DataFrame(cells, columns=header, index=pd.Index(numbers, dtype="int64"), dtype=str)
-    if any(len(r) > width for r in body):
-        frame[EXTRA] = [sep.join(r[width:]) for r in body]
-    return frame
+    body = records.cells[h + 1:]
+    if not records.broken and not any(records.blank[h + 1:]) and \
+            all(len(r) == width for r in body):  # the usual export: nothing to set aside
+        return body, records.first[h + 1:], []
+    named = max((i + 1 for i, name in enumerate(header) if not name.startswith("Unnamed: ")),
+                default=0)
+    cells, lines, broken = [], [], []
+    for i in range(h + 1, len(records.cells)):
+        if records.blank[i]:
+            continue
+        first, last = records.first[i], records.last[i]
+        row = records.cells[i]
+        if row is None:
+            broken.append(Broken(first, last, *records.broken[i]))
+            continue
+        if len(row) != width:
+            row = fit(row, width, named)
+            if isinstance(row, str):
+                broken.append(Broken(first, last, "malformed_row", row))
+                continue
+        cells.append(row)
+        lines.append(first)
+    return cells, lines, broken
 
 
-def parse_records(text: str, sep: str) -> tuple[list[list[str]], list[int]]:
-    r"""CSV records and the line each starts on (quoted cells may span lines).
+def fit(row: list[str], width: int, named: int) -> list[str] | str:
+    """``row`` with exactly ``width`` cells, or why it cannot have them.
 
     Examples
     --------
-    >>> parse_records('a,b\n"x\ny",1\nz,2\n', ",")
-    ([['a', 'b'], ['x\ny', '1'], ['z', '2']], [1, 2, 4])
+    >>> fit(["a", "b"], 3, 2), fit(["a", "b", "c", ""], 3, 3)
+    (['a', 'b', ''], ['a', 'b', 'c'])
+    >>> fit(["a"], 3, 3)
+    '1 cells where the header has 3: a missing delimiter, or cells shifted?'
     """
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep)
-    records = list(reader)
-    if reader.line_num == len(records):  # one line per record, the usual: no bookkeeping
-        return records, list(range(1, len(records) + 1))
-    return records_line_by_line(text, sep)
-
-
-def records_line_by_line(text: str, sep: str) -> tuple[list[list[str]], list[int]]:
-    """:func:`parse_records` counting lines record by record (what a multi-line cell needs)."""
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep)
-    records, lines, line = [], [], 1
-    for record in reader:
-        records.append(record)
-        lines.append(line)
-        line = reader.line_num + 1
-    return records, lines
+    if len(row) < named:
+        return (f"{len(row)} cells where the header has {named}: a missing delimiter, "
+                "or cells shifted?")
+    if any(cell.strip() for cell in row[width:]):
+        return (f"{len(row)} cells where the header has {width}: an unquoted delimiter "
+                "inside an answer?")
+    return (row + [""] * (width - len(row)))[:width]
 
 
 def unique_names(header: list[str]) -> list[str]:
@@ -136,24 +214,83 @@ def unique_names(header: list[str]) -> list[str]:
     return names
 
 
-def read_xlsx_text(path: Path, sheet: str | int = 0, header_row: int = 1) -> pd.DataFrame:
-    """Read one sheet of an Excel workbook as text cells."""
-    head = path.read_bytes()[:512]
+def read_xlsx_text(path: Path, sheet: str | int = 0, header_row: int = 1) -> Read:
+    """Read one sheet of an Excel workbook as text cells (calamine, a Rust reader).
+
+    ``rows_in`` is the sheet's own row count below the header, rows with no
+    value left out. A workbook beyond the size bounds is refused from its zip
+    directory, before anything is unpacked.
+    """
+    with path.open("rb") as handle:
+        head = handle.read(512)
     if looks_like_html(head.decode("latin-1")):
         raise SourceError("the file is a web page (HTML), not an Excel workbook")
+    check_unpacked_size(path)
+    name, rows = sheet_rows(path, sheet)
+    h = header_row - 1
+    if len(rows) <= h:
+        raise SourceError(f"sheet {name!r} has {len(rows)} rows: no header at "
+                          f"header_row {header_row}")
+    header = unique_names([cell_text(c) for c in rows[h]])
+    body = rows[h + 1:]
+    filled = [i for i, row in enumerate(body) if any(not blank_cell(c) for c in row)]
+    rows_in = len(filled)
+    if len(filled) < len(body):
+        body = [body[i] for i in filled]
+    numbers = np.asarray(filled, dtype=np.int64) + header_row + 1  # spreadsheet row numbers
+    frame = pd.DataFrame(body, columns=header, index=pd.Index(numbers, dtype="int64"),
+                         dtype=object)
+    return Read(frame.apply(column_text) if len(header) else frame, rows_in)
+
+
+def blank_cell(value: object) -> bool:
+    """An Excel cell with no value (empty, or only white space)."""
+    return value is None or value == "" or (isinstance(value, str) and not value.strip())
+
+
+def check_unpacked_size(path: Path) -> None:
+    """Refuse a workbook whose parts would unpack beyond the bounds (zip's declared sizes)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            parts = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return  # not a zip (an .xls, or damaged): the reader says what it is
+    total = sum(p.file_size for p in parts)
+    if total > MAX_XLSX_BYTES:
+        raise SourceError(f"the workbook unpacks to {total >> 20} MB (at most "
+                          f"{MAX_XLSX_BYTES >> 20} MB are read); split it or save it as CSV")
+    for part in parts:
+        if part.file_size > 2**20 and part.file_size > MAX_XLSX_RATIO * max(part.compress_size, 1):
+            raise SourceError(f"a part of the workbook unpacks {part.file_size // max(part.compress_size, 1)}"
+                              " times its size (a zip bomb?); save it again from Excel")
+
+
+def sheet_rows(path: Path, sheet: str | int) -> tuple[str, list[list]]:
+    """The name and the cells (from A1) of one sheet; SourceError for any unreadable workbook."""
+    from python_calamine import CalamineWorkbook
+
     try:
         # calamine (Rust) reads a workbook ~10x faster than openpyxl: 25 regional
         # workbooks of 3,000 rows took 35 s with openpyxl, 4 s with calamine.
-        workbook = pd.ExcelFile(path, engine="calamine")
-    except Exception as exc:  # the engines raise many types for a non-workbook
-        raise SourceError(f"not a readable .xlsx workbook ({type(exc).__name__})") from None
-    if isinstance(sheet, str) and sheet not in workbook.sheet_names:
-        raise SourceError(f"no sheet named {sheet!r}; the workbook has {workbook.sheet_names}")
-    if isinstance(sheet, int) and sheet >= len(workbook.sheet_names):
-        raise SourceError(f"no sheet number {sheet}; the workbook has {workbook.sheet_names}")
-    frame = pd.read_excel(workbook, sheet_name=sheet, header=header_row - 1, dtype=object)
-    frame.index = pd.Index(frame.index + header_row + 1, dtype="int64")  # spreadsheet row numbers
-    return frame.apply(column_text)
+        book = CalamineWorkbook.from_path(str(path))
+        names = list(book.sheet_names)
+    except Exception as exc:  # calamine raises its own types (CalamineError, ZipError, ...)
+        raise SourceError(f"not a readable .xlsx workbook ({type(exc).__name__}); "
+                          "open it in Excel and save it again") from None
+    if isinstance(sheet, str) and sheet not in names:
+        raise SourceError(f"no sheet named {sheet!r}; the workbook has {names}")
+    if isinstance(sheet, int) and not 0 <= sheet < len(names):
+        raise SourceError(f"no sheet number {sheet}; the workbook has {names} (0 is the first)")
+    name = sheet if isinstance(sheet, str) else names[sheet]
+    try:
+        data = book.get_sheet_by_name(name)
+        bounded(data.total_width, data.total_height)
+        return name, data.to_python(skip_empty_area=False)
+    except SourceError:
+        raise
+    except Exception as exc:
+        raise SourceError(f"sheet {name!r} cannot be read ({type(exc).__name__}); "
+                          "open the workbook in Excel and save it again") from None
 
 
 BLANKS = {float, type(None)}
@@ -185,7 +322,7 @@ def cell_text(value: object) -> str:
     return str(value)
 
 
-def read_table(
+def read_rows(
     path: Path,
     fmt: str,
     *,
@@ -193,10 +330,26 @@ def read_table(
     header_row: int = 1,
     encoding: str | None = None,
     delimiter: str | None = None,
-) -> pd.DataFrame:
-    """Read one export as a frame of stripped text cells; SourceError when unreadable.
+) -> Read:
+    """Read one export (csv or xlsx) as stripped text cells with its record count.
 
-    The index is the row number a spreadsheet shows for each row.
+    SourceError (one message) when the file cannot be read as configured.
+    """
+    if fmt == "csv":
+        read = read_csv_text(path, header_row, encoding, delimiter)
+    elif fmt == "xlsx":
+        read = read_xlsx_text(path, sheet, header_row)
+    else:
+        raise SourceError(f"unknown format {fmt!r} (use csv or xlsx)")
+    frame = read.frame
+    frame.columns = [str(c).strip() for c in frame.columns]
+    read.frame = frame.astype(str).apply(lambda col: col.str.strip()) if frame.shape[1] else \
+        frame.astype(str)
+    return read
+
+
+def read_table(path: Path, fmt: str, **options) -> pd.DataFrame:
+    """:func:`read_rows`' cells only: the index is the row number a spreadsheet shows.
 
     Examples
     --------
@@ -206,13 +359,4 @@ def read_table(
     >>> read_table(p, "csv").to_dict("records")
     [{'nombre': 'José', 'q1': '3'}]
     """
-    if fmt == "csv":
-        frame = read_csv_text(path, header_row, encoding, delimiter)
-    elif fmt == "xlsx":
-        frame = read_xlsx_text(path, sheet, header_row)
-    else:
-        raise SourceError(f"unknown format {fmt!r} (use csv or xlsx)")
-    frame.columns = [str(c).strip() for c in frame.columns]
-    frame = frame.astype(str).apply(lambda col: col.str.strip())
-    # Spreadsheets often carry fully blank rows at the end; they are not responses.
-    return frame.loc[frame.ne("").any(axis=1)]
+    return read_rows(path, fmt, **options).frame
