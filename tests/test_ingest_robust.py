@@ -315,17 +315,15 @@ def test_a_file_changed_while_it_is_read_is_skipped(tmp_path, monkeypatch):
 
 def test_a_run_with_a_file_in_motion_is_not_the_last_word(tmp_path):
     """The state of a run that skipped a file being written never makes the next run 'no new data'."""
-    from pipelines.incremental import plan_run
-
     root = small_program(tmp_path, {"stss_pre.csv": stss_csv([("Ana", "ana@x.pe", ["3"] * 17)])},
                          pseudonymisation={"key_file": "k.key", "create_if_missing": True})
     ctx = stages.load_context(root)
     plan = stages.plan(ctx)
     (ctx.config.output_dir / "tables").mkdir(parents=True)
     stages.save_run_state(ctx, plan, {}, skipped=["stss_pre.csv"])
-    assert not plan_run(ctx.config, ctx.instruments, stages.code_version()).nothing_new
+    assert not stages.plan(ctx).nothing_new
     stages.save_run_state(ctx, plan, {})
-    assert plan_run(ctx.config, ctx.instruments, stages.code_version()).nothing_new
+    assert stages.plan(ctx).nothing_new
 
 
 # --- 4. one file's error is that file's problem ------------------------------------------
@@ -387,18 +385,18 @@ def test_a_folder_matching_a_pattern_and_a_header_row_beyond_the_file(tmp_path):
     assert any("stss_post.csv" in p and "folder" in p for p in result.problems)
     assert len(result.responses["stss"]) == 1
     config = yaml.safe_load((root / "program.yaml").read_text())
-    config["sources"][0]["header_row"] = 1000000
+    config["sources"][0]["header_row"] = 100
     (root / "program.yaml").write_text(yaml.safe_dump(config))
     result = ingest_program(load_program(root), load_builtin(), KEY)
-    assert any("header_row 1000000" in p for p in result.problems)
+    assert any("header_row 100" in p for p in result.problems)
 
 
 def test_header_row_beyond_a_sheet(demo):
     config = yaml.safe_load((demo / "program.yaml").read_text())
-    config["sources"][2]["header_row"] = 5000
+    config["sources"][2]["header_row"] = 100
     (demo / "program.yaml").write_text(yaml.safe_dump(config, allow_unicode=True))
     result = ingest_demo(demo)
-    assert any("conocimientos_TIC.xlsx" in p and "header_row 5000" in p for p in result.problems)
+    assert any("conocimientos_TIC.xlsx" in p and "header_row" in p for p in result.problems)
 
 
 # --- bounded reading ---------------------------------------------------------------------

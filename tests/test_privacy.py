@@ -91,9 +91,6 @@ def test_an_accident_leaves_no_identifier_in_the_quarantine_or_gx(accident, demo
     assert check_accident(accident, demo, tmp_path) == []
 
 
-@pytest.mark.xfail(strict=True, reason="needs branch ingest: a name typed in the site column is "
-                   "recognised only against the file's own PII columns (to the contracts it looks "
-                   "like any undeclared site)")
 def test_a_name_in_the_site_column_is_not_kept(demo, tmp_path):
     assert check_accident(accidents.name_in_site, demo, tmp_path) == []
 
