@@ -10,8 +10,9 @@ that is itself outside them: the expectation fails for the same rows, and the
 raw text never reaches ``gx/``.
 
 Our own quarantine records take their values from the canonical rows, through
-:func:`safe_value`: text that looks like an email, a phone, a DNI or pieces of
-several cells is withheld, the rest truncated.
+:func:`safe_value`: text that ingest's one detector
+(:func:`pipelines.ingest.scrub.looks_personal`) calls personal is withheld, the
+rest truncated.
 """
 
 from __future__ import annotations
@@ -22,17 +23,14 @@ import numpy as np
 import pandas as pd
 
 from pipelines.ingest.pseudonym import DIGITS, PREFIX
+from pipelines.ingest import scrub
 from pipelines.ingest.text import map_distinct
 
 TEXT_TOKEN = "[value not shown]"
 NUMBER_TOKEN = -999.0  # a numeric answer outside its codes (a float column must stay numeric)
 WITHHELD = "[withheld]"
-MAX_CHARS = 40
 GENERATED = "capacitar_generated"
 
-EMAIL_OR_DIGITS = re.compile(r"@|\d(?:[\s().\-/+]{0,2}\d){5,}")  # email; 6+ digits: DNI, phone
-CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # a line break or tab inside a cell: several cells
-ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?")
 PSEUDONYM = re.compile(rf"{PREFIX}[0-9a-f]{{{DIGITS}}}")
 NEUTRAL_NOTE = (
     "Values outside the declared codes, cohorts and waves are shown here as "
@@ -41,26 +39,9 @@ NEUTRAL_NOTE = (
     "every row and answer set aside, with its reason.")
 
 
-def looks_personal(text: str) -> bool:
-    """Text a quarantine record must not keep: an email, 6+ digits, pieces of several cells.
-
-    Dates (ISO, as capacitar writes them) are kept.
-
-    Examples
-    --------
-    >>> [looks_personal(t) for t in ["7", "no sé", "ana@x.pe", "987 654 321", "a\\nb"]]
-    [False, False, True, True, True]
-    >>> looks_personal("2026-03-05 10:15:00")
-    False
-    """
-    if ISO_TIME.fullmatch(text):
-        return False
-    return bool(EMAIL_OR_DIGITS.search(text) or CONTROL.search(text))
-
-
 def safe_value(value: object, withheld: str = WITHHELD) -> str:
     """A raw value as the quarantine may keep it: ``withheld`` if it looks personal, else
-    truncated to ``MAX_CHARS``.
+    truncated (:func:`pipelines.ingest.scrub.safe_value`).
 
     Examples
     --------
@@ -69,14 +50,9 @@ def safe_value(value: object, withheld: str = WITHHELD) -> str:
     >>> safe_value("x" * 50)[-3:]
     'xx…'
     """
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return ""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    text = str(value).strip()
-    if looks_personal(text):
-        return withheld
-    return text if len(text) <= MAX_CHARS else text[: MAX_CHARS - 1] + "…"
+    return scrub.safe_value(value, withheld=withheld)
 
 
 def safe_column(values: pd.Series, declared=frozenset(), withheld: str = WITHHELD) -> pd.Series:

@@ -18,7 +18,8 @@ from pipelines.ingest.scrub import (
     "josé.núñez@minsa.gob.pe", "MARÍA.PÉREZ@YAHOO.ES ", "ana @ gmail.com", "elena.ramírez@yahoo.es",
     "Valeria Mendoza;valeria.mendoza@minsa.gob.pe;El Porvenir",  # a joined row
     "+51 987 654 321", "987654321", "(044) 123-4567", "987-654-321", "+1 (416) 555-0199",
-    "45678912", "DNI 01234567", "CE 001234567",
+    "45678912", "DNI 01234567", "CE 001234567", "123456", "044-123456",
+    "Rocío\n3", "a\tb",  # pieces of several cells
 ])
 def test_emails_phones_and_id_numbers_look_personal(text):
     assert looks_personal(text)

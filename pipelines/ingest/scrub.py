@@ -6,8 +6,11 @@ shifts an email into the site column, a stray quote joins rows. Every raw value
 that leaves ingest (a quarantine ``value``, an unresolved cohort or wave, a
 knowledge answer, a message) goes through :func:`safe_value` or
 :func:`scrub_message` first. A value is personal-looking when it holds an
-email, a phone or ID number (7 digits or more, dates aside), or a word or value
-from the file's own identifier and PII columns (:class:`KnownValues`).
+email, a phone or ID number (6 digits or more, dates aside: provincial landlines
+have 6), a line break or other control character (pieces of several cells), or a
+word or value from the file's own identifier and PII columns
+(:class:`KnownValues`). This is the one detector: the quarantine records written
+by the contracts (:mod:`data_contracts.neutral`) use it too.
 """
 
 from __future__ import annotations
@@ -27,11 +30,12 @@ EMAIL = re.compile(r"\w\s?@\s?\w")
 # Dates and times are not phone numbers: taken out before counting digits.
 DATE_OR_TIME = re.compile(
     r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}|\d{1,2}:\d{2}(?::\d{2})?")
-# 7+ digits, possibly grouped (+51 987 654 321, (044) 123-456, 45678912): phones, DNIs, IDs.
-LONG_NUMBER = re.compile(r"\+?\d(?:[\s.\-/()]{0,2}\d){6,}")
+# 6+ digits, possibly grouped (+51 987 654 321, (044) 123-456, 45678912): phones, DNIs, IDs.
+LONG_NUMBER = re.compile(r"\+?\d(?:[\s.\-/()]{0,2}\d){5,}")
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # a line break or tab inside a cell: several cells
 WORD = re.compile(r"[^\W\d_]{3,}")  # words of 3+ letters (names: Ana, Pérez, Quispe)
 # Only digits, signs and separators, short: an answer code or a number, never a person.
-PLAIN_NUMBER = re.compile(r"[\d\s.,+\-]{0,6}")
+PLAIN_NUMBER = re.compile(r"[\d\s.,+\-]{0,5}")
 
 
 class KnownValues:
@@ -85,14 +89,14 @@ def looks_personal(text: str, known: KnownValues = NOTHING_KNOWN) -> bool:
     """
     if PLAIN_NUMBER.fullmatch(text):
         return False
-    if EMAIL.search(text) or LONG_NUMBER.search(DATE_OR_TIME.sub(" ", text)):
+    if CONTROL.search(text) or EMAIL.search(text) or LONG_NUMBER.search(DATE_OR_TIME.sub(" ", text)):
         return True
     return known.contains(text)
 
 
-def safe_value(value: object, known: KnownValues = NOTHING_KNOWN) -> str:
-    """A raw cell as it may be kept outside ingest: blank, ``***`` if personal-looking, or
-    the stripped text cut to ``MAX_VALUE`` characters.
+def safe_value(value: object, known: KnownValues = NOTHING_KNOWN, withheld: str = REDACTED) -> str:
+    """A raw cell as it may be kept outside ingest: blank, ``withheld`` (``***``) if
+    personal-looking, or the stripped text cut to ``MAX_VALUE`` characters.
 
     Examples
     --------
@@ -107,7 +111,7 @@ def safe_value(value: object, known: KnownValues = NOTHING_KNOWN) -> str:
     if not text:
         return ""
     if looks_personal(text, known):
-        return REDACTED
+        return withheld
     return text if len(text) <= MAX_VALUE else text[: MAX_VALUE - 1] + "…"
 
 
