@@ -122,12 +122,14 @@ SET_TITLES = {
     "stages": Text(es="Etapas", en="Stages"),
     "quarantine_scopes": Text(es="Alcance de la cuarentena", en="Quarantine scopes"),
     "improvement": Text(es="Dirección de mejora", en="Direction of improvement"),
+    "verdicts": Text(es="Veredictos de cambio", en="Change verdicts"),
+    "verdict_families": Text(es="Familias de veredictos", en="Verdict families"),
 }
 
 
 def set_title(name: str, language: str) -> str:
-    """A value set's title (its id when it has none declared)."""
-    return SET_TITLES[name].get(language) if name in SET_TITLES else name
+    """A value set's title in ``language`` (every value set declares one in ``SET_TITLES``)."""
+    return SET_TITLES[name].get(language)
 
 
 def codebook(specs: dict[str, TableSpec], tables: dict[str, pd.DataFrame],

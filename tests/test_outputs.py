@@ -20,6 +20,7 @@ import pytest
 
 from instruments.model import Text
 from pipelines import stages
+from pipelines.codebook import SET_TITLES
 from pipelines.export import variable_name
 from pipelines.schema import load_schema
 from tests.helpers import small_program, stss_csv
@@ -556,6 +557,7 @@ def test_codebook_defines_every_variable_in_the_program_language(demo_run):
         for column, entry in documented.items():
             assert entry["label"] and entry["definition"], f"{name}.{column}"
     for name, value_set in book["value_sets"].items():
+        assert name in SET_TITLES, f"value set {name} has no title in codebook.SET_TITLES"
         for value in value_set["values"]:  # no empty codes, no empty labels
             assert value["value"] not in ("", [], None) and value["label"].strip(), name
     markdown = (outputs / "codebook.md").read_text(encoding="utf-8")
