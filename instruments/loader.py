@@ -32,6 +32,26 @@ def describe_validation_error(path: Path, error: ValidationError) -> str:
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+def yaml_problem(exc: Exception) -> str:
+    """One line saying where a YAML file breaks and why (PyYAML's message spans 4 lines).
+
+    Examples
+    --------
+    >>> try:
+    ...     yaml.safe_load('name: "x\\n')
+    ... except yaml.YAMLError as exc:
+    ...     yaml_problem(exc)
+    'line 1, column 7: found unexpected end of stream while scanning a quoted scalar'
+    """
+    mark = getattr(exc, "context_mark", None) or getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    if mark is None or problem is None:
+        return " ".join(str(exc).split())
+    context = getattr(exc, "context", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}"
+    return f"{where}: {problem}" + (f" {context}" if context else "")
+
+
 def read_yaml_model(path: Path, model: type[M]) -> M:
     """Read ``path`` as YAML and validate it as ``model``; ConfigError on any problem."""
     try:
@@ -39,7 +59,7 @@ def read_yaml_model(path: Path, model: type[M]) -> M:
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+        raise ConfigError(f"{path}: not valid YAML ({yaml_problem(exc)})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of fields at the top level")
     try:

@@ -111,8 +111,10 @@ def test_broken_yaml_names_file_and_field(tmp_path, patch, expected):
 
 def test_yaml_syntax_error_is_clear(tmp_path):
     path = write(tmp_path, "bad.yaml", "id: [unclosed\n")
-    with pytest.raises(ConfigError, match="not valid YAML"):
+    with pytest.raises(ConfigError, match="not valid YAML") as err:
         load_instrument(path)
+    assert "\n" not in str(err.value) and "line 1, column 5" in str(err.value)
+    assert "<unicode string>" not in str(err.value)
 
 
 def test_program_folder_adds_instruments_and_refuses_two_of_one_id(tmp_path):
