@@ -417,10 +417,7 @@ class ProgramConfig(Strict):
 
     def inbox_matches(self, pattern: str) -> tuple[list[Path], list[Path]]:
         """(paths inside the inbox, links leading outside it) that ``pattern`` matches, sorted."""
-        inbox = self.inbox_dir
-        found = sorted(inbox.glob(pattern))
-        inside = [p for p in found if p.resolve().is_relative_to(inbox)]
-        return inside, [p for p in found if p not in set(inside)]
+        return inbox_glob(self.inbox_dir, pattern)
 
     def source_paths(self, pattern: str) -> list[Path]:
         """What a source's ``pattern`` reads: the matches that stay inside the inbox."""
@@ -433,6 +430,24 @@ class ProgramConfig(Strict):
     @property
     def output_dir(self) -> Path:
         return self.path(self.output)
+
+
+def inbox_glob(inbox: Path, pattern: str) -> tuple[list[Path], list[Path]]:
+    """(matches of ``pattern`` that stay inside ``inbox``, links leading outside it), sorted.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> inbox = Path(tempfile.mkdtemp())
+    >>> (inbox / "a.csv").write_text("x")
+    1
+    >>> (inbox / "b.csv").symlink_to("/etc/hostname")
+    >>> [[p.name for p in part] for part in inbox_glob(inbox, "*.csv")]
+    [['a.csv'], ['b.csv']]
+    """
+    found = sorted(Path(inbox).glob(pattern))
+    inside = [p for p in found if p.resolve().is_relative_to(Path(inbox).resolve())]
+    return inside, [p for p in found if p not in set(inside)]
 
 
 def load_program(path: str | Path) -> ProgramConfig:

@@ -174,3 +174,14 @@ def test_missing_redcap_dictionary_is_one_message_and_other_files_go_on(tmp_path
     result = ingest_program(config, {"omshc": load_builtin()["omshc"]}, KEY)
     assert len(result.problems) == 1
     assert "redcap_export.csv" in result.problems[0] and "data dictionary" in result.problems[0]
+
+
+def test_redcap_dictionary_linked_from_outside_the_inbox_is_not_read(tmp_path):
+    config, _ = program(tmp_path, "redcap")
+    dictionary = tmp_path / "inbox" / "redcap_dictionary.csv"
+    outside = tmp_path / "elsewhere.csv"
+    dictionary.rename(outside)
+    dictionary.symlink_to(outside)
+    result = ingest_program(config, {"omshc": load_builtin()["omshc"]}, KEY)
+    assert len(result.problems) == 1
+    assert "outside the inbox is not read" in result.problems[0]

@@ -142,9 +142,13 @@ def redcap(path: Path, source, inbox: Path) -> Export:
     export = generic(path, source, "csv")
     dictionary = None
     if source.dictionary:
-        matches = sorted(inbox.glob(source.dictionary))
+        from pipelines.config import inbox_glob
+
+        matches, outside = inbox_glob(inbox, source.dictionary)
         if not matches:
-            raise SourceError(f"the REDCap data dictionary {source.dictionary!r} is not in the inbox")
+            where = " (a link to a file outside the inbox is not read)" if outside else ""
+            raise SourceError(
+                f"the REDCap data dictionary {source.dictionary!r} is not in the inbox{where}")
         dictionary = read_dictionary(matches[-1])
     checkbox = None if dictionary is None else set(
         dictionary.loc[dictionary["field_type"] == "checkbox", "field_name"])
