@@ -895,6 +895,12 @@ def raters_table(ratings: pd.DataFrame, pooled: str | None = POOLED,
     ``rater`` x ``wave``, where ``wave == pooled`` is the rater over all
     waves and the other rows are the rater at one wave (drift).
 
+    The others' mean includes their own severity: a rater who shares a
+    share ``f`` of their targets with a rater of severity ``s`` (and no third
+    rater) looks shifted by about ``-f * s``. With one harsh rater among six
+    this is a fifth of the harsh rater's severity, which is why the band is
+    half a level and a flag also needs the CI to exclude 0.
+
     Columns: ``n_targets`` shared targets, ``severity`` mean deviation, ``sd``,
     ``se`` = sd / sqrt(n), ``ci_low``/``ci_high`` (95%, t with n - 1 df),
     ``outside_band`` True when |severity| > ``band`` levels, the CI excludes 0
