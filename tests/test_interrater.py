@@ -403,3 +403,21 @@ def test_level_distribution_pooled_sums_cohorts(simulated):
     assert pooled.sort_index().tolist() == cohorts.sort_index().tolist()
     shares = out.groupby(["cohort", "wave", "measure"])["share"].sum()
     assert shares.to_numpy() == pytest.approx(1.0)
+
+
+def test_flag_needs_band_and_ci_excluding_zero():
+    # a vs b on 6 targets: a is 1 level lower every time (narrow CI): outside the band.
+    # c vs d on 6 targets: c lower by 0.75 on average but noisy (CI includes 0): not flagged.
+    rows = []
+    for i, (gap_ab, gap_cd) in enumerate(zip([1, 1, 1, 1, 1, 1], [3, -1, 2, -2, 2, 0.5])):
+        rows += [(f"p{i}", "pre", "a", "i1", "d", 2), (f"p{i}", "pre", "b", "i1", "d", 2 + gap_ab),
+                 (f"q{i}", "pre", "c", "i1", "d", 1), (f"q{i}", "pre", "d", "i1", "d", 1 + gap_cd)]
+    table = flags(raters_table(ratings(rows), pooled=None))
+    assert table.loc["a", "severity"] == -1 and table.loc["a", "direction"] == "harsh"
+    assert table.loc["c", "severity"] == pytest.approx(-0.75)
+    assert table.loc["c", "ci_low"] < 0 < table.loc["c", "ci_high"]
+    assert table.loc["c", "direction"] == "within_band" and not table.loc["c", "outside_band"]
+    small = flags(raters_table(ratings(rows), pooled=None, band=1.5))
+    assert small.loc["a", "direction"] == "within_band"
+    few = flags(raters_table(ratings(rows), pooled=None, min_shared=7))
+    assert (few["direction"] == "not_estimable").all() and not few["outside_band"].any()
