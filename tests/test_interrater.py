@@ -421,3 +421,14 @@ def test_flag_needs_band_and_ci_excluding_zero():
     assert small.loc["a", "direction"] == "within_band"
     few = flags(raters_table(ratings(rows), pooled=None, min_shared=7))
     assert (few["direction"] == "not_estimable").all() and not few["outside_band"].any()
+
+
+def test_no_multi_rated_targets_or_no_ratings_give_empty_tables():
+    single = simulate_ratings(seed=1, cohorts=1, participants=5, raters=3, items=2,
+                              double_share=0)
+    assert interrater_table(single).empty
+    assert raters_table(single).empty
+    assert (score_reliability(single)["icc_source"] == "not_estimable").all()
+    nothing = single.assign(value=np.nan)
+    assert rated_scores(nothing).empty
+    assert list(level_distribution(nothing, 2, 3).columns) == LEVEL_COLUMNS

@@ -94,27 +94,32 @@ def test_mutated_piece_is_in_the_source_once(name):
 
 
 RUN = """
-import sys, pytest
+import pathlib, sys, pytest
 import pipelines.analysis.interrater as module
-exec(compile(sys.argv[1], module.__file__, "exec"), module.__dict__)
+source = pathlib.Path(sys.argv[1]).read_text()
+exec(compile(source, module.__file__, "exec"), module.__dict__)
 sys.exit(pytest.main(["-x", "-q", "-p", "no:cacheprovider", "-o", "addopts=", *sys.argv[2:]]))
 """
+
+
+def run_tests_against(source: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    """The interrater tests in a fresh process whose module runs ``source``."""
+    path = tmp_path / "interrater_mutant.py"
+    path.write_text(source)
+    return subprocess.run([sys.executable, "-c", RUN, str(path), *TESTS], capture_output=True,
+                          text=True, cwd=Path(__file__).parent.parent)
 
 
 @pytest.mark.skipif(os.environ.get("CAPACITAR_MUTANTS") != "1",
                     reason="mutation run: set CAPACITAR_MUTANTS=1 (takes minutes)")
 @pytest.mark.parametrize("name", sorted(MUTANTS))
-def test_mutant_fails_a_test(name):
+def test_mutant_fails_a_test(name, tmp_path):
     original, mutated = MUTANTS[name]
-    source = SOURCE.replace(original, mutated)
-    run = subprocess.run([sys.executable, "-c", RUN, source, *TESTS], capture_output=True,
-                         text=True, cwd=Path(__file__).parent.parent)
+    run = run_tests_against(SOURCE.replace(original, mutated), tmp_path)
     assert run.returncode == 1, f"{name}: tests still pass\n{run.stdout[-2000:]}"
 
 
 @pytest.mark.skipif(os.environ.get("CAPACITAR_MUTANTS") != "1",
                     reason="mutation run: set CAPACITAR_MUTANTS=1 (takes minutes)")
-def test_unmutated_module_passes_in_the_harness():
-    run = subprocess.run([sys.executable, "-c", RUN, SOURCE, *TESTS], capture_output=True,
-                         text=True, cwd=Path(__file__).parent.parent)
-    assert run.returncode == 0, run.stdout[-2000:]
+def test_unmutated_module_passes_in_the_harness(tmp_path):
+    assert run_tests_against(SOURCE, tmp_path).returncode == 0

@@ -982,6 +982,8 @@ def level_distribution(ratings: pd.DataFrame, harmful_below: float, helpful_from
     frame, codes, labels = _validated(ratings)
     rated = frame["value"].notna().to_numpy()
     value = frame["value"].to_numpy(dtype=float)[rated]
+    if not len(value):
+        return pd.DataFrame(columns=LEVEL_COLUMNS)
     all_levels = np.array(sorted(set(np.unique(value)) | {float(v) for v in (levels or [])}))
     n_levels = len(all_levels)
     base = ["cohort", "instrument", "wave"]
