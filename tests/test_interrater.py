@@ -166,7 +166,8 @@ def test_agreement_closed_form():
 
 def test_kappa_orders_each_pair_by_rater_pseudonym():
     # Same pairs as psych::cohen.kappa(cbind(a, b)); rows listed in mixed rater order.
-    a = [1, 2, 3, 4, 2, 3, 1, 4]
+    # r1 is more lenient than r2, so swapping some pairs would change the marginal means.
+    a = [2, 3, 4, 4, 3, 4, 2, 4]
     b = [1, 3, 3, 4, 1, 3, 2, 3]
     rows = []
     for i, (x, y) in enumerate(zip(a, b)):

@@ -155,3 +155,9 @@ def test_table_alpha_is_ordinal_for_items_and_interval_for_scales(table):
             krippendorff.alpha(matrix, level_of_measurement="ordinal"), abs=TOL)
         assert table.loc[(case, "total"), "alpha"] == pytest.approx(
             krippendorff.alpha(matrix, level_of_measurement="interval"), abs=TOL)
+
+
+def test_row_order_does_not_change_the_table(table):
+    shuffled = unbalanced_ratings().sample(frac=1, random_state=3)
+    again = interrater_table(shuffled).set_index(["cohort", "measure_kind"])
+    pd.testing.assert_frame_equal(again, table)

@@ -892,8 +892,9 @@ def raters_table(ratings: pd.DataFrame, pooled: str | None = POOLED,
     target (level units; negative = harsher). Only targets with 2+ raters
     count. Rows: ``cohort`` (and ``pooled``: the rater over all cohorts) x
     ``instrument`` x ``measure_kind`` (domain, total) x ``measure`` x
-    ``rater`` x ``wave``, where ``wave == pooled`` is the rater over all
-    waves and the other rows are the rater at one wave (drift).
+    ``rater`` x ``wave``, where ``wave == pooled`` (``POOLED`` when
+    ``pooled`` is None) is the rater over all waves and the other rows are the
+    rater at one wave (drift).
 
     The others' mean includes their own severity: a rater who shares a
     share ``f`` of their targets with a rater of severity ``s`` (and no third
