@@ -65,8 +65,11 @@ def on_terminal(command: list[str], env: dict, cwd: Path) -> dict:
                             env=env, cwd=cwd, close_fds=True)
     os.close(terminal)
     chunks: list[tuple[float, bytes]] = []
+    exited = None  # the shell's prompt comes back then, whatever children still hold the terminal
     while True:
-        ready, _, _ = select.select([controller], [], [], 0.05)
+        if exited is None and proc.poll() is not None:
+            exited = time.perf_counter() - start
+        ready, _, _ = select.select([controller], [], [], 0.02)
         if ready:
             try:
                 data = os.read(controller, 65536)
@@ -76,14 +79,17 @@ def on_terminal(command: list[str], env: dict, cwd: Path) -> dict:
                 break
             chunks.append((time.perf_counter() - start, data))
     proc.wait()
-    end = time.perf_counter() - start
+    end = exited if exited is not None else time.perf_counter() - start
     os.close(controller)
     output = b"".join(data for _, data in chunks)
     visible = [t for t, data in chunks if data.strip()]
     summary = next((t for t, data in chunks if SUMMARY.search(data)), None)
     until = [t for t in visible if summary is None or t <= summary]
     gaps = [b - a for a, b in zip(until, until[1:])]
+    timeline = "\n".join(f"{t:6.2f} {data.decode('utf-8', 'replace').rstrip()}"
+                         for t, data in chunks if data.strip() and "\u2501".encode() not in data)
     return {"wall": end, "status": proc.returncode, "output": output.decode("utf-8", "replace"),
+            "timeline": timeline,
             "first_output": visible[0] if visible else None,
             "longest_silence": max(gaps, default=0.0),
             "exit_after_done": end - summary if summary is not None else None}
@@ -105,6 +111,7 @@ def change_one_answer(program: Path) -> None:
 
 def small_program(tree: Path, work: Path) -> dict:
     """(a)-(c) for one tree: demo written and run once, then one answer changed and run again."""
+    work.mkdir(parents=True)
     program, home = work / "demo", work / "prefect-home"
     env = environment(home)
     first = subprocess.run([*capacitar(tree), "demo", str(program)], env=env, cwd=work,
@@ -119,11 +126,12 @@ def small_program(tree: Path, work: Path) -> dict:
     return {"run": ran["wall"], "first_output": ran["first_output"],
             "longest_silence": ran["longest_silence"],
             "exit_after_done": ran["exit_after_done"], "validate": checked["wall"],
-            "run_output": ran["output"]}
+            "timeline": ran["timeline"]}
 
 
 def national_pages(tree: Path, work: Path, cohorts: int) -> list[Path]:
     """HTML cohort reports of a national-like program (written and run by ``tree``, no PDFs)."""
+    work.mkdir(parents=True)
     program = work / "national"
     code = ("import sys; from pathlib import Path; sys.path.insert(0, '.');"
             "from benchmarks.national_program import write_national;"
@@ -193,6 +201,8 @@ def main() -> None:
     parser.add_argument("--cohorts", type=int, default=20, help="cohorts of the national-like "
                         "program whose pages are printed")
     parser.add_argument("--skip-pdf", action="store_true")
+    parser.add_argument("--timeline", action="store_true",
+                        help="print the run's output with the second each part appeared")
     args = parser.parse_args()
     trees = [tree.resolve() for tree in (args.repo or [ROOT])]
     sys.path.insert(0, str(ROOT))
@@ -205,6 +215,9 @@ def main() -> None:
         work = Path(tmp)
         for i, tree in enumerate(trees):
             results[tree].update(small_program(tree, work / f"small{i}"))
+            if args.timeline:
+                print(f"\n{tree.name}: `capacitar run` as it appeared (seconds from start)\n"
+                      + results[tree]["timeline"])
         if not args.skip_pdf:
             pages = national_pages(trees[-1], work / "pages", args.cohorts)[:args.pdf_pages]
             for i, tree in enumerate(trees):
