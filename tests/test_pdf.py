@@ -8,11 +8,11 @@ import textwrap
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 from pipelines import progress
 from reports import pdf
+from tests.test_faults import survivors
 
 REPO = Path(__file__).resolve().parent.parent
 needs_chromium = pytest.mark.skipif(pdf.chromium() is None, reason="no Chromium here")
@@ -94,23 +94,7 @@ def test_a_killed_run_leaves_no_browser_running(tmp_path):
     assert children, "the printer started no process"
     parent.send_signal(signal.SIGKILL)
     parent.wait()
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and not all(gone(pid) for pid in children):
-        time.sleep(0.2)
-    survivors = [pid for pid in children if not gone(pid)]
-    for pid in survivors:  # do not leave them running if the test fails
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    assert survivors == []
-
-
-def gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
+    assert survivors(children) == []
 
 
 def test_the_heartbeat_names_a_silent_step_and_only_then(monkeypatch, capsys):
