@@ -5,12 +5,10 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 
-from pipelines import progress
 from reports import pdf
 from tests.test_faults import survivors
 
@@ -95,30 +93,3 @@ def test_a_killed_run_leaves_no_browser_running(tmp_path):
     parent.send_signal(signal.SIGKILL)
     parent.wait()
     assert survivors(children) == []
-
-
-def test_the_heartbeat_names_a_silent_step_and_only_then(monkeypatch, capsys):
-    monkeypatch.setattr(progress, "progress_wanted", lambda: True)
-    beat = progress.Heartbeat(every=0.2)
-    beat.start()
-    try:
-        beat.step("thinking hard")
-        deadline = time.monotonic() + 10
-        while "thinking hard" not in capsys.readouterr().err and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert time.monotonic() < deadline, "no heartbeat line in a silence"
-        beat.step("")  # no step named: silence stays silent
-        capsys.readouterr()
-        time.sleep(0.5)
-        assert capsys.readouterr().err == ""
-    finally:
-        beat.stop()
-
-
-def test_no_heartbeat_in_a_pipe_or_under_ci(monkeypatch):
-    monkeypatch.setenv("CI", "1")
-    beat = progress.Heartbeat(every=0.05)
-    streams = (sys.stdout, sys.stderr)
-    beat.start()
-    assert (sys.stdout, sys.stderr) == streams  # nothing wrapped, no thread
-    beat.stop()
