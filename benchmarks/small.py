@@ -25,6 +25,7 @@ import argparse
 import os
 import pty
 import re
+import resource
 import select
 import shutil
 import subprocess
@@ -146,8 +147,15 @@ def national_pages(tree: Path, work: Path, cohorts: int) -> list[Path]:
     return sorted((program / "outputs" / "reports").glob("cohort_*.html"))
 
 
-def print_pages(tree: Path, pages: list[Path], folder: Path) -> float:
-    """Seconds for ``tree``'s ``reports.pdf.print_all`` to print copies of ``pages``."""
+def children_cpu() -> float:
+    """CPU seconds (user + system) of every finished child process so far (and theirs)."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def print_pages(tree: Path, pages: list[Path], folder: Path) -> tuple[float, float]:
+    """Wall seconds for ``tree``'s ``reports.pdf.print_all`` to print copies of ``pages``,
+    and the CPU seconds of the process printing them and everything it started."""
     folder.mkdir(parents=True)
     copies = []
     for page in pages:
@@ -158,11 +166,13 @@ def print_pages(tree: Path, pages: list[Path], folder: Path) -> float:
             "pdfs, message = print_all(pages); seconds = time.perf_counter() - start;"
             "assert len(pdfs) == len(pages), message; print(seconds)")
     env = {**environment(folder.parent / "prefect-home"), "CAPACITAR_NO_PROGRESS": "1"}
+    cpu = children_cpu()
     done = subprocess.run([python(tree), "-c", code], cwd=tree, env=env, capture_output=True,
                           text=True)
+    cpu = children_cpu() - cpu
     if done.returncode != 0:
         raise SystemExit(f"{tree}: printing failed:\n{done.stderr[-3000:]}")
-    return float(done.stdout.strip().splitlines()[-1])
+    return float(done.stdout.strip().splitlines()[-1]), cpu
 
 
 def pdf_facts(pdf: Path) -> tuple[int, str]:
@@ -201,6 +211,7 @@ def main() -> None:
     parser.add_argument("--cohorts", type=int, default=20, help="cohorts of the national-like "
                         "program whose pages are printed")
     parser.add_argument("--skip-pdf", action="store_true")
+    parser.add_argument("--skip-small", action="store_true", help="only (d)")
     parser.add_argument("--timeline", action="store_true",
                         help="print the run's output with the second each part appeared")
     args = parser.parse_args()
@@ -213,7 +224,7 @@ def main() -> None:
     results = {tree: {} for tree in trees}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        for i, tree in enumerate(trees):
+        for i, tree in enumerate(trees if not args.skip_small else []):
             results[tree].update(small_program(tree, work / f"small{i}"))
             if args.timeline:
                 print(f"\n{tree.name}: `capacitar run` as it appeared (seconds from start)\n"
@@ -221,8 +232,9 @@ def main() -> None:
         if not args.skip_pdf:
             pages = national_pages(trees[-1], work / "pages", args.cohorts)[:args.pdf_pages]
             for i, tree in enumerate(trees):
-                seconds = print_pages(tree, pages, work / f"pdf{i}" / "out")
+                seconds, cpu = print_pages(tree, pages, work / f"pdf{i}" / "out")
                 results[tree]["pdf_page"] = seconds / len(pages)
+                results[tree]["pdf_page_cpu"] = cpu / len(pages)
                 results[tree]["pdf_all_minutes"] = seconds / len(pages) * NATIONAL_COHORT_PAGES / 60
             check = (same_pages(work / "pdf0" / "out", work / f"pdf{len(trees) - 1}" / "out")
                      if len(trees) > 1 else "")
@@ -233,6 +245,7 @@ def main() -> None:
                 ("(b) exit after the summary ('Done')", "exit_after_done", "s"),
                 ("(c) validate on the demo", "validate", "s"),
                 ("(d) PDF, seconds per cohort page", "pdf_page", "s"),
+                ("(d) PDF, CPU seconds per cohort page", "pdf_page_cpu", "s"),
                 (f"(d) PDF, all {NATIONAL_COHORT_PAGES:,} national cohort pages",
                  "pdf_all_minutes", "min")]
         print(f"\n{'goal':<48}" + "".join(f"{tree.name:>14}" for tree in trees) + "   goal")
