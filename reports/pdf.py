@@ -68,7 +68,6 @@ def browser(binary: str, timeout: float = 60) -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-            process.stderr.close()
 
 
 def devtools_address(process: subprocess.Popen, timeout: float) -> str:
@@ -89,9 +88,17 @@ def devtools_address(process: subprocess.Popen, timeout: float) -> str:
     if not found:
         process.kill()
         raise RuntimeError(f"Chromium did not start: {''.join(said)[-300:]}")
-    # Keep draining stderr so Chromium never blocks on a full pipe.
-    threading.Thread(target=lambda: [None for _ in process.stderr], daemon=True).start()
+    # Keep draining stderr so Chromium never blocks on a full pipe; the reader ends at EOF,
+    # when the browser and its helper processes are gone.
+    threading.Thread(target=drain, args=(process.stderr,), daemon=True).start()
     return found[0]
+
+
+def drain(stream) -> None:
+    """Read ``stream`` to its end, then close it."""
+    with stream:
+        for _ in stream:
+            pass
 
 
 async def print_pages(address: str, pages: list[Path], advance: Callable[[], None],
