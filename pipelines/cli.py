@@ -16,6 +16,8 @@ Messages are plain text (no markup), one line per mistake, never a traceback.
 
 from __future__ import annotations
 
+import atexit
+import os
 import sys
 import time
 from pathlib import Path
@@ -27,6 +29,7 @@ from rich.text import Text
 
 from instruments import load_builtin, load_instruments
 from pipelines.errors import CapacitarError, RunFailed
+from pipelines.progress import heartbeat, step
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USER, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -96,7 +99,13 @@ def run_flow(program: Path, force: bool = False, wait: float = 600,
     server takes seconds to start): a scheduled run that finds nothing new costs about
     a second, and a column misspelled in program.yaml is one message at once. A program
     that pulls from servers goes to the flow, which pulls first and then plans.
+    Prefect's embedded server is launched first, so that it starts on the other core
+    while this process plans; it is stopped at once when nothing is new.
     """
+    from pipelines.embedded_server import start_early
+
+    server = start_early()
+    step("reading program.yaml and the instruments")
     from pipelines import stages
     from pipelines.locking import program_lock
     from pipelines.preflight import check_headers
@@ -106,24 +115,27 @@ def run_flow(program: Path, force: bool = False, wait: float = 600,
     pulling = pull and any(s.pull for s in ctx.config.sources)
     with program_lock(ctx.config.root, ctx.run_id, wait, on_wait=waiting):
         if pulling:
-            return run_prefect(program, force, wait, dask_address, pdf, strict, new_key, pull)
+            return run_prefect(server, program, force, wait, dask_address, pdf, strict,
+                               new_key, pull)
+        step("looking for new data in the inbox")
         plan = stages.plan(ctx, new_key=new_key)
         if strict and plan.problems:
             message = stages.strict_message(plan.problems)
             stages.record_failed(ctx, plan, message)
             raise RunFailed(message)
         if plan.nothing_new and not force:
+            server.stop()
             return stages.record_no_new_data(ctx, plan)
-        check_headers(ctx.config, ctx.instruments, None if force else set(plan.changed_files))
-        return run_prefect(program, force, wait, dask_address, pdf, strict, new_key, pull)
+        check_headers(ctx.config, ctx.instruments,
+                      None if force else set(plan.changed_files))
+        return run_prefect(server, program, force, wait, dask_address, pdf, strict,
+                           new_key, pull)
 
 
-def run_prefect(program: Path, force: bool, wait: float, dask_address: str | None, pdf: bool,
-                strict: bool, new_key: bool, pull: bool = True) -> dict:
-    """The flow run, on Prefect's embedded server started while the run imports."""
-    from pipelines.embedded_server import start_early
-
-    server = start_early()
+def run_prefect(server, program: Path, force: bool, wait: float, dask_address: str | None,
+                pdf: bool, strict: bool, new_key: bool, pull: bool = True) -> dict:
+    """The flow run, on Prefect's embedded ``server`` (started while the run imports)."""
+    step("starting Prefect")
     import great_expectations  # noqa: F401 - needed by validation; imported while it waits
 
     from pipelines.flows import evaluate_program
@@ -187,6 +199,7 @@ def run(
         fail(f"--dask-address {dask_address!r}: give the scheduler's address, "
              "e.g. tcp://10.0.0.5:8786")
     start = time.perf_counter()
+    say(f"Evaluating {program}")
     summary = run_flow(program, force=force, wait=wait, dask_address=dask_address,
                        pdf=not no_pdf, strict=strict, new_key=new_key, pull=not no_pull)
     raise typer.Exit(print_summary(summary, time.perf_counter() - start))
@@ -332,8 +345,10 @@ def demo(folder: Path = typer.Argument(Path("capacitar-demo"), help="Where to wr
     if folder.is_dir() and any(folder.iterdir()) and not force:
         fail(f"{folder} is not empty; give a new folder, or --force to write the demo into it")
     start = time.perf_counter()
+    say(f"Writing the demo program to {folder}")
+    step("simulating the demo program")
     root = write_demo(folder)
-    say(f"Demo program written to {root.resolve()} (raw exports in inbox/)")
+    say(f"Demo program written to {root.resolve()} (raw exports in inbox/); evaluating it")
     raise typer.Exit(print_summary(run_flow(root, pdf=not no_pdf), time.perf_counter() - start))
 
 
@@ -421,9 +436,10 @@ def one_line(text: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the app; every mistake is one plain line and an exit status."""
+    """Run the app; every mistake is one plain line and an exit status (``SystemExit``)."""
     from pipelines.publish import owner_only
 
+    heartbeat.start()
     try:
         with owner_only():  # every file capacitar writes is its owner's only
             # Not standalone: click returns the status of typer.Exit instead of exiting.
@@ -443,6 +459,29 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_INTERRUPTED)
     except usage_errors() as exc:
         sys.exit(usage_error(exc))
+    finally:
+        heartbeat.stop()
+
+
+def entry() -> None:
+    """The ``capacitar`` command: :func:`main`, then exit as soon as its output is out.
+
+    The exit handlers run (Prefect sends its last logs and events, the embedded
+    server stops), then the process ends without the interpreter's final garbage
+    collection of every object the run loaded, which took seconds after "Done".
+    """
+    try:
+        main()
+        code = EXIT_OK
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (EXIT_OK if exc.code is None
+                                                          else EXIT_USER)
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(code)
 
 
 def usage_error(exc) -> int:
@@ -459,4 +498,4 @@ def usage_error(exc) -> int:
 
 
 if __name__ == "__main__":
-    main()
+    entry()

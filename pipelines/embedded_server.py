@@ -98,6 +98,7 @@ class EarlyServer:
         """Terminate the server process (at exit, or when it is not used)."""
         if self.process is None:
             return
+        drain_prefect()
         self.process.terminate()
         try:
             self.process.wait(timeout=5)
@@ -105,6 +106,22 @@ class EarlyServer:
             self.process.kill()
             self.process.wait()
         self.process = None
+
+
+def drain_prefect() -> None:
+    """Send Prefect's queued logs and events now, while the server that takes them runs.
+
+    Otherwise ``logging``'s own exit handler, which runs after the server has
+    stopped, would wait its 5 s timeout for logs no server takes.
+    """
+    if "prefect.logging.handlers" in sys.modules:
+        from prefect.logging.handlers import APILogWorker
+
+        APILogWorker.drain_all(timeout=5)
+    if "prefect.events.worker" in sys.modules:
+        from prefect.events.worker import EventsWorker
+
+        EventsWorker.drain_all(timeout=5)
 
 
 def start_early() -> EarlyServer:

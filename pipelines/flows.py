@@ -49,7 +49,7 @@ from pipelines import stages  # noqa: E402
 from pipelines.errors import CapacitarError, RunFailed, user_message  # noqa: E402
 from pipelines.locking import program_lock  # noqa: E402
 from pipelines.preflight import check_headers  # noqa: E402
-from pipelines.progress import progress  # noqa: E402
+from pipelines.progress import progress, step  # noqa: E402
 from pipelines.publish import owner_only  # noqa: E402
 
 WITH_PROBLEMS = "CompletedWithProblems"  # the state name Prefect automations can match
@@ -335,6 +335,7 @@ class StageClock:
     @contextmanager
     def __call__(self, stage: str):
         start = time.perf_counter()
+        step(stage)
         try:
             yield
         finally:

@@ -351,11 +351,20 @@ def test_problems_make_noise_even_with_no_new_data(program, prefect_harness, mon
     again = evaluate_program(str(program), return_state=True)  # a scheduled run, nothing new
     assert again.name == "CompletedWithProblems" and again.result()["status"] == "no_new_data"
     assert "stss\\_followup\\_c1\\.xlsx" in summary_artifact(again)
-    monkeypatch.setattr("pipelines.embedded_server.start_early", lambda: pytest.fail("no Prefect"))
+    class Unused:  # launched before planning, stopped unused: no flow run
+        stopped = False
+
+        def api(self):
+            pytest.fail("no Prefect")
+
+        def stop(self):
+            Unused.stopped = True
+
+    monkeypatch.setattr("pipelines.embedded_server.start_early", Unused)
     with pytest.raises(SystemExit) as stop:  # cron: exit status 1, the problem said first
         main(["run", str(program)])
     said = capsys.readouterr().out
-    assert stop.value.code == 1
+    assert stop.value.code == 1 and Unused.stopped
     assert said.index("Completed with problems (1)") < said.index("No new data")
     history = runs(program)
     assert history["status"].tolist() == ["complete_with_problems", "no_new_data", "no_new_data"]
@@ -516,6 +525,9 @@ def test_the_cli_says_a_failed_run_in_one_line_with_status_3(program, prefect_ha
     class NoServer:
         def api(self):
             return __import__("contextlib").nullcontext()
+
+        def stop(self):
+            pass
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", "outputs/x.parquet")

@@ -1,0 +1,95 @@
+"""PDF printing (issue 22): one browser for every page, and no browser left behind."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from reports import pdf
+from tests.test_faults import survivors
+
+REPO = Path(__file__).resolve().parent.parent
+needs_chromium = pytest.mark.skipif(pdf.chromium() is None, reason="no Chromium here")
+
+
+def page(path: Path, marker: str, paragraphs: int = 60) -> Path:
+    body = "".join(f"<p>{marker} paragraph {i}: {'text ' * 40}</p>" for i in range(paragraphs))
+    path.write_text(f"<!doctype html><html><head><style>@page {{ size: A4; margin: 18mm 14mm; }}"
+                    f"</style></head><body><h1>{marker}</h1>{body}</body></html>",
+                    encoding="utf-8")
+    return path
+
+
+def pdf_pages(path: Path) -> int:
+    info = subprocess.run(["pdfinfo", str(path)], capture_output=True, text=True, check=True)
+    return int(next(line.split()[1] for line in info.stdout.splitlines()
+                    if line.startswith("Pages:")))
+
+
+def pdf_text(path: Path) -> str:
+    return subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True,
+                          check=True).stdout
+
+
+@needs_chromium
+def test_every_page_is_printed_by_one_browser(tmp_path, monkeypatch):
+    binary = pdf.chromium()
+    launched = []
+    real_popen = subprocess.Popen
+
+    class Counting(real_popen):
+        def __init__(self, args, *rest, **options):
+            if binary in [str(a) for a in args]:
+                launched.append(args)
+            super().__init__(args, *rest, **options)
+
+    monkeypatch.setattr(subprocess, "Popen", Counting)
+    pages = [page(tmp_path / f"report_{i}.html", f"Report{i}", paragraphs=20 * (i + 1))
+             for i in range(5)]
+    printed, message = pdf.print_all(pages)
+    assert message == "" and len(launched) == 1
+    assert printed == [p.with_suffix(".pdf") for p in pages]
+    counts = [pdf_pages(p) for p in printed]
+    assert counts == sorted(counts) and counts[0] < counts[-1]  # each page its own document
+    for i, printed_pdf in enumerate(printed):
+        assert f"Report{i} paragraph" in pdf_text(printed_pdf)
+        assert f"Report{i + 1} paragraph" not in pdf_text(printed_pdf)
+
+
+def test_no_browser_means_a_message_not_an_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("CAPACITAR_CHROMIUM", str(tmp_path / "no-such-browser"))
+    printed, message = pdf.print_all([page(tmp_path / "a.html", "A")])
+    assert printed == [] and "no Chromium" in message
+
+
+@needs_chromium
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_killed_run_leaves_no_browser_running(tmp_path):
+    pages = [str(page(tmp_path / f"p{i}.html", f"P{i}", paragraphs=400)) for i in range(40)]
+    script = textwrap.dedent(f"""
+        import threading, time, psutil
+        from pathlib import Path
+        from reports.pdf import print_all
+
+        def tell():  # once the browser prints, the pids of everything this process started
+            me = psutil.Process()
+            while not any("chrom" in p.name() for p in me.children(recursive=True)):
+                time.sleep(0.1)
+            time.sleep(1)
+            print(*[p.pid for p in me.children(recursive=True)], flush=True)
+
+        threading.Thread(target=tell, daemon=True).start()
+        print_all([Path(p) for p in {pages!r}])
+    """)
+    env = {**os.environ, "CAPACITAR_NO_PROGRESS": "1"}
+    parent = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, env=env,
+                              stdout=subprocess.PIPE, text=True)
+    children = [int(pid) for pid in parent.stdout.readline().split()]
+    assert children, "the printer started no process"
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    assert survivors(children) == []
