@@ -21,8 +21,9 @@ from pipelines.analysis.items import (
 )
 from pipelines.analysis.scoring import correct_matrix, reverse_keyed
 from pipelines.analysis.tables import (
-    ITEM_COLUMNS, OPTION_COLUMNS, item_tables, with_keys, with_pooled,
+    ITEM_COLUMNS, OPTION_COLUMNS, item_tables, with_keys,
 )
+from tests.oracles import with_pooled
 from pipelines.demo import write_demo
 
 

@@ -264,25 +264,107 @@ def family_verdicts(p: pd.Series, effect: pd.Series, improvement: pd.Series,
     return adjusted, pd.Series(verdict, index=p.index)
 
 
+RCI_MIN_BASELINE_N = 30
+
+
+def rci_reliability(alpha, n, published: float | None = None,
+                    min_n: int = RCI_MIN_BASELINE_N) -> tuple[float, str]:
+    """The reliability r_xx of the Reliable Change Index, and where it comes from.
+
+    The n-weighted mean of the baseline alphas given (the program's pooled rows:
+    one per knowledge form, or the scale's one row; NaN alphas are left out),
+    source ``pooled_baseline_alpha``. With fewer than ``min_n`` people behind
+    it, or no alpha at all, the instrument's ``published`` alpha is used when
+    there is one (source ``published_alpha``): a small program's alpha is too
+    unstable to fix everyone's RCI.
+
+    Examples
+    --------
+    >>> rci_reliability([0.8, 0.7], [30, 10])
+    (0.775, 'pooled_baseline_alpha')
+    >>> rci_reliability([0.8], [20], published=0.85)
+    (0.85, 'published_alpha')
+    """
+    alpha, n = np.asarray(alpha, dtype=float), np.asarray(n, dtype=float)
+    kept = ~np.isnan(alpha)
+    people = int(n[kept].sum())
+    value = float((alpha[kept] * n[kept]).sum() / people) if people else np.nan
+    if (people < min_n or not np.isfinite(value)) and published:
+        return float(published), "published_alpha"
+    return value, "pooled_baseline_alpha"
+
+
+def rci_s_diff(sd_baseline, r_xx):
+    """S_diff = sqrt(2) x SD_baseline x sqrt(1 - r_xx) (Jacobson & Truax, 1991), elementwise.
+
+    NaN where r_xx is outside [0, 1) (no reliability, or a perfect one).
+
+    Examples
+    --------
+    >>> float(rci_s_diff(5.0, 0.84))
+    2.8284271247461907
+    >>> rci_s_diff(np.array([5.0, 5.0]), np.array([1.0, np.nan])).tolist()
+    [nan, nan]
+    """
+    sd, r = np.asarray(sd_baseline, dtype=float), np.asarray(r_xx, dtype=float)
+    with np.errstate(invalid="ignore"):
+        return np.where((r >= 0) & (r < 1), np.sqrt(2) * sd * np.sqrt(1 - r), np.nan)
+
+
+def reliable_change_index(diff, sd_baseline: float, r_xx: float) -> np.ndarray:
+    """Each person's RCI = diff / S_diff (to-wave minus from-wave, not signed by direction).
+
+    Examples
+    --------
+    >>> reliable_change_index(np.array([-8.0, 2.0]), 5, 0.84).round(3).tolist()
+    [-2.828, 0.707]
+    """
+    return np.asarray(diff, dtype=float) / rci_s_diff(sd_baseline, r_xx)
+
+
 def reliable_change(diff: np.ndarray, sd_baseline: float, r_xx: float, better: str,
                     z: float = 1.96) -> np.ndarray:
     """Jacobson & Truax (1991) category of each person's change.
 
-    RCI = diff / S_diff, S_diff = sqrt(2) x SD_baseline x sqrt(1 - r_xx);
-    |RCI| > 1.96 is reliable. Returns "improved", "no_change" or "deteriorated"
-    per person (by the scale's direction); "" when the direction or S_diff is
-    unknown.
+    RCI = diff / S_diff (:func:`reliable_change_index`); |RCI| > 1.96 is
+    reliable. Returns "improved", "no_change" or "deteriorated" per person (by
+    the scale's direction); "" when the direction or S_diff is unknown.
 
     Examples
     --------
     >>> reliable_change(np.array([-8., -2, 7]), sd_baseline=5, r_xx=0.84, better="lower").tolist()
     ['improved', 'no_change', 'deteriorated']
     """
-    s_diff = np.sqrt(2) * sd_baseline * np.sqrt(1 - r_xx) if 0 <= r_xx < 1 else np.nan
+    s_diff = rci_s_diff(sd_baseline, r_xx)
     if not better or not np.isfinite(s_diff) or s_diff <= 0:
         return np.full(len(diff), "", dtype=object)
-    rci = improvement_sign(better) * np.asarray(diff, dtype=float) / s_diff
+    rci = improvement_sign(better) * reliable_change_index(diff, sd_baseline, r_xx)
     return np.where(rci > z, "improved", np.where(rci < -z, "deteriorated", "no_change"))
+
+
+def attrition_effect(n_lost, mean_lost, var_lost, n_kept, mean_kept, var_kept
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Baseline difference of the people lost at a later wave from those kept, elementwise.
+
+    Returns (lost minus kept mean, Cohen's d on the pooled SD
+    sqrt(((n_l - 1) var_l + (n_k - 1) var_k) / (n_l + n_k - 2))). The difference
+    is NaN unless both groups have people; d also needs 2+ in each and a
+    positive pooled variance. Positive d: the people lost started higher.
+
+    Examples
+    --------
+    >>> diff, d = attrition_effect(3, 12.0, 4.0, 5, 10.0, 4.0)
+    >>> float(diff), float(d)
+    (2.0, 1.0)
+    """
+    n_lost, n_kept = np.asarray(n_lost, dtype=float), np.asarray(n_kept, dtype=float)
+    with np.errstate(all="ignore"):
+        diff = np.asarray(mean_lost, dtype=float) - np.asarray(mean_kept, dtype=float)
+        pooled_var = ((n_lost - 1) * np.asarray(var_lost, dtype=float)
+                      + (n_kept - 1) * np.asarray(var_kept, dtype=float)) / (n_lost + n_kept - 2)
+        d = diff / np.sqrt(pooled_var)
+    diff = np.where((n_lost > 0) & (n_kept > 0), diff, np.nan)
+    return diff, np.where((n_lost > 1) & (n_kept > 1) & (pooled_var > 0), d, np.nan)
 
 
 # ---- many groups at once -------------------------------------------------------------
