@@ -146,4 +146,5 @@ def test_published_alpha_below_30_people_at_baseline():
     assert float(rci_s_diff(sd, 0.85)) == pytest.approx(TABLE["s_diff_published"], rel=1e-12)
     assert rci_reliability([np.nan], [500], published=0.85) == (0.85, "published_alpha")
     assert rci_reliability([0.7], [500], published=None) == (0.7, "pooled_baseline_alpha")
+    assert rci_reliability([0.7], [10], published=None) == (0.7, "pooled_baseline_alpha")
     assert np.isnan(rci_reliability([np.nan], [10])[0])

@@ -274,9 +274,9 @@ def rci_reliability(alpha, n, published: float | None = None,
     The n-weighted mean of the baseline alphas given (the program's pooled rows:
     one per knowledge form, or the scale's one row; NaN alphas are left out),
     source ``pooled_baseline_alpha``. With fewer than ``min_n`` people behind
-    it, or no alpha at all, the instrument's ``published`` alpha is used when
-    there is one (source ``published_alpha``): a small program's alpha is too
-    unstable to fix everyone's RCI.
+    it (none when there is no alpha), the instrument's ``published`` alpha is
+    used when there is one (source ``published_alpha``): a small program's
+    alpha is too unstable to fix everyone's RCI.
 
     Examples
     --------
@@ -289,7 +289,7 @@ def rci_reliability(alpha, n, published: float | None = None,
     kept = ~np.isnan(alpha)
     people = int(n[kept].sum())
     value = float((alpha[kept] * n[kept]).sum() / people) if people else np.nan
-    if (people < min_n or not np.isfinite(value)) and published:
+    if people < min_n and published:
         return float(published), "published_alpha"
     return value, "pooled_baseline_alpha"
 
