@@ -77,9 +77,10 @@ def largest_difference(a: pd.Series, b: pd.Series) -> tuple[float, int]:
 
 def same_exactly(a: pd.Series, b: pd.Series) -> int:
     """Cells that differ (missing counts as a value) between two non-float columns."""
-    x, y = a.astype(object).to_numpy(), b.astype(object).to_numpy()
     na_x, na_y = pd.isna(a).to_numpy(), pd.isna(b).to_numpy()
-    return int(((na_x != na_y) | (~na_x & ~na_y & (x != y))).sum())
+    x = np.where(na_x, None, a.astype(object).to_numpy())
+    y = np.where(na_y, None, b.astype(object).to_numpy())
+    return int(((na_x != na_y) | (x != y)).sum())
 
 
 def compare_table(name: str, before: pd.DataFrame, after: pd.DataFrame) -> tuple[int, float, list]:

@@ -9,8 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import numpy as np
 import pandas as pd
+from scipy import stats
 
+from pipelines.analysis.factor import (
+    omega_hierarchical, omega_total, squared_multiple_correlations,
+)
+from pipelines.analysis.reliability import (
+    ALPHA_FLOOR, DEFAULT_BOOT, DEFAULT_SEED, MIN_N, MISSING_RULE, complete_matrix,
+)
 from pipelines.analysis.tables import at_levels
 
 
@@ -18,3 +26,282 @@ def with_pooled(frame: pd.DataFrame, scope: str = "all"
                 ) -> Iterator[tuple[tuple[str, str], pd.DataFrame]]:
     """(cohort, wave) groups, then the same waves pooled over cohorts (cohort ALL)."""
     yield from at_levels(frame, scope).groupby(["cohort", "wave"], sort=True)
+
+
+def reliability_by_hand(matrices, groups=None, **options) -> list[dict]:
+    """:func:`pipelines.analysis.reliability.reliability_many`, one scale after another."""
+    groups = groups if groups is not None else [None] * len(matrices)
+    return [scale_reliability_by_hand(m, groups=g, **options) for m, g in zip(matrices, groups)]
+
+
+# ---- one scale, the obvious way (np.cov, np.corrcoef, one bootstrap matrix) ----------
+
+def _alpha_from_moments(item_var_sum, total_var, k):
+    """alpha = k/(k-1) * (1 - sum of item variances / total variance), NaN-safe."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        alpha = k / (k - 1) * (1 - item_var_sum / total_var)
+    return np.where(total_var > 0, alpha, np.nan)
+
+
+def cronbach_alpha(items: pd.DataFrame | np.ndarray) -> float:
+    """Cronbach's (raw) alpha, as psych::alpha's ``raw_alpha``.
+
+    NaN when fewer than 2 complete rows, fewer than 2 items, or a zero-variance total.
+
+    References
+    ----------
+    Cronbach, L. J. (1951). Coefficient alpha and the internal structure of tests.
+    Psychometrika, 16, 297-334.
+
+    """
+    x = complete_matrix(items)
+    n, k = x.shape
+    if n < 2 or k < 2:
+        return float("nan")
+    return float(_alpha_from_moments(x.var(axis=0, ddof=1).sum(), x.sum(axis=1).var(ddof=1), k))
+
+
+def _correlations(x: np.ndarray) -> np.ndarray | None:
+    """Item correlation matrix, or None when an item is constant (r undefined)."""
+    if x.shape[0] < 2 or np.any(x.std(axis=0, ddof=1) == 0):
+        return None
+    return np.corrcoef(x, rowvar=False)
+
+
+def standardized_alpha(items: pd.DataFrame | np.ndarray) -> float:
+    """Standardized alpha (psych's ``std.alpha``): alpha of the z-scored items.
+
+    k/(k-1) * (1 - k / sum(R)); NaN when an item is constant.
+
+    """
+    x = complete_matrix(items)
+    k = x.shape[1]
+    r = _correlations(x)
+    if r is None or k < 2 or r.sum() <= 0:  # sum(R) = 0: the z-scored total is constant
+        return float("nan")
+    return float(k / (k - 1) * (1 - k / r.sum()))
+
+
+def guttman_lambda6(items: pd.DataFrame | np.ndarray) -> float:
+    """Guttman's lambda-6 from the correlation matrix (psych's ``G6(smc)``).
+
+    1 - sum(1 - smc_j) / sum(R).
+
+    """
+    x = complete_matrix(items)
+    r = _correlations(x)
+    if r is None or x.shape[1] < 2 or r.sum() <= 0:
+        return float("nan")
+    return float(1 - (x.shape[1] - squared_multiple_correlations(r).sum()) / r.sum())
+
+
+def _dichotomous(x: np.ndarray) -> bool:
+    return x.size > 0 and bool(np.isin(x, (0.0, 1.0)).all())
+
+
+def kr20(items: pd.DataFrame | np.ndarray) -> float:
+    """Kuder-Richardson 20 for 0/1 items: k/(k-1) * (1 - sum(p q) / var(total)).
+
+    Population (divide-by-n) variances throughout, so KR-20 equals alpha on the
+    same 0/1 data. NaN when an item is not scored 0/1.
+
+    References
+    ----------
+    Kuder, G. F., & Richardson, M. W. (1937). The theory of the estimation of test
+    reliability. Psychometrika, 2, 151-160.
+
+    """
+    x = complete_matrix(items)
+    n, k = x.shape
+    if n < 2 or k < 2 or not _dichotomous(x):
+        return float("nan")
+    p = x.mean(axis=0)
+    return float(_alpha_from_moments((p * (1 - p)).sum(), x.sum(axis=1).var(ddof=0), k))
+
+
+def kr21(items: pd.DataFrame | np.ndarray) -> float:
+    """Kuder-Richardson 21 (items assumed equally difficult): a lower bound of KR-20.
+
+    k/(k-1) * (1 - M (k - M) / (k var(total))), M the mean total, population variance.
+
+    """
+    x = complete_matrix(items)
+    n, k = x.shape
+    if n < 2 or k < 2 or not _dichotomous(x):
+        return float("nan")
+    total = x.sum(axis=1)
+    mean = total.mean()
+    return float(_alpha_from_moments(mean * (k - mean) / k, total.var(ddof=0), k))
+
+
+def standard_error_of_measurement(total_sd: float, reliability: float) -> float:
+    """SEM = sd * sqrt(1 - reliability), in the units of ``total_sd``.
+
+    NaN for a reliability outside [0, 1] (the square root would be undefined
+    or claim more than perfect precision).
+
+    """
+    if not np.isfinite(reliability) or not 0 <= reliability <= 1:
+        return float("nan")
+    return float(round(total_sd * np.sqrt(1 - reliability), 12))
+
+
+def feldt_ci(alpha: float, n: int, k: int, level: float = 0.95) -> tuple[float, float]:
+    """Feldt (1965) confidence interval for alpha, df1 = n-1, df2 = (n-1)(k-1).
+
+    The interval psych::alpha prints as "Feldt" and pingouin.cronbach_alpha returns.
+
+    """
+    if not np.isfinite(alpha) or n < 2 or k < 2:
+        return float("nan"), float("nan")
+    df1, df2 = n - 1, (n - 1) * (k - 1)
+    tail = (1 - level) / 2
+    low = 1 - (1 - alpha) * stats.f.ppf(1 - tail, df1, df2)
+    high = 1 - (1 - alpha) * stats.f.ppf(tail, df1, df2)
+    return float(low), float(high)
+
+
+def resampling_weights(n: int, n_boot: int, seed: int = DEFAULT_SEED) -> np.ndarray:
+    """n_boot x n matrix: how often each row is drawn in each bootstrap resample.
+
+    A resample's sums are then one matrix product with the data, so no Python
+    loop runs over resamples. Same seed, same weights.
+
+    """
+    rng = np.random.default_rng(seed)
+    # Draw row indices and count them with one bincount over all resamples:
+    # several times faster than rng.multinomial row by row.
+    drawn = rng.integers(0, n, size=(n_boot, n), dtype=np.int64)
+    drawn += (np.arange(n_boot, dtype=np.int64) * n)[:, None]
+    return np.bincount(drawn.ravel(), minlength=n_boot * n).reshape(n_boot, n).astype(float)
+
+
+def bootstrap_alphas(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Alpha in every resample given by ``weights`` (one row per resample).
+
+    Alpha needs only each item's and the total's first and second moments, so
+    all resamples come from one product ``weights @ [X, X^2, T, T^2]``.
+
+    """
+    n, k = x.shape
+    total = x.sum(axis=1, keepdims=True)
+    sums = weights @ np.hstack([x, x**2, total, total**2])
+    first, second = sums[:, :k], sums[:, k:2 * k]
+    item_var = (second - first**2 / n).sum(axis=1) / (n - 1)
+    total_var = (sums[:, 2 * k + 1] - sums[:, 2 * k] ** 2 / n) / (n - 1)
+    # Rounding noise can leave a tiny positive variance for a constant resample.
+    total_var = np.where(total_var > 1e-12 * max(1.0, float(np.abs(total).max()) ** 2),
+                         total_var, 0.0)
+    return _alpha_from_moments(item_var, total_var, k)
+
+
+def bootstrap_alpha_ci(
+    items: pd.DataFrame | np.ndarray,
+    n_boot: int = DEFAULT_BOOT,
+    level: float = 0.95,
+    seed: int = DEFAULT_SEED,
+) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval for alpha (seeded, reproducible).
+
+    NaN when fewer than 10 complete rows: with so few people a resample often
+    repeats one person and the percentiles mean little.
+
+    """
+    x = complete_matrix(items)
+    n, k = x.shape
+    if n < MIN_N or k < 2:
+        return float("nan"), float("nan")
+    alphas = bootstrap_alphas(x, resampling_weights(n, n_boot, seed))
+    alphas = alphas[np.isfinite(alphas)]
+    if alphas.size < 0.9 * n_boot:
+        return float("nan"), float("nan")
+    tail = 100 * (1 - level) / 2
+    low, high = np.percentile(alphas, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def reliability_flags(x: np.ndarray, alpha: float, dropped_items: int) -> list[str]:
+    """Codes of everything a reader should know before trusting the figures."""
+    n, k = x.shape
+    flags = []
+    if dropped_items:
+        flags.append("item_never_answered")
+    if n < k:
+        flags.append("n_below_k")
+    if n < MIN_N:
+        flags.append("n_below_10")
+    if n >= 2 and np.any(x.std(axis=0, ddof=1) == 0):
+        flags.append("constant_item")
+    if n >= 2 and k >= 2:
+        cov = np.cov(x, rowvar=False)
+        if (cov.sum() - np.trace(cov)) / (k * (k - 1)) < 0:
+            flags.append("negative_average_covariance")
+        if x.sum(axis=1).var(ddof=1) == 0:
+            flags.append("zero_total_variance")
+    if np.isfinite(alpha) and alpha < ALPHA_FLOOR:
+        flags.append("alpha_below_0.70")
+    return flags
+
+
+def scale_reliability_by_hand(
+    items: pd.DataFrame | np.ndarray,
+    *,
+    groups: list[list[int]] | None = None,
+    level: float = 0.95,
+    n_boot: int = DEFAULT_BOOT,
+    seed: int = DEFAULT_SEED,
+) -> dict:
+    """The figures of :func:`pipelines.analysis.reliability.scale_reliability`, one scale at a time.
+
+    Parameters
+    ----------
+    items : respondents x items (already reverse-keyed), NaN for unanswered.
+    groups : column positions of each subscale, for omega hierarchical
+        (Schmid-Leiman with one group factor per subscale); None skips it.
+    level, n_boot, seed : confidence level, bootstrap resamples and seed.
+
+    Returns
+    -------
+    dict with n, k, alpha, alpha_ci_low/high (Feldt), alpha_boot_low/high
+    (percentile bootstrap), std_alpha, lambda6, kr20, kr21 (0/1 items only),
+    omega_total, omega_h, sem (units of the item sum), mean_total, sd_total,
+    missing_rule and flags (``;``-separated codes, "" when none).
+
+    """
+    frame = np.asarray(items, dtype=float)
+    answered = ~np.isnan(frame).all(axis=0) if frame.shape[0] else np.ones(frame.shape[1], bool)
+    x = complete_matrix(frame[:, answered])
+    n, k = x.shape
+    alpha = cronbach_alpha(x)
+    low, high = feldt_ci(alpha, n, k, level)
+    boot_low, boot_high = bootstrap_alpha_ci(x, n_boot, level, seed)
+    total = x.sum(axis=1)
+    sd_total = float(total.std(ddof=1)) if n >= 2 else float("nan")
+    flags = reliability_flags(x, alpha, int((~answered).sum()))
+    omega_t, omega_flags = omega_total(x)
+    omega_h = float("nan")
+    if groups is not None and answered.all():
+        omega_h, more = omega_hierarchical(x, groups)
+        omega_flags += more
+    return {
+        "n": n,
+        "k": k,
+        "alpha": alpha,
+        "alpha_ci_low": low,
+        "alpha_ci_high": high,
+        "alpha_ci_method": "feldt",
+        "alpha_boot_low": boot_low,
+        "alpha_boot_high": boot_high,
+        "n_boot": n_boot if np.isfinite(boot_low) else 0,
+        "std_alpha": standardized_alpha(x),
+        "lambda6": guttman_lambda6(x),
+        "kr20": kr20(x),
+        "kr21": kr21(x),
+        "omega_total": omega_t,
+        "omega_h": omega_h,
+        "sem": standard_error_of_measurement(sd_total, alpha),
+        "mean_total": float(total.mean()) if n else float("nan"),
+        "sd_total": sd_total,
+        "missing_rule": MISSING_RULE,
+        "flags": ";".join(dict.fromkeys(flags + omega_flags)),
+    }

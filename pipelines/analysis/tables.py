@@ -23,8 +23,8 @@ from pipelines.analysis.items import knowledge_items_by_group, likert_items_by_g
 from pipelines.analysis.models import (
     FEW_COHORTS, cohort_fixed_model, d_z_variance, random_cohort_model, random_effects_meta,
 )
-from pipelines.analysis.batched import level_groups, reliability_many
-from pipelines.analysis.reliability import DEFAULT_BOOT, scale_reliability
+from pipelines.analysis.batched import level_groups
+from pipelines.analysis.reliability import DEFAULT_BOOT, reliability_many
 from pipelines.analysis.scoring import KNOWLEDGE_SCALES, correct_matrix, reverse_keyed
 from pipelines.errors import ConfigError
 from pipelines.schema import POOLED
@@ -94,7 +94,6 @@ def _score_units(sub: Subscale | None, k: int) -> float:
 def reliability_table(
     valid: dict[str, pd.DataFrame], instruments: dict[str, Instrument],
     n_boot: int = DEFAULT_BOOT, seed: int = 20261122, scope: str = "all",
-    batched: bool = True,
 ) -> pd.DataFrame:
     """Reliability per cohort x wave x instrument x scale (x form), plus pooled rows.
 
@@ -102,12 +101,8 @@ def reliability_table(
     small cohorts need them. Scale items are reverse-keyed first. Knowledge
     tests: KR-20 per form on ``percent_correct`` and over all forms on the anchor
     items. ``sem`` is in the units of the scale's score. ``scope``: "all",
-    "cohorts" (no pooled rows) or "pooled" (only them).
-
-    ``batched`` (default) computes every group at once with
-    :func:`pipelines.analysis.batched.reliability_many`; ``batched=False`` runs
-    the reference :func:`scale_reliability` group by group (same table, see
-    tests/test_reliability_batched.py for the agreement).
+    "cohorts" (no pooled rows) or "pooled" (only them). Every group is
+    computed at once (:func:`~pipelines.analysis.reliability.reliability_many`).
     """
     jobs = []  # (keys, respondents x items matrix, subscale, omega_h groups)
     for inst_id, frame in valid.items():
@@ -143,12 +138,8 @@ def reliability_table(
                 jobs.append(({**keys, "scale": "anchor_percent_correct", "form": ""},
                              values[np.ix_(rows, [columns[i] for i in inst.anchor_items])],
                              None, None))
-    if batched:
-        figures = reliability_many([m for _, m, _, _ in jobs], [g for *_, g in jobs],
-                                   n_boot=n_boot, seed=seed)
-    else:
-        figures = [scale_reliability(m, groups=g, n_boot=n_boot, seed=seed)
-                   for _, m, _, g in jobs]
+    figures = reliability_many([m for _, m, _, _ in jobs], [g for *_, g in jobs],
+                               n_boot=n_boot, seed=seed)
     rows_out = []
     for (keys, _, sub, _), stats_ in zip(jobs, figures):
         stats_["sem"] *= _score_units(sub, stats_["k"])  # SEM in the units of the score
