@@ -27,88 +27,10 @@ def improvement_sign(better: str) -> int:
     return -1 if better == "lower" else 1
 
 
-def wilcoxon_signed_rank(diff: np.ndarray) -> tuple[float, float, float]:
-    """R's ``wilcox.test(paired = TRUE)``: (V, two-sided p, matched rank-biserial).
-
-    Zero differences are dropped before ranking. The exact distribution is
-    used when fewer than 50 non-zero differences remain and none are tied and
-    no zero was dropped; otherwise the normal approximation with continuity
-    correction and the tie-corrected variance. The matched rank-biserial
-    correlation is (T+ - T-) / (T+ + T-) on the same ranks (Kerby, 2014).
-
-    Examples
-    --------
-    >>> v, p, r = wilcoxon_signed_rank(np.array([2, 3, 1, 3, -1, 4.]))
-    >>> v, round(p, 4), round(r, 4)
-    (19.5, 0.0731, 0.8571)
-    """
-    d = diff[diff != 0]
-    n = len(d)
-    if n == 0:
-        return float("nan"), float("nan"), float("nan")
-    ranks = stats.rankdata(np.abs(d))
-    v = float(ranks[d > 0].sum())
-    rank_biserial = (2 * v - ranks.sum()) / ranks.sum()
-    ties = len(np.unique(ranks)) != n
-    if n < 50 and not ties and len(d) == len(diff):
-        p = stats.wilcoxon(d, method="exact").pvalue
-    else:
-        _, counts = np.unique(ranks, return_counts=True)
-        sigma = np.sqrt(n * (n + 1) * (2 * n + 1) / 24 - (counts**3 - counts).sum() / 48)
-        z = v - n * (n + 1) / 4
-        z = (z - np.sign(z) * 0.5) / sigma
-        p = 2 * min(stats.norm.cdf(z), stats.norm.sf(z))
-    return v, float(min(p, 1.0)), float(rank_biserial)
-
-
-def d_z_interval(d_z: float, n: int, level: float = 0.95) -> tuple[float, float]:
-    """CI of d_z by inverting the noncentral t (t = d_z sqrt(n), df = n - 1).
-
-    The bounds are the noncentrality parameters that put the observed t at
-    the upper and lower tail quantiles, divided by sqrt(n).
-
-    Examples
-    --------
-    >>> low, high = d_z_interval(0.5, 30)
-    >>> round(low, 4), round(high, 4)
-    (0.1161, 0.8763)
-    """
-    if not np.isfinite(d_z) or n < 2:
-        return float("nan"), float("nan")
-    t_obs, df, tail = d_z * np.sqrt(n), n - 1, (1 - level) / 2
-
-    def cdf(ncp: float) -> float:
-        value = stats.nct.cdf(t_obs, df, ncp)
-        # scipy's nct can return NaN far in a tail, where the cdf is 0 or 1.
-        return value if np.isfinite(value) else float(ncp < t_obs)
-
-    def bound(prob: float) -> float:
-        f = lambda ncp: cdf(ncp) - prob  # noqa: E731
-        width = 10 + abs(t_obs)
-        return optimize.brentq(f, t_obs - width, t_obs + width, xtol=1e-13, rtol=1e-14)
-
-    return float(bound(1 - tail) / np.sqrt(n)), float(bound(tail) / np.sqrt(n))
-
-
-def _nan_result(x: np.ndarray, y: np.ndarray, diff: np.ndarray, flag: str) -> dict:
-    n = len(diff)
-    return {
-        "n_pairs": n,
-        "mean_from": float(x.mean()) if n else np.nan,
-        "sd_from": float(x.std(ddof=1)) if n > 1 else np.nan,
-        "mean_to": float(y.mean()) if n else np.nan,
-        "sd_to": float(y.std(ddof=1)) if n > 1 else np.nan,
-        "mean_diff": float(diff.mean()) if n else np.nan,
-        "sd_diff": float(diff.std(ddof=1)) if n > 1 else np.nan,
-        "ci_low": np.nan, "ci_high": np.nan, "t": np.nan, "df": np.nan, "p": np.nan,
-        "d_z": np.nan, "d_z_ci_low": np.nan, "d_z_ci_high": np.nan, "d_av": np.nan,
-        "g_av": np.nan, "wilcoxon_v": np.nan, "wilcoxon_p": np.nan, "rank_biserial": np.nan,
-        "flags": flag,
-    }
-
-
 def paired_change(before, after, better: str = "", level: float = 0.95) -> dict:
     """Paired t-test, Wilcoxon signed-rank and paired effect sizes (``after - before``).
+
+    One group of :func:`paired_change_by_group` (the same code).
 
     Parameters
     ----------
@@ -127,8 +49,9 @@ def paired_change(before, after, better: str = "", level: float = 0.95) -> dict:
         n_pairs, mean_from, sd_from, mean_to, sd_to, mean_diff, sd_diff, ci_low,
         ci_high, t, df, p (two-sided), d_z (+ d_z_ci_low/high, noncentral t),
         d_av = mean_diff / sqrt((sd_from^2 + sd_to^2) / 2),
-        g_av = d_av x (1 - 3 / (4 (n - 1) - 1)), wilcoxon_v, wilcoxon_p,
-        rank_biserial, flags. Fewer than 3 pairs: NaN tests and a flag.
+        g_av = d_av x (1 - 3 / (4 (n - 1) - 1)), wilcoxon_v, wilcoxon_p (as R's
+        ``wilcox.test(paired = TRUE)``), rank_biserial, flags. Fewer than 3
+        pairs: NaN tests and a flag.
 
     References
     ----------
@@ -139,40 +62,20 @@ def paired_change(before, after, better: str = "", level: float = 0.95) -> dict:
     --------
     >>> r = paired_change([10, 12, 14, 16], [12, 15, 15, 19])
     >>> r["n_pairs"], r["mean_diff"], round(r["t"], 4), r["df"], round(r["d_av"], 4)
-    (4, 2.25, 4.7001, 3, 0.8239)
+    (4, 2.25, 4.7001, 3.0, 0.8239)
     >>> round(paired_change([10, 12, 14, 16], [12, 15, 15, 19], better="lower")["d_z"], 4)
     -2.35
     """
-    x = np.asarray(before, dtype=float)
-    y = np.asarray(after, dtype=float)
-    keep = ~(np.isnan(x) | np.isnan(y))
-    x, y = x[keep], y[keep]
-    diff = y - x
-    n = len(diff)
-    if n < MIN_PAIRS:
-        return _nan_result(x, y, diff, f"fewer_than_{MIN_PAIRS}_pairs")
-    out = _nan_result(x, y, diff, "")
-    sign = improvement_sign(better)
-    mean, sd = out["mean_diff"], out["sd_diff"]
-    sd_av = np.sqrt((out["sd_from"] ** 2 + out["sd_to"] ** 2) / 2)
-    if sd_av > 0:
-        out["d_av"] = float(sign * mean / sd_av)
-        out["g_av"] = float(out["d_av"] * (1 - 3 / (4 * (n - 1) - 1)))
-    out["wilcoxon_v"], out["wilcoxon_p"], rb = wilcoxon_signed_rank(diff)
-    out["rank_biserial"] = sign * rb
-    if sd == 0:
-        out["flags"] = "no_variation_in_differences"
-        return out
-    se = sd / np.sqrt(n)
-    crit = stats.t.ppf(1 - (1 - level) / 2, n - 1)
-    d_low, d_high = d_z_interval(mean / sd, n, level)
-    if sign < 0:
-        d_low, d_high = -d_high, -d_low
-    out.update(
-        ci_low=float(mean - crit * se), ci_high=float(mean + crit * se),
-        t=float(mean / se), df=n - 1, p=float(2 * stats.t.sf(abs(mean / se), n - 1)),
-        d_z=float(sign * mean / sd), d_z_ci_low=d_low, d_z_ci_high=d_high,
-    )
+    pairs = pd.DataFrame({"group": 0, "from": np.asarray(before, dtype=float),
+                          "to": np.asarray(after, dtype=float)})
+    sign = pd.Series(improvement_sign(better), index=pairs.index)
+    table = paired_change_by_group(pairs, ["group"], sign, level).drop(columns="group")
+    if table.empty:  # no complete pair
+        return {**dict.fromkeys(table.columns, np.nan), "n_pairs": 0,
+                "flags": f"fewer_than_{MIN_PAIRS}_pairs"}
+    out = {name: getattr(value, "item", lambda v=value: v)()
+           for name, value in table.iloc[0].items()}
+    out["n_pairs"] = int(out["n_pairs"])
     return out
 
 
@@ -189,24 +92,23 @@ def matched_pairs(scores: pd.DataFrame, from_wave: str, to_wave: str) -> pd.Data
 def holm(p: pd.Series) -> pd.Series:
     """Holm (1979) step-down adjusted p-values; NaN stays NaN and is not counted.
 
+    One group of :func:`holm_by_group`.
+
     Examples
     --------
     >>> holm(pd.Series([0.01, 0.04, np.nan, 0.03])).round(2).tolist()
     [0.03, 0.06, nan, 0.06]
     """
-    valid = p.dropna().sort_values()
-    m = len(valid)
-    adjusted = np.maximum.accumulate((m - np.arange(m)) * valid.to_numpy())
-    return pd.Series(np.minimum(adjusted, 1), index=valid.index).reindex(p.index)
+    return holm_by_group(p, pd.DataFrame({"all": np.zeros(len(p))}, index=p.index))
 
 
-def holm_groups(p: pd.Series, groups: pd.DataFrame) -> pd.Series:
+def holm_by_group(p: pd.Series, groups: pd.DataFrame) -> pd.Series:
     """:func:`holm` within each group (rows of ``groups`` with equal values), at once.
 
     Examples
     --------
     >>> p = pd.Series([0.01, 0.04, np.nan, 0.03, 0.2])
-    >>> holm_groups(p, pd.DataFrame({"g": ["a", "a", "a", "a", "b"]})).round(2).tolist()
+    >>> holm_by_group(p, pd.DataFrame({"g": ["a", "a", "a", "a", "b"]})).round(2).tolist()
     [0.03, 0.06, nan, 0.06, 0.2]
     """
     group = groups.groupby(list(groups.columns), sort=False, dropna=False).ngroup().to_numpy()
@@ -254,7 +156,7 @@ def family_verdicts(p: pd.Series, effect: pd.Series, improvement: pd.Series,
     """
     directed = improvement.fillna("").astype(str).ne("").to_numpy()
     tested = pd.Series(np.where(directed, p.to_numpy(dtype=float), np.nan), index=p.index)
-    adjusted = holm_groups(tested, family)
+    adjusted = holm_by_group(tested, family)
     values, sign = adjusted.to_numpy(), np.sign(effect.to_numpy(dtype=float))
     with np.errstate(invalid="ignore"):
         clear = values < alpha
@@ -301,8 +203,8 @@ def rci_s_diff(sd_baseline, r_xx):
 
     Examples
     --------
-    >>> float(rci_s_diff(5.0, 0.84))
-    2.8284271247461907
+    >>> round(float(rci_s_diff(5.0, 0.84)), 4)
+    2.8284
     >>> rci_s_diff(np.array([5.0, 5.0]), np.array([1.0, np.nan])).tolist()
     [nan, nan]
     """
@@ -367,11 +269,7 @@ def attrition_effect(n_lost, mean_lost, var_lost, n_kept, mean_kept, var_kept
     return diff, np.where((n_lost > 1) & (n_kept > 1) & (pooled_var > 0), d, np.nan)
 
 
-# ---- many groups at once -------------------------------------------------------------
-# The functions above are the reference, one group at a time (tested against R). The
-# ones below compute the same figures for thousands of cohort x scale groups with array
-# operations: a national program has ~30,000 groups per run, where a Python loop per
-# group cost ~5 ms each (measured: benchmarks/national.py).
+# ---- every group at once -------------------------------------------------------------
 
 def _nct_cdf(t_obs: np.ndarray, df: np.ndarray, ncp: np.ndarray) -> np.ndarray:
     value = stats.nct.cdf(t_obs, df, ncp)
@@ -421,12 +319,16 @@ def _nct_roots(t_obs, df, prob, tol: float = 1e-14) -> np.ndarray:
     return x
 
 
-def d_z_intervals(d_z, n, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`d_z_interval` for arrays of ``d_z`` and ``n`` (NaN where undefined).
+def d_z_interval(d_z, n, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """CI of d_z by inverting the noncentral t (t = d_z sqrt(n), df = n - 1), elementwise.
+
+    The bounds are the noncentrality parameters that put the observed t at the
+    upper and lower tail quantiles, divided by sqrt(n); NaN where d_z is not
+    finite or n < 2.
 
     Examples
     --------
-    >>> low, high = d_z_intervals(np.array([0.5]), np.array([30]))
+    >>> low, high = d_z_interval(np.array([0.5]), np.array([30]))
     >>> round(float(low[0]), 4), round(float(high[0]), 4)
     (0.1161, 0.8763)
     """
@@ -445,7 +347,7 @@ def _exact_wilcoxon_p(n: int, v: float) -> float:
 
     The exact null distribution depends only on ``n`` and ``V``: build the
     differences +-1..n whose positive ranks sum to ``V`` (greedy from the top)
-    and let scipy compute what :func:`wilcoxon_signed_rank` would.
+    and let scipy compute the exact p of those.
     """
     signs, rest = [], int(round(v))
     for rank in range(n, 0, -1):
@@ -455,9 +357,15 @@ def _exact_wilcoxon_p(n: int, v: float) -> float:
     return float(stats.wilcoxon(np.array(signs, dtype=float), method="exact").pvalue)
 
 
-def wilcoxon_groups(diff: np.ndarray, group: np.ndarray, n_groups: int
+def wilcoxon_by_group(diff: np.ndarray, group: np.ndarray, n_groups: int
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`wilcoxon_signed_rank` of every group: (V, p, rank-biserial) arrays.
+    """R's ``wilcox.test(paired = TRUE)`` of every group: (V, two-sided p, rank-biserial) arrays.
+
+    Zero differences are dropped before ranking. The exact distribution is
+    used when fewer than 50 non-zero differences remain, none tied and no zero
+    dropped; otherwise the normal approximation with continuity correction and
+    the tie-corrected variance. The matched rank-biserial correlation is
+    (T+ - T-) / (T+ + T-) on the same ranks (Kerby, 2014).
 
     ``group`` holds each difference's group number in ``range(n_groups)``.
     """
@@ -494,9 +402,11 @@ def wilcoxon_groups(diff: np.ndarray, group: np.ndarray, n_groups: int
     return v, np.minimum(p, 1.0), rb
 
 
-def paired_changes(pairs: pd.DataFrame, keys: list[str], sign: pd.Series,
-                   level: float = 0.95) -> pd.DataFrame:
-    """:func:`paired_change` of every group of ``pairs`` at once, one row per group.
+def paired_change_by_group(pairs: pd.DataFrame, keys: list[str], sign: pd.Series,
+                           level: float = 0.95) -> pd.DataFrame:
+    """Paired tests and effect sizes of every group of ``pairs`` at once, one row per group.
+
+    The figures of :func:`paired_change` (which calls this with one group).
 
     Parameters
     ----------
@@ -511,7 +421,7 @@ def paired_changes(pairs: pd.DataFrame, keys: list[str], sign: pd.Series,
     Examples
     --------
     >>> pairs = pd.DataFrame({"g": "a", "from": [10., 12, 14, 16], "to": [12., 15, 15, 19]})
-    >>> r = paired_changes(pairs, ["g"], pd.Series(1, index=pairs.index))
+    >>> r = paired_change_by_group(pairs, ["g"], pd.Series(1, index=pairs.index))
     >>> int(r["n_pairs"].iloc[0]), float(r["mean_diff"].iloc[0]), round(float(r["t"].iloc[0]), 4)
     (4, 2.25, 4.7001)
     """
@@ -529,7 +439,7 @@ def paired_changes(pairs: pd.DataFrame, keys: list[str], sign: pd.Series,
         d_av = np.where(enough & (sd_av > 0), sgn * mean / sd_av, np.nan)
         out["d_av"] = d_av
         out["g_av"] = d_av * (1 - 3 / (4 * (n - 1) - 1))
-        v, p_w, rb = wilcoxon_groups(pairs["to"].to_numpy() - pairs["from"].to_numpy(),
+        v, p_w, rb = wilcoxon_by_group(pairs["to"].to_numpy() - pairs["from"].to_numpy(),
                                      grouped.ngroup().to_numpy(), len(out))
         out["wilcoxon_v"] = np.where(enough, v, np.nan)
         out["wilcoxon_p"] = np.where(enough, p_w, np.nan)
@@ -543,7 +453,7 @@ def paired_changes(pairs: pd.DataFrame, keys: list[str], sign: pd.Series,
         out["t"], out["df"] = t, np.where(tested, n - 1, np.nan)
         out["p"] = np.where(tested, 2 * stats.t.sf(np.abs(t), np.maximum(n - 1, 1)), np.nan)
         d_z = np.where(tested, mean / sd, np.nan)
-        low, high = d_z_intervals(d_z, n, level)
+        low, high = d_z_interval(d_z, n, level)
     out["d_z"] = sgn * d_z
     out["d_z_ci_low"] = np.where(sgn < 0, -high, low)
     out["d_z_ci_high"] = np.where(sgn < 0, -low, high)

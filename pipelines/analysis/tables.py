@@ -14,8 +14,8 @@ import pandas as pd
 
 from instruments.model import Instrument, Subscale
 from pipelines.analysis.change import (
-    VERDICT_ALPHA, attrition_effect, family_verdicts, holm_groups, improvement_sign,
-    matched_pairs, paired_changes, rci_reliability, rci_s_diff, reliable_change,
+    VERDICT_ALPHA, attrition_effect, family_verdicts, holm_by_group, improvement_sign,
+    matched_pairs, paired_change_by_group, rci_reliability, rci_s_diff, reliable_change,
     reliable_change_index,
 )
 from pipelines.analysis.gains import hake_gain, individual_gains, normalized_change
@@ -356,8 +356,7 @@ def change_tables(
     Holm across the scales of a cohort x pair, RCI counts, knowledge gains,
     attrition). ``references`` are the RCI references of :func:`rci_references`.
     ``scope`` applies to the band transitions (change rows are per cohort).
-    All groups are computed at once (:func:`paired_changes`); each row equals
-    :func:`paired_change` on that group's pairs.
+    All groups are computed at once (:func:`paired_change_by_group`).
     """
     rows, people, transitions = [], [], []
     keys = ["cohort", "instrument", "scale"]
@@ -372,7 +371,7 @@ def change_tables(
         better = matched[["instrument", "scale"]].merge(scales, how="left")["improvement"]
         better.index = matched.index
         sign = better.map(improvement_sign)
-        table = paired_changes(matched, keys, sign)
+        table = paired_change_by_group(matched, keys, sign)
         table = table.merge(
             matched[keys].assign(improvement=better).drop_duplicates(keys), on=keys, how="left")
         knowledge = matched[matched["scale"].isin(KNOWLEDGE_SCALES)]
@@ -388,7 +387,7 @@ def change_tables(
         transitions.append(band_transitions(scores, from_wave, to_wave, scope))
     change = (pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
               ).reindex(columns=CHANGE_COLUMNS)
-    change["p_holm"] = holm_groups(change["p"], change[["cohort", "from_wave", "to_wave"]])
+    change["p_holm"] = holm_by_group(change["p"], change[["cohort", "from_wave", "to_wave"]])
     individual = pd.concat(people, ignore_index=True) if people else pd.DataFrame()
     individual = individual.reindex(columns=INDIVIDUAL_COLUMNS)
     change, individual = apply_rci(change, individual, references or {}, improvement)
