@@ -9,7 +9,7 @@ import pingouin
 import pytest
 
 from pipelines.analysis.factor import omega_hierarchical
-from pipelines.analysis.items import likert_items
+from pipelines.analysis.items import likert_item_statistics
 from pipelines.analysis.reliability import kr20, scale_reliability
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -73,7 +73,7 @@ def test_kr20_and_kr21_on_binary_test(ours):
 
 @pytest.mark.parametrize("name", list(SCALES.index))
 def test_item_statistics_equal_psych(name):
-    ours = likert_items(dataset(name)).set_index("item")
+    ours = likert_item_statistics(dataset(name)).set_index("item")
     theirs = ITEMS[ITEMS["scale"] == name].set_index("item")
     for column in ["mean", "sd", "r_drop", "alpha_if_dropped"]:
         np.testing.assert_allclose(ours.loc[theirs.index, column], theirs[column], atol=1e-9,

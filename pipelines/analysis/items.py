@@ -56,7 +56,7 @@ def _join_flags(*conditions: tuple[str, np.ndarray]) -> list[str]:
     return flags.tolist()
 
 
-def likert_items(items: pd.DataFrame) -> pd.DataFrame:
+def likert_item_statistics(items: pd.DataFrame) -> pd.DataFrame:
     """Item statistics of one (reverse-keyed) scale, listwise within the scale.
 
     Columns: item, n, mean, sd, r_drop, alpha_if_dropped, flags
@@ -64,7 +64,7 @@ def likert_items(items: pd.DataFrame) -> pd.DataFrame:
 
     Examples
     --------
-    >>> t = likert_items(pd.DataFrame({"a": [1, 2, 3, 4], "b": [2, 3, 3, 5],
+    >>> t = likert_item_statistics(pd.DataFrame({"a": [1, 2, 3, 4], "b": [2, 3, 3, 5],
     ...                                "c": [4, 3, 2, 2]}))
     >>> t[["item", "r_drop", "flags"]].round(2).values.tolist()
     [['a', 0.32, ''], ['b', 0.93, ''], ['c', -0.87, 'possibly_miskeyed']]
@@ -311,23 +311,23 @@ def _on_edge(drop: dict[str, np.ndarray]) -> np.ndarray:
     return (tiny_rest | tiny_item).any(axis=1)
 
 
-def likert_items_by_group(items: pd.DataFrame, group: np.ndarray, n_groups: int
+def likert_item_statistics_by_group(items: pd.DataFrame, group: np.ndarray, n_groups: int
                           ) -> pd.DataFrame:
-    """:func:`likert_items` of every group at once.
+    """:func:`likert_item_statistics` of every group at once.
 
     ``group`` numbers each row's group 0..n_groups-1; every group gets its rows
     (``n`` = 0 when it has no complete row). Rows are group-major, then item, with
     a ``group`` column first. Groups with fewer than 3 complete rows or a variance
-    on the edge of zero are computed by :func:`likert_items`.
+    on the edge of zero are computed by :func:`likert_item_statistics`.
 
     Examples
     --------
     >>> frame = pd.DataFrame({"a": [1, 2, 3, 4, 1, 2], "b": [2, 3, 3, 5, 1, 1],
     ...                       "c": [4, 3, 2, 2, 5, 4]})
-    >>> t = likert_items_by_group(frame, np.array([0, 0, 0, 0, 1, 1]), 2)
+    >>> t = likert_item_statistics_by_group(frame, np.array([0, 0, 0, 0, 1, 1]), 2)
     >>> t["n"].tolist()
     [4, 4, 4, 2, 2, 2]
-    >>> bool(np.allclose(t["r_drop"][:3], likert_items(frame.iloc[:4])["r_drop"]))
+    >>> bool(np.allclose(t["r_drop"][:3], likert_item_statistics(frame.iloc[:4])["r_drop"]))
     True
     """
     x = items.to_numpy(dtype=float)
@@ -345,7 +345,7 @@ def likert_items_by_group(items: pd.DataFrame, group: np.ndarray, n_groups: int
     flags = np.array(_join_flags(("possibly_miskeyed", columns["r_drop"] < -1e-10),
                                  ("constant_item", columns["sd"] == 0)), dtype=object)
     for g in np.flatnonzero((counts < 3) | _on_edge(drop)):
-        ref = likert_items(items[group == g])
+        ref = likert_item_statistics(items[group == g])
         at = slice(g * n_items, (g + 1) * n_items)
         for name in columns:
             columns[name][at] = ref[name].to_numpy()

@@ -19,7 +19,7 @@ from pipelines.analysis.change import (
     reliable_change_index,
 )
 from pipelines.analysis.gains import hake_gain, individual_gains, normalized_change
-from pipelines.analysis.items import knowledge_items_by_group, likert_items_by_group
+from pipelines.analysis.items import knowledge_items_by_group, likert_item_statistics_by_group
 from pipelines.analysis.models import (
     FEW_COHORTS, cohort_fixed_model, d_z_variance, random_cohort_model, random_effects_meta,
 )
@@ -193,9 +193,9 @@ def item_tables(
     corrected point-biserial, upper-lower index per form, and the distractor
     analysis. Both per cohort x wave and pooled (cohort ``ALL``).
 
-    Every cohort x wave group is analysed at once (``likert_items_by_group``,
+    Every cohort x wave group is analysed at once (``likert_item_statistics_by_group``,
     ``knowledge_items_by_group``); the rows and their order are those of
-    the (cohort, wave) groups (pooled last) run one by one through ``likert_items``,
+    the (cohort, wave) groups (pooled last) run one by one through ``likert_item_statistics``,
     ``distractors`` and ``knowledge_items``.
     """
     items, options = [], []
@@ -231,7 +231,7 @@ def item_tables(
 
         if inst.kind == "scale":
             keyed = reverse_keyed(leveled, inst)
-            parts = [likert_items_by_group(keyed[sub.items], group, n_groups)
+            parts = [likert_item_statistics_by_group(keyed[sub.items], group, n_groups)
                      for sub in inst.subscales]
             if parts:
                 scale = np.repeat([sub.id for sub in inst.subscales], [len(t) for t in parts])
