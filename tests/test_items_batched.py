@@ -16,14 +16,14 @@ from benchmarks.national_program import write_national
 from instruments import load_builtin
 from pipelines import stages
 from pipelines.analysis.items import (
-    _chose, chosen_options, distractors, knowledge_items, knowledge_items_by_group,
-    likert_item_statistics, likert_item_statistics_by_group,
+    chosen_options, knowledge_items_by_group, likert_item_statistics_by_group,
 )
 from pipelines.analysis.scoring import correct_matrix, reverse_keyed
 from pipelines.analysis.tables import (
     ITEM_COLUMNS, OPTION_COLUMNS, item_tables, with_keys,
 )
-from tests.oracles import with_pooled
+from tests.oracles import _chose, distractors, knowledge_items, with_pooled
+from tests.oracles import likert_item_statistics_by_hand as likert_item_statistics
 from pipelines.demo import write_demo
 
 

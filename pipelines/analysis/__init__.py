@@ -23,7 +23,7 @@ from pipelines.analysis.change import (
 from pipelines.analysis.factor import omega_hierarchical, omega_total
 from pipelines.analysis.gains import hake_gain, individual_gains, normalized_change
 from pipelines.analysis.items import (
-    distractors, knowledge_items, likert_item_statistics, upper_lower_index,
+    knowledge_item_statistics, likert_item_statistics, upper_lower_index,
 )
 from pipelines.analysis.models import d_z_variance, random_effects_meta
 from pipelines.analysis.reliability import (
@@ -37,7 +37,7 @@ __all__ = [
     "omega_hierarchical", "feldt_ci", "bootstrap_alpha_ci", "standard_error_of_measurement",
     "scale_reliability", "reliability_many",
     # item analysis
-    "likert_item_statistics", "knowledge_items", "distractors", "upper_lower_index",
+    "likert_item_statistics", "knowledge_item_statistics", "upper_lower_index",
     # change between two waves
     "paired_change", "holm", "reliable_change", "reliable_change_index", "rci_s_diff",
     "rci_reliability", "attrition_effect",

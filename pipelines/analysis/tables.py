@@ -195,8 +195,7 @@ def item_tables(
 
     Every cohort x wave group is analysed at once (``likert_item_statistics_by_group``,
     ``knowledge_items_by_group``); the rows and their order are those of
-    the (cohort, wave) groups (pooled last) run one by one through ``likert_item_statistics``,
-    ``distractors`` and ``knowledge_items``.
+    the (cohort, wave) groups (pooled last) analysed one by one.
     """
     items, options = [], []
     for inst_id, frame in valid.items():
