@@ -41,23 +41,15 @@ def reliability_by_hand(matrices, groups=None, **options) -> list[dict]:
 # ---- one scale, the obvious way (np.cov, np.corrcoef, one bootstrap matrix) ----------
 
 def _alpha_from_moments(item_var_sum, total_var, k):
-    """alpha = k/(k-1) * (1 - sum of item variances / total variance), NaN-safe."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        alpha = k / (k - 1) * (1 - item_var_sum / total_var)
-    return np.where(total_var > 0, alpha, np.nan)
+    """k/(k-1) (1 - sum var_j / var_T), NaN where the total does not vary."""
+    total_var = np.asarray(total_var, dtype=float)
+    ratio = np.divide(item_var_sum, total_var, out=np.full(total_var.shape, np.nan),
+                      where=total_var > 0)
+    return k / (k - 1) * (1 - ratio)
 
 
 def cronbach_alpha(items: pd.DataFrame | np.ndarray) -> float:
-    """Cronbach's (raw) alpha, as psych::alpha's ``raw_alpha``.
-
-    NaN when fewer than 2 complete rows, fewer than 2 items, or a zero-variance total.
-
-    References
-    ----------
-    Cronbach, L. J. (1951). Coefficient alpha and the internal structure of tests.
-    Psychometrika, 16, 297-334.
-
-    """
+    """Cronbach's alpha of one scale (NaN below 2 rows or 2 items)."""
     x = complete_matrix(items)
     n, k = x.shape
     if n < 2 or k < 2:
@@ -73,11 +65,7 @@ def _correlations(x: np.ndarray) -> np.ndarray | None:
 
 
 def standardized_alpha(items: pd.DataFrame | np.ndarray) -> float:
-    """Standardized alpha (psych's ``std.alpha``): alpha of the z-scored items.
-
-    k/(k-1) * (1 - k / sum(R)); NaN when an item is constant.
-
-    """
+    """Standardized alpha (psych's ``std.alpha``): alpha of the z-scored items."""
     x = complete_matrix(items)
     k = x.shape[1]
     r = _correlations(x)
@@ -87,11 +75,7 @@ def standardized_alpha(items: pd.DataFrame | np.ndarray) -> float:
 
 
 def guttman_lambda6(items: pd.DataFrame | np.ndarray) -> float:
-    """Guttman's lambda-6 from the correlation matrix (psych's ``G6(smc)``).
-
-    1 - sum(1 - smc_j) / sum(R).
-
-    """
+    """Guttman's lambda-6 from the correlation matrix (psych's ``G6(smc)``)."""
     x = complete_matrix(items)
     r = _correlations(x)
     if r is None or x.shape[1] < 2 or r.sum() <= 0:
@@ -104,17 +88,7 @@ def _dichotomous(x: np.ndarray) -> bool:
 
 
 def kr20(items: pd.DataFrame | np.ndarray) -> float:
-    """Kuder-Richardson 20 for 0/1 items: k/(k-1) * (1 - sum(p q) / var(total)).
-
-    Population (divide-by-n) variances throughout, so KR-20 equals alpha on the
-    same 0/1 data. NaN when an item is not scored 0/1.
-
-    References
-    ----------
-    Kuder, G. F., & Richardson, M. W. (1937). The theory of the estimation of test
-    reliability. Psychometrika, 2, 151-160.
-
-    """
+    """Kuder-Richardson 20 for 0/1 items: k/(k-1) * (1 - sum(p q) / var(total))."""
     x = complete_matrix(items)
     n, k = x.shape
     if n < 2 or k < 2 or not _dichotomous(x):
@@ -124,11 +98,7 @@ def kr20(items: pd.DataFrame | np.ndarray) -> float:
 
 
 def kr21(items: pd.DataFrame | np.ndarray) -> float:
-    """Kuder-Richardson 21 (items assumed equally difficult): a lower bound of KR-20.
-
-    k/(k-1) * (1 - M (k - M) / (k var(total))), M the mean total, population variance.
-
-    """
+    """Kuder-Richardson 21 (items assumed equally difficult): a lower bound of KR-20."""
     x = complete_matrix(items)
     n, k = x.shape
     if n < 2 or k < 2 or not _dichotomous(x):
@@ -139,23 +109,14 @@ def kr21(items: pd.DataFrame | np.ndarray) -> float:
 
 
 def standard_error_of_measurement(total_sd: float, reliability: float) -> float:
-    """SEM = sd * sqrt(1 - reliability), in the units of ``total_sd``.
-
-    NaN for a reliability outside [0, 1] (the square root would be undefined
-    or claim more than perfect precision).
-
-    """
+    """SEM = sd * sqrt(1 - reliability), in the units of ``total_sd``."""
     if not np.isfinite(reliability) or not 0 <= reliability <= 1:
         return float("nan")
     return float(round(total_sd * np.sqrt(1 - reliability), 12))
 
 
 def feldt_ci(alpha: float, n: int, k: int, level: float = 0.95) -> tuple[float, float]:
-    """Feldt (1965) confidence interval for alpha, df1 = n-1, df2 = (n-1)(k-1).
-
-    The interval psych::alpha prints as "Feldt" and pingouin.cronbach_alpha returns.
-
-    """
+    """Feldt (1965) confidence interval for alpha, df1 = n-1, df2 = (n-1)(k-1)."""
     if not np.isfinite(alpha) or n < 2 or k < 2:
         return float("nan"), float("nan")
     df1, df2 = n - 1, (n - 1) * (k - 1)
@@ -166,12 +127,7 @@ def feldt_ci(alpha: float, n: int, k: int, level: float = 0.95) -> tuple[float, 
 
 
 def resampling_weights(n: int, n_boot: int, seed: int = DEFAULT_SEED) -> np.ndarray:
-    """n_boot x n matrix: how often each row is drawn in each bootstrap resample.
-
-    A resample's sums are then one matrix product with the data, so no Python
-    loop runs over resamples. Same seed, same weights.
-
-    """
+    """n_boot x n matrix: how often each row is drawn in each bootstrap resample."""
     rng = np.random.default_rng(seed)
     # Draw row indices and count them with one bincount over all resamples:
     # several times faster than rng.multinomial row by row.
@@ -181,12 +137,7 @@ def resampling_weights(n: int, n_boot: int, seed: int = DEFAULT_SEED) -> np.ndar
 
 
 def bootstrap_alphas(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Alpha in every resample given by ``weights`` (one row per resample).
-
-    Alpha needs only each item's and the total's first and second moments, so
-    all resamples come from one product ``weights @ [X, X^2, T, T^2]``.
-
-    """
+    """Alpha in every resample given by ``weights`` (one row per resample)."""
     n, k = x.shape
     total = x.sum(axis=1, keepdims=True)
     sums = weights @ np.hstack([x, x**2, total, total**2])
@@ -205,12 +156,7 @@ def bootstrap_alpha_ci(
     level: float = 0.95,
     seed: int = DEFAULT_SEED,
 ) -> tuple[float, float]:
-    """Percentile bootstrap confidence interval for alpha (seeded, reproducible).
-
-    NaN when fewer than 10 complete rows: with so few people a resample often
-    repeats one person and the percentiles mean little.
-
-    """
+    """Percentile bootstrap confidence interval for alpha (seeded, reproducible)."""
     x = complete_matrix(items)
     n, k = x.shape
     if n < MIN_N or k < 2:
@@ -255,23 +201,7 @@ def scale_reliability_by_hand(
     n_boot: int = DEFAULT_BOOT,
     seed: int = DEFAULT_SEED,
 ) -> dict:
-    """The figures of :func:`pipelines.analysis.reliability.scale_reliability`, one scale at a time.
-
-    Parameters
-    ----------
-    items : respondents x items (already reverse-keyed), NaN for unanswered.
-    groups : column positions of each subscale, for omega hierarchical
-        (Schmid-Leiman with one group factor per subscale); None skips it.
-    level, n_boot, seed : confidence level, bootstrap resamples and seed.
-
-    Returns
-    -------
-    dict with n, k, alpha, alpha_ci_low/high (Feldt), alpha_boot_low/high
-    (percentile bootstrap), std_alpha, lambda6, kr20, kr21 (0/1 items only),
-    omega_total, omega_h, sem (units of the item sum), mean_total, sd_total,
-    missing_rule and flags (``;``-separated codes, "" when none).
-
-    """
+    """:func:`pipelines.analysis.reliability.scale_reliability`, one scale the obvious way."""
     frame = np.asarray(items, dtype=float)
     answered = ~np.isnan(frame).all(axis=0) if frame.shape[0] else np.ones(frame.shape[1], bool)
     x = complete_matrix(frame[:, answered])
@@ -314,15 +244,7 @@ def scale_reliability_by_hand(
 # ---- one group's paired change, with scipy's root finder and Wilcoxon ---------------
 
 def wilcoxon_signed_rank(diff: np.ndarray) -> tuple[float, float, float]:
-    """R's ``wilcox.test(paired = TRUE)``: (V, two-sided p, matched rank-biserial).
-
-    Zero differences are dropped before ranking. The exact distribution is
-    used when fewer than 50 non-zero differences remain and none are tied and
-    no zero was dropped; otherwise the normal approximation with continuity
-    correction and the tie-corrected variance. The matched rank-biserial
-    correlation is (T+ - T-) / (T+ + T-) on the same ranks (Kerby, 2014).
-
-    """
+    """R's ``wilcox.test(paired = TRUE)``: (V, two-sided p, matched rank-biserial)."""
     d = diff[diff != 0]
     n = len(d)
     if n == 0:
@@ -343,12 +265,7 @@ def wilcoxon_signed_rank(diff: np.ndarray) -> tuple[float, float, float]:
 
 
 def d_z_interval(d_z: float, n: int, level: float = 0.95) -> tuple[float, float]:
-    """CI of d_z by inverting the noncentral t (t = d_z sqrt(n), df = n - 1).
-
-    The bounds are the noncentrality parameters that put the observed t at
-    the upper and lower tail quantiles, divided by sqrt(n).
-
-    """
+    """CI of d_z by inverting the noncentral t (t = d_z sqrt(n), df = n - 1)."""
     if not np.isfinite(d_z) or n < 2:
         return float("nan"), float("nan")
     t_obs, df, tail = d_z * np.sqrt(n), n - 1, (1 - level) / 2
@@ -384,34 +301,7 @@ def _nan_result(x: np.ndarray, y: np.ndarray, diff: np.ndarray, flag: str) -> di
 
 
 def paired_change_by_hand(before, after, better: str = "", level: float = 0.95) -> dict:
-    """Paired t-test, Wilcoxon signed-rank and paired effect sizes (``after - before``).
-
-    Parameters
-    ----------
-    before, after : array-like of float
-        Scores of the same people at two waves, in the same order; pairs with
-        a missing value on either side are dropped.
-    better : "higher", "lower" or ""
-        Which direction is improvement; standardized effects are signed so
-        that positive = improvement.
-    level : float
-        Confidence level of the intervals.
-
-    Returns
-    -------
-    dict
-        n_pairs, mean_from, sd_from, mean_to, sd_to, mean_diff, sd_diff, ci_low,
-        ci_high, t, df, p (two-sided), d_z (+ d_z_ci_low/high, noncentral t),
-        d_av = mean_diff / sqrt((sd_from^2 + sd_to^2) / 2),
-        g_av = d_av x (1 - 3 / (4 (n - 1) - 1)), wilcoxon_v, wilcoxon_p,
-        rank_biserial, flags. Fewer than 3 pairs: NaN tests and a flag.
-
-    References
-    ----------
-    Lakens, D. (2013). Calculating and reporting effect sizes to facilitate
-    cumulative science. Frontiers in Psychology, 4, 863.
-
-    """
+    """:func:`pipelines.analysis.change.paired_change` with scipy's root finder and Wilcoxon."""
     x = np.asarray(before, dtype=float)
     y = np.asarray(after, dtype=float)
     keep = ~(np.isnan(x) | np.isnan(y))
@@ -446,9 +336,7 @@ def paired_change_by_hand(before, after, better: str = "", level: float = 0.95) 
 
 
 def holm_by_hand(p: pd.Series) -> pd.Series:
-    """Holm (1979) step-down adjusted p-values; NaN stays NaN and is not counted.
-
-    """
+    """Holm (1979) step-down adjusted p-values; NaN stays NaN and is not counted."""
     valid = p.dropna().sort_values()
     m = len(valid)
     adjusted = np.maximum.accumulate((m - np.arange(m)) * valid.to_numpy())
@@ -458,12 +346,7 @@ def holm_by_hand(p: pd.Series) -> pd.Series:
 # ---- item analysis of one group: np.cov, np.corrcoef, a loop over options -----------
 
 def drop_item_statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Corrected item-total r (r_drop) and alpha if dropped, for every item at once.
-
-    From the covariance matrix C: r_drop_i = corr(item_i, total - item_i) and
-    alpha without item i, both in closed form (no loop over items).
-
-    """
+    """Corrected item-total r (r_drop) and alpha if dropped, for every item at once."""
     n, k = x.shape
     if n < 2 or k < 2:
         return np.full(k, np.nan), np.full(k, np.nan)
@@ -480,12 +363,7 @@ def drop_item_statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def likert_item_statistics_by_hand(items: pd.DataFrame) -> pd.DataFrame:
-    """Item statistics of one (reverse-keyed) scale, listwise within the scale.
-
-    Columns: item, n, mean, sd, r_drop, alpha_if_dropped, flags
-    (``possibly_miskeyed`` when r_drop < 0, ``constant_item``).
-
-    """
+    """Item statistics of one (reverse-keyed) scale, listwise within the scale."""
     x = complete_matrix(items)
     r_drop, alpha_drop = drop_item_statistics(x)
     sd = x.std(axis=0, ddof=1) if len(x) > 1 else np.full(x.shape[1], np.nan)
@@ -501,12 +379,7 @@ def likert_item_statistics_by_hand(items: pd.DataFrame) -> pd.DataFrame:
 
 
 def upper_lower_index_by_hand(correct: np.ndarray, share: float = UPPER_LOWER_SHARE) -> np.ndarray:
-    """Discrimination index D = p(upper group) - p(lower group) per item.
-
-    Groups are the top and bottom ``share`` of respondents by total score
-    (at least one person each); ties at a boundary are broken by row order.
-
-    """
+    """Discrimination index D = p(upper group) - p(lower group) per item."""
     n = len(correct)
     if n < 2:
         return np.full(correct.shape[1], np.nan)
@@ -531,21 +404,7 @@ def distractors(
     answers: pd.DataFrame, correct: pd.DataFrame, options: dict[str, list[str]],
     key: dict[str, list[str]],
 ) -> pd.DataFrame:
-    """Share choosing each option and that choice's point-biserial with the rest score.
-
-    The rest score is the number correct on the other items of the form, so the
-    keyed option's point-biserial equals the item's r_drop. A distractor with a
-    positive point-biserial above the key's (stronger people chose it) suggests
-    a wrong key.
-
-    Parameters
-    ----------
-    answers : the raw answers (option codes; multi-select as ``a;c``), rows = people.
-    correct : 1/0 per item for the same rows, every item on the form.
-    options : item -> its option codes.
-    key : item -> the keyed option codes.
-
-    """
+    """Share choosing each option and that choice's point-biserial with the rest score."""
     total = correct.to_numpy(dtype=float).sum(axis=1)
     rows = []
     for item in correct.columns:
@@ -561,13 +420,7 @@ def distractors(
 
 
 def _distractors_beating_key(options_table: pd.DataFrame) -> set[str]:
-    """Items where a distractor has a positive point-biserial above the key's.
-
-    Requiring it to beat the key keeps a rarely chosen distractor's noise (one
-    strong person choosing it) from flagging sound items in small cohorts,
-    while a real miskey, whose true answer is the best-discriminating option,
-    is still caught.
-    """
+    """Items where a distractor has a positive point-biserial above the key's."""
     if options_table.empty:
         return set()
     is_key = options_table["is_key"].astype(bool)
@@ -579,15 +432,7 @@ def _distractors_beating_key(options_table: pd.DataFrame) -> set[str]:
 
 
 def knowledge_items(correct: pd.DataFrame, options_table: pd.DataFrame) -> pd.DataFrame:
-    """Classical item analysis of one test form (0/1 matrix, every item on the form).
-
-    Columns: item, n, difficulty (share correct), sd, r_drop (corrected
-    point-biserial), alpha_if_dropped, discrimination (upper-lower D), flags:
-    ``too_hard`` (p < .20), ``too_easy`` (p > .90), ``low_discrimination``
-    (r_drop < .20), ``possible_wrong_key`` (a distractor's point-biserial is
-    positive and higher than the key's).
-
-    """
+    """Classical item analysis of one test form (0/1 matrix, every item on the form)."""
     x = correct.to_numpy(dtype=float)
     r_drop, alpha_drop = drop_item_statistics(x)
     p = x.mean(axis=0) if len(x) else np.full(x.shape[1], np.nan)
