@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import stats
 
 MIN_PAIRS = 3
 WILCOXON_RULE = "zeros dropped (Wilcoxon); exact if n < 50 without ties, else normal with " \

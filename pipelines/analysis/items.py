@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipelines.analysis.reliability import complete_matrix
 
 UPPER_LOWER_SHARE = 0.27  # Kelley (1939): top and bottom 27% by total score
 HARD, EASY, LOW_R = 0.20, 0.90, 0.20

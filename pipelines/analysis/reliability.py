@@ -63,28 +63,6 @@ def _alpha_from_moments(item_var_sum, total_var, k):
     return np.where(total_var > 0, alpha, np.nan)
 
 
-def cronbach_alpha(items: pd.DataFrame | np.ndarray) -> float:
-    """Cronbach's (raw) alpha, as psych::alpha's ``raw_alpha``.
-
-    NaN when fewer than 2 complete rows, fewer than 2 items, or a zero-variance total.
-
-    References
-    ----------
-    Cronbach, L. J. (1951). Coefficient alpha and the internal structure of tests.
-    Psychometrika, 16, 297-334.
-
-    Examples
-    --------
-    >>> round(cronbach_alpha([[1, 2], [2, 3], [3, 3], [4, 5]]), 4)
-    0.96
-    """
-    x = complete_matrix(items)
-    n, k = x.shape
-    if n < 2 or k < 2:
-        return float("nan")
-    return float(_alpha_from_moments(x.var(axis=0, ddof=1).sum(), x.sum(axis=1).var(ddof=1), k))
-
-
 def _one_scale(items, name: str) -> float:
     """Figure ``name`` of :func:`closed_forms` for one scale (NaN below 2 rows or 2 items)."""
     x = complete_matrix(items)

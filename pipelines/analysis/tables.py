@@ -7,7 +7,6 @@ is one place per formula.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
