@@ -42,7 +42,7 @@ def one_factor_uls(r: np.ndarray, max_iter: int = 60) -> tuple[np.ndarray, np.nd
     halved while the criterion rises. Returns (loadings, ok): ``ok`` is False
     where it did not converge, a uniqueness is at or below psych's bound 0.005,
     or the loadings are not the top eigenvector of the reduced matrix (not the
-    solution minres finds); those groups need the reference.
+    solution minres finds); those groups are solved by factor.minres.
     """
     g, k, _ = r.shape
     off = r.copy()
@@ -191,7 +191,7 @@ def minres_many(r: np.ndarray, nf: int, max_iter: int = 50) -> tuple[np.ndarray,
     Newton on psi for the profile criterion sum_{a > nf} lambda_a(R - diag psi)^2
     (gradient -2 diag(E), E the part of R - diag psi beyond nf factors; Hessian
     from the divided differences of the eigenvalues). Its interior minimum is
-    the minimum of the reference's off-diagonal criterion. Returns (loadings, ok).
+    the minimum of minres' own off-diagonal criterion. Returns (loadings, ok).
 
     One eigendecomposition per group and iteration: that of the accepted trial
     point is kept for the next iteration's gradient, Hessian and criterion
@@ -226,7 +226,7 @@ def minres_many(r: np.ndarray, nf: int, max_iter: int = 50) -> tuple[np.ndarray,
         values[good], vectors[good] = new_values[~bad], new_vectors[~bad]
         done[act[bad]] = True
         # A minimum on a bound is not a stationary point of the profile criterion
-        # (the reference's bounded L-BFGS-B decides those): stop after 6 iterations there.
+        # (factor.minres' bounded L-BFGS-B solves those): stop after 6 iterations there.
         edge = ((psi[act] <= factor.PSI_BOUNDS[0] + 1e-6)
                 | (psi[act] >= factor.PSI_BOUNDS[1] - 1e-9)).any(axis=1)
         at_bound[act] = np.where(edge, at_bound[act] + 1, 0)
@@ -244,7 +244,7 @@ def minres_many(r: np.ndarray, nf: int, max_iter: int = 50) -> tuple[np.ndarray,
 
 def _backtrack(p: np.ndarray, r: np.ndarray, nf: int, step: np.ndarray, f0: np.ndarray):
     """p - step, halved until minres' own criterion (off-diagonal residual SS) does
-    not rise: a descent path from 1 - smc, as the reference's L-BFGS-B, instead
+    not rise: a descent path from 1 - smc, as factor.minres' L-BFGS-B does, instead
     of full Newton steps that can jump to another, worse minimum.
 
     Returns the trial psi, its decomposition and criterion, and whether it was accepted.
@@ -335,7 +335,7 @@ def omega_h_many(xs: list[np.ndarray], groups: list[list[list[int]]],
     for (_, nf), members in buckets.items():
         r = np.stack([m[1] for m in members])
         unrotated, ok = minres_many(r, nf)
-        for j in np.flatnonzero(~ok):  # the reference's bounded minres, then on in batch
+        for j in np.flatnonzero(~ok):  # bounded minres (factor.minres), then on in batch
             unrotated[j] = factor.minres(r[j], nf)
         pattern, phi, converged = oblimin_many(unrotated)
         gload, ok_phi = one_factor_uls(phi)
