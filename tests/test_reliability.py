@@ -137,3 +137,19 @@ def test_knowledge_flags_for_hard_and_easy_items():
     flags = knowledge_item_statistics(answers, correct, options, key)[0].set_index("item")["flags"]
     assert "too_easy" in flags["easy"] and "too_hard" in flags["hard"]
     assert flags["mid1"] == ""
+
+
+def test_a_distractor_tied_with_the_key_is_no_wrong_key():
+    """q1: b's and the key's point-biserials are both 0 in exact arithmetic (the people
+    choosing b have everyone's mean rest score); rounding leaves b ~1e-17 above the key,
+    which must not flag a wrong key (a real one: the test above)."""
+    answers = pd.DataFrame({
+        "q0": list("aaacbaaacacc"), "q1": list("aaabaaabaaaa"), "q2": list("accbacabbaca"),
+        "q3": list("babaabaaccab")})
+    key = {q: ["a"] for q in answers}
+    correct = pd.DataFrame({q: answers[q].eq("a").astype(float) for q in answers})
+    items, table = knowledge_item_statistics(answers, correct,
+                                             {q: ["a", "b", "c"] for q in key}, key)
+    pb = table.set_index(["item", "option"])["point_biserial"]
+    assert abs(pb["q1", "a"]) < 1e-12 and abs(pb["q1", "b"]) < 1e-12
+    assert "possible_wrong_key" not in items.set_index("item")["flags"]["q1"]
