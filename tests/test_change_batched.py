@@ -1,8 +1,6 @@
-"""The all-groups-at-once change statistics equal the per-group reference functions.
-
-``paired_change``, ``holm`` and ``d_z_interval`` are the reference (tested against
-R and scipy in test_change*.py); the vectorised versions used by the pipeline
-must reproduce them group by group, including the edge cases.
+"""The all-groups-at-once change statistics equal the figures computed by hand, group by
+group (tests/oracles.py: scipy's brentq on the noncentral t, scipy's Wilcoxon, Holm's
+step-down loop), including the edge cases; tolerances as stated in each test.
 """
 
 import numpy as np
@@ -10,9 +8,11 @@ import pandas as pd
 import pytest
 
 from pipelines.analysis.change import (
-    d_z_interval, d_z_intervals, holm, holm_groups, improvement_sign, paired_change,
-    paired_changes,
+    d_z_interval, holm_by_group, improvement_sign, paired_change_by_group,
 )
+from tests.oracles import d_z_interval as d_z_interval_by_hand
+from tests.oracles import holm_by_hand as holm
+from tests.oracles import paired_change_by_hand as paired_change
 from pipelines.analysis.tables import change_tables
 
 COLUMNS = ["n_pairs", "mean_from", "sd_from", "mean_to", "sd_to", "mean_diff", "sd_diff",
@@ -44,7 +44,7 @@ def groups_with_edge_cases(rng) -> pd.DataFrame:
 def test_paired_changes_equal_paired_change_per_group(better):
     pairs = groups_with_edge_cases(np.random.default_rng(5))
     sign = pd.Series(improvement_sign(better), index=pairs.index)
-    table = paired_changes(pairs, ["g"], sign).set_index("g")
+    table = paired_change_by_group(pairs, ["g"], sign).set_index("g")
     for g, grp in pairs.groupby("g"):
         ref = paired_change(grp["from"], grp["to"], better)
         row = table.loc[g]
@@ -58,9 +58,9 @@ def test_d_z_intervals_equal_the_scalar_inversion():
     rng = np.random.default_rng(2)
     d = np.r_[rng.normal(0, 1.5, 300), 0.0, 25.0, -40.0, 60.0, np.nan]
     n = np.r_[rng.integers(2, 80, 300), 3, 10, 5, 3, 10]
-    low, high = d_z_intervals(d, n)
+    low, high = d_z_interval(d, n)
     for i in range(len(d)):
-        ref = d_z_interval(d[i], int(n[i]))
+        ref = d_z_interval_by_hand(d[i], int(n[i]))
         assert np.allclose([low[i], high[i]], ref, rtol=1e-11, atol=1e-12, equal_nan=True)
 
 
@@ -70,7 +70,7 @@ def test_holm_groups_equal_holm_per_group_even_for_tiny_p():
     p[rng.random(3000) < 0.1] = np.nan
     groups = pd.DataFrame({"a": rng.integers(0, 200, 3000), "b": rng.choice(["x", "y"], 3000)})
     ref = p.groupby([groups["a"], groups["b"]]).transform(holm)
-    pd.testing.assert_series_equal(holm_groups(p, groups), ref, check_names=False, rtol=0)
+    pd.testing.assert_series_equal(holm_by_group(p, groups), ref, check_names=False, rtol=0)
 
 
 @pytest.fixture(scope="module")

@@ -163,8 +163,12 @@ def test_items_table_flags_and_pooled_rows(demo_run):
     knowledge = options[options["instrument"] == "tic_knowledge"]
     shares = knowledge.groupby(["cohort", "wave", "form", "item"])["share"].sum()
     keys = knowledge.groupby(["cohort", "wave", "form", "item"])["is_key"].sum()
+    # one share per item analysed in the items table: no item without its options
+    analysed = items[items["instrument"] == "tic_knowledge"].set_index(
+        ["cohort", "wave", "form", "item"]).index
+    assert sorted(shares.index) == sorted(analysed)
     # every respondent is counted, an unanswered (or set-aside) knowledge answer chooses nothing
-    assert len(shares) and shares.round(9).le(1).all() and shares.gt(0.9).all()
+    assert shares.round(9).le(1).all() and shares.gt(0.9).all()
     assert keys.ge(1).all()
 
 

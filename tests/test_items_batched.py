@@ -16,13 +16,14 @@ from benchmarks.national_program import write_national
 from instruments import load_builtin
 from pipelines import stages
 from pipelines.analysis.items import (
-    _chose, chosen_options, distractors, knowledge_items, knowledge_items_by_group,
-    likert_items, likert_items_by_group,
+    chosen_options, knowledge_items_by_group, likert_item_statistics_by_group,
 )
 from pipelines.analysis.scoring import correct_matrix, reverse_keyed
 from pipelines.analysis.tables import (
-    ITEM_COLUMNS, OPTION_COLUMNS, item_tables, with_keys, with_pooled,
+    ITEM_COLUMNS, OPTION_COLUMNS, item_tables, with_keys,
 )
+from tests.oracles import _chose, distractors, knowledge_items, with_pooled
+from tests.oracles import likert_item_statistics_by_hand as likert_item_statistics
 from pipelines.demo import write_demo
 
 
@@ -75,7 +76,7 @@ def looped_item_tables(valid, instruments, scope="all"):
             for (cohort, wave), grp in with_pooled(keyed, scope):
                 keys = dict(cohort=cohort, wave=wave, instrument=inst_id)
                 for sub in inst.subscales:
-                    items.append(likert_items(grp[sub.items]).assign(**keys, scale=sub.id,
+                    items.append(likert_item_statistics(grp[sub.items]).assign(**keys, scale=sub.id,
                                                                      form=""))
             for (cohort, wave), grp in with_pooled(raw, scope):
                 keys = dict(cohort=cohort, wave=wave, instrument=inst_id, form="")
@@ -166,8 +167,8 @@ def test_likert_groups_with_few_rows_constant_items_and_missing_answers():
     x[40:50, 2] = 6 - x[40:50, 3]  # items 2 and 3 sum to a constant in group 2
     x[50:55, 0] = np.nan  # group 3: no complete row
     frame = pd.DataFrame(x, columns=list("abcd"))
-    batched = likert_items_by_group(frame, group, 6)
-    looped = pd.concat([likert_items(frame[group == g]).assign(group=g) for g in range(6)],
+    batched = likert_item_statistics_by_group(frame, group, 6)
+    looped = pd.concat([likert_item_statistics(frame[group == g]).assign(group=g) for g in range(6)],
                        ignore_index=True)
     pd.testing.assert_frame_equal(batched, looped[batched.columns], check_exact=False,
                                   rtol=1e-9, atol=1e-9)

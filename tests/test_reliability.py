@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.analysis.items import distractors, knowledge_items, upper_lower_index
+from pipelines.analysis.items import knowledge_item_statistics, upper_lower_index
 from pipelines.analysis.reliability import (
-    bootstrap_alpha_ci, bootstrap_alphas, cronbach_alpha, resampling_weights, scale_reliability,
+    bootstrap_alpha_ci, bootstrap_alphas, cronbach_alpha, scale_reliability, weight_blocks,
 )
 
 
@@ -19,9 +19,9 @@ def compound_symmetry(n: int, k: int, rho: float, rng) -> np.ndarray:
 def test_vectorised_bootstrap_equals_alpha_of_each_resample():
     rng = np.random.default_rng(3)
     x = compound_symmetry(40, 5, 0.3, rng)
-    weights = resampling_weights(40, 25, seed=9)
+    weights = np.vstack(list(weight_blocks(40, 25, seed=9)))
     looped = [cronbach_alpha(np.repeat(x, w.astype(int), axis=0)) for w in weights]
-    np.testing.assert_allclose(bootstrap_alphas(x, weights), looped, atol=1e-12)
+    np.testing.assert_allclose(bootstrap_alphas([x[None]], 25, seed=9)[0][0], looped, atol=1e-12)
 
 
 def test_bootstrap_is_reproducible_and_seed_dependent():
@@ -114,11 +114,11 @@ def test_distractor_chosen_by_strong_people_flags_possible_wrong_key():
     key = {"q1": ["a"], "q2": ["a"], "q3": ["c"], "q4": ["a"]}
     correct = pd.DataFrame({q: answers[q].eq(k[0]).astype(float) for q, k in key.items()})
     options = {q: ["a", "b", "c"] for q in key}
-    table = distractors(answers, correct, options, key)
+    items, table = knowledge_item_statistics(answers, correct, options, key)
     q3b = table[(table["item"] == "q3") & (table["option"] == "b")].iloc[0]
     assert q3b["share"] == 0.4 and q3b["point_biserial"] > 0
     keyed = table[table["is_key"]].set_index("item")["point_biserial"]
-    items = knowledge_items(correct, table).set_index("item")
+    items = items.set_index("item")
     np.testing.assert_allclose(items["r_drop"], keyed[items.index])  # key's r_pb == r_drop
     assert "possible_wrong_key" in items.loc["q3", "flags"]
     assert "possible_wrong_key" not in items.loc["q1", "flags"]
@@ -132,7 +132,24 @@ def test_knowledge_flags_for_hard_and_easy_items():
         "easy": (ability > -2.5).astype(float), "hard": (ability > 1.6).astype(float),
         "mid1": (ability + rng.normal(size=200) > 0).astype(float),
         "mid2": (ability + rng.normal(size=200) > 0.2).astype(float)})
-    flags = knowledge_items(correct, pd.DataFrame(columns=["item", "is_key", "point_biserial"])
-                            ).set_index("item")["flags"]
+    answers = correct.replace({1.0: "a", 0.0: "b"})
+    options, key = {i: ["a", "b"] for i in correct}, {i: ["a"] for i in correct}
+    flags = knowledge_item_statistics(answers, correct, options, key)[0].set_index("item")["flags"]
     assert "too_easy" in flags["easy"] and "too_hard" in flags["hard"]
     assert flags["mid1"] == ""
+
+
+def test_a_distractor_tied_with_the_key_is_no_wrong_key():
+    """q1: b's and the key's point-biserials are both 0 in exact arithmetic (the people
+    choosing b have everyone's mean rest score); rounding leaves b ~1e-17 above the key,
+    which must not flag a wrong key (a real one: the test above)."""
+    answers = pd.DataFrame({
+        "q0": list("aaacbaaacacc"), "q1": list("aaabaaabaaaa"), "q2": list("accbacabbaca"),
+        "q3": list("babaabaaccab")})
+    key = {q: ["a"] for q in answers}
+    correct = pd.DataFrame({q: answers[q].eq("a").astype(float) for q in answers})
+    items, table = knowledge_item_statistics(answers, correct,
+                                             {q: ["a", "b", "c"] for q in key}, key)
+    pb = table.set_index(["item", "option"])["point_biserial"]
+    assert abs(pb["q1", "a"]) < 1e-12 and abs(pb["q1", "b"]) < 1e-12
+    assert "possible_wrong_key" not in items.set_index("item")["flags"]["q1"]

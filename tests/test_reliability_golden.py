@@ -9,7 +9,7 @@ import pingouin
 import pytest
 
 from pipelines.analysis.factor import omega_hierarchical
-from pipelines.analysis.items import likert_items
+from pipelines.analysis.items import likert_item_statistics
 from pipelines.analysis.reliability import kr20, scale_reliability
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -73,7 +73,7 @@ def test_kr20_and_kr21_on_binary_test(ours):
 
 @pytest.mark.parametrize("name", list(SCALES.index))
 def test_item_statistics_equal_psych(name):
-    ours = likert_items(dataset(name)).set_index("item")
+    ours = likert_item_statistics(dataset(name)).set_index("item")
     theirs = ITEMS[ITEMS["scale"] == name].set_index("item")
     for column in ["mean", "sd", "r_drop", "alpha_if_dropped"]:
         np.testing.assert_allclose(ours.loc[theirs.index, column], theirs[column], atol=1e-9,
@@ -93,3 +93,26 @@ def test_omega_hierarchical_close_to_psych(name, data, groups):
     assert len(x) == OMEGA_H.loc[name, "n"]
     value, flags = omega_hierarchical(x, groups)
     assert value == pytest.approx(OMEGA_H.loc[name, "omega_h"], abs=1e-3), flags
+
+
+# ---- conventions (tests/golden/make_golden_conventions.R) ----------------------------
+
+CONVENTIONS = pd.read_csv(GOLDEN / "golden_conventions.csv").set_index("figure")["value"]
+
+
+def test_omega_total_is_psych_omega_flip_false():
+    """A1 answered as is loads negatively: omega total is psych's flip = FALSE value,
+    not the default's (which silently reverses A1 and describes another scale)."""
+    unkeyed = pd.read_csv(GOLDEN / "bfi.csv")[["A1", "A2", "A3", "A4", "A5"]].dropna()
+    assert len(unkeyed) == CONVENTIONS["n_unkeyed"]
+    ours = scale_reliability(unkeyed, n_boot=20)["omega_total"]
+    assert ours == pytest.approx(CONVENTIONS["omega_total_flip_false"], abs=5e-3)
+    assert abs(ours - CONVENTIONS["omega_total_flip_true"]) > 0.1
+
+
+def test_alpha_keeps_a_constant_item_that_psych_drops():
+    x = pd.read_csv(GOLDEN / "sim_likert.csv").assign(s9=3)
+    result = scale_reliability(x, n_boot=20)
+    assert result["alpha"] == pytest.approx(CONVENTIONS["alpha_keeps_constant"], abs=1e-9)
+    assert abs(result["alpha"] - CONVENTIONS["alpha_psych_drops_constant"]) > 0.01
+    assert "constant_item" in result["flags"]

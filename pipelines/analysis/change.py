@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import stats
 
 MIN_PAIRS = 3
 WILCOXON_RULE = "zeros dropped (Wilcoxon); exact if n < 50 without ties, else normal with " \
@@ -27,88 +27,10 @@ def improvement_sign(better: str) -> int:
     return -1 if better == "lower" else 1
 
 
-def wilcoxon_signed_rank(diff: np.ndarray) -> tuple[float, float, float]:
-    """R's ``wilcox.test(paired = TRUE)``: (V, two-sided p, matched rank-biserial).
-
-    Zero differences are dropped before ranking. The exact distribution is
-    used when fewer than 50 non-zero differences remain and none are tied and
-    no zero was dropped; otherwise the normal approximation with continuity
-    correction and the tie-corrected variance. The matched rank-biserial
-    correlation is (T+ - T-) / (T+ + T-) on the same ranks (Kerby, 2014).
-
-    Examples
-    --------
-    >>> v, p, r = wilcoxon_signed_rank(np.array([2, 3, 1, 3, -1, 4.]))
-    >>> v, round(p, 4), round(r, 4)
-    (19.5, 0.0731, 0.8571)
-    """
-    d = diff[diff != 0]
-    n = len(d)
-    if n == 0:
-        return float("nan"), float("nan"), float("nan")
-    ranks = stats.rankdata(np.abs(d))
-    v = float(ranks[d > 0].sum())
-    rank_biserial = (2 * v - ranks.sum()) / ranks.sum()
-    ties = len(np.unique(ranks)) != n
-    if n < 50 and not ties and len(d) == len(diff):
-        p = stats.wilcoxon(d, method="exact").pvalue
-    else:
-        _, counts = np.unique(ranks, return_counts=True)
-        sigma = np.sqrt(n * (n + 1) * (2 * n + 1) / 24 - (counts**3 - counts).sum() / 48)
-        z = v - n * (n + 1) / 4
-        z = (z - np.sign(z) * 0.5) / sigma
-        p = 2 * min(stats.norm.cdf(z), stats.norm.sf(z))
-    return v, float(min(p, 1.0)), float(rank_biserial)
-
-
-def d_z_interval(d_z: float, n: int, level: float = 0.95) -> tuple[float, float]:
-    """CI of d_z by inverting the noncentral t (t = d_z sqrt(n), df = n - 1).
-
-    The bounds are the noncentrality parameters that put the observed t at
-    the upper and lower tail quantiles, divided by sqrt(n).
-
-    Examples
-    --------
-    >>> low, high = d_z_interval(0.5, 30)
-    >>> round(low, 4), round(high, 4)
-    (0.1161, 0.8763)
-    """
-    if not np.isfinite(d_z) or n < 2:
-        return float("nan"), float("nan")
-    t_obs, df, tail = d_z * np.sqrt(n), n - 1, (1 - level) / 2
-
-    def cdf(ncp: float) -> float:
-        value = stats.nct.cdf(t_obs, df, ncp)
-        # scipy's nct can return NaN far in a tail, where the cdf is 0 or 1.
-        return value if np.isfinite(value) else float(ncp < t_obs)
-
-    def bound(prob: float) -> float:
-        f = lambda ncp: cdf(ncp) - prob  # noqa: E731
-        width = 10 + abs(t_obs)
-        return optimize.brentq(f, t_obs - width, t_obs + width, xtol=1e-13, rtol=1e-14)
-
-    return float(bound(1 - tail) / np.sqrt(n)), float(bound(tail) / np.sqrt(n))
-
-
-def _nan_result(x: np.ndarray, y: np.ndarray, diff: np.ndarray, flag: str) -> dict:
-    n = len(diff)
-    return {
-        "n_pairs": n,
-        "mean_from": float(x.mean()) if n else np.nan,
-        "sd_from": float(x.std(ddof=1)) if n > 1 else np.nan,
-        "mean_to": float(y.mean()) if n else np.nan,
-        "sd_to": float(y.std(ddof=1)) if n > 1 else np.nan,
-        "mean_diff": float(diff.mean()) if n else np.nan,
-        "sd_diff": float(diff.std(ddof=1)) if n > 1 else np.nan,
-        "ci_low": np.nan, "ci_high": np.nan, "t": np.nan, "df": np.nan, "p": np.nan,
-        "d_z": np.nan, "d_z_ci_low": np.nan, "d_z_ci_high": np.nan, "d_av": np.nan,
-        "g_av": np.nan, "wilcoxon_v": np.nan, "wilcoxon_p": np.nan, "rank_biserial": np.nan,
-        "flags": flag,
-    }
-
-
 def paired_change(before, after, better: str = "", level: float = 0.95) -> dict:
     """Paired t-test, Wilcoxon signed-rank and paired effect sizes (``after - before``).
+
+    One group of :func:`paired_change_by_group` (the same code).
 
     Parameters
     ----------
@@ -127,8 +49,9 @@ def paired_change(before, after, better: str = "", level: float = 0.95) -> dict:
         n_pairs, mean_from, sd_from, mean_to, sd_to, mean_diff, sd_diff, ci_low,
         ci_high, t, df, p (two-sided), d_z (+ d_z_ci_low/high, noncentral t),
         d_av = mean_diff / sqrt((sd_from^2 + sd_to^2) / 2),
-        g_av = d_av x (1 - 3 / (4 (n - 1) - 1)), wilcoxon_v, wilcoxon_p,
-        rank_biserial, flags. Fewer than 3 pairs: NaN tests and a flag.
+        g_av = d_av x (1 - 3 / (4 (n - 1) - 1)), wilcoxon_v, wilcoxon_p (as R's
+        ``wilcox.test(paired = TRUE)``), rank_biserial, flags. Fewer than 3
+        pairs: NaN tests and a flag.
 
     References
     ----------
@@ -139,40 +62,20 @@ def paired_change(before, after, better: str = "", level: float = 0.95) -> dict:
     --------
     >>> r = paired_change([10, 12, 14, 16], [12, 15, 15, 19])
     >>> r["n_pairs"], r["mean_diff"], round(r["t"], 4), r["df"], round(r["d_av"], 4)
-    (4, 2.25, 4.7001, 3, 0.8239)
+    (4, 2.25, 4.7001, 3.0, 0.8239)
     >>> round(paired_change([10, 12, 14, 16], [12, 15, 15, 19], better="lower")["d_z"], 4)
     -2.35
     """
-    x = np.asarray(before, dtype=float)
-    y = np.asarray(after, dtype=float)
-    keep = ~(np.isnan(x) | np.isnan(y))
-    x, y = x[keep], y[keep]
-    diff = y - x
-    n = len(diff)
-    if n < MIN_PAIRS:
-        return _nan_result(x, y, diff, f"fewer_than_{MIN_PAIRS}_pairs")
-    out = _nan_result(x, y, diff, "")
-    sign = improvement_sign(better)
-    mean, sd = out["mean_diff"], out["sd_diff"]
-    sd_av = np.sqrt((out["sd_from"] ** 2 + out["sd_to"] ** 2) / 2)
-    if sd_av > 0:
-        out["d_av"] = float(sign * mean / sd_av)
-        out["g_av"] = float(out["d_av"] * (1 - 3 / (4 * (n - 1) - 1)))
-    out["wilcoxon_v"], out["wilcoxon_p"], rb = wilcoxon_signed_rank(diff)
-    out["rank_biserial"] = sign * rb
-    if sd == 0:
-        out["flags"] = "no_variation_in_differences"
-        return out
-    se = sd / np.sqrt(n)
-    crit = stats.t.ppf(1 - (1 - level) / 2, n - 1)
-    d_low, d_high = d_z_interval(mean / sd, n, level)
-    if sign < 0:
-        d_low, d_high = -d_high, -d_low
-    out.update(
-        ci_low=float(mean - crit * se), ci_high=float(mean + crit * se),
-        t=float(mean / se), df=n - 1, p=float(2 * stats.t.sf(abs(mean / se), n - 1)),
-        d_z=float(sign * mean / sd), d_z_ci_low=d_low, d_z_ci_high=d_high,
-    )
+    pairs = pd.DataFrame({"group": 0, "from": np.asarray(before, dtype=float),
+                          "to": np.asarray(after, dtype=float)})
+    sign = pd.Series(improvement_sign(better), index=pairs.index)
+    table = paired_change_by_group(pairs, ["group"], sign, level).drop(columns="group")
+    if table.empty:  # no complete pair
+        return {**dict.fromkeys(table.columns, np.nan), "n_pairs": 0,
+                "flags": f"fewer_than_{MIN_PAIRS}_pairs"}
+    out = {name: getattr(value, "item", lambda v=value: v)()
+           for name, value in table.iloc[0].items()}
+    out["n_pairs"] = int(out["n_pairs"])
     return out
 
 
@@ -189,24 +92,23 @@ def matched_pairs(scores: pd.DataFrame, from_wave: str, to_wave: str) -> pd.Data
 def holm(p: pd.Series) -> pd.Series:
     """Holm (1979) step-down adjusted p-values; NaN stays NaN and is not counted.
 
+    One group of :func:`holm_by_group`.
+
     Examples
     --------
     >>> holm(pd.Series([0.01, 0.04, np.nan, 0.03])).round(2).tolist()
     [0.03, 0.06, nan, 0.06]
     """
-    valid = p.dropna().sort_values()
-    m = len(valid)
-    adjusted = np.maximum.accumulate((m - np.arange(m)) * valid.to_numpy())
-    return pd.Series(np.minimum(adjusted, 1), index=valid.index).reindex(p.index)
+    return holm_by_group(p, pd.DataFrame({"all": np.zeros(len(p))}, index=p.index))
 
 
-def holm_groups(p: pd.Series, groups: pd.DataFrame) -> pd.Series:
+def holm_by_group(p: pd.Series, groups: pd.DataFrame) -> pd.Series:
     """:func:`holm` within each group (rows of ``groups`` with equal values), at once.
 
     Examples
     --------
     >>> p = pd.Series([0.01, 0.04, np.nan, 0.03, 0.2])
-    >>> holm_groups(p, pd.DataFrame({"g": ["a", "a", "a", "a", "b"]})).round(2).tolist()
+    >>> holm_by_group(p, pd.DataFrame({"g": ["a", "a", "a", "a", "b"]})).round(2).tolist()
     [0.03, 0.06, nan, 0.06, 0.2]
     """
     group = groups.groupby(list(groups.columns), sort=False, dropna=False).ngroup().to_numpy()
@@ -254,7 +156,7 @@ def family_verdicts(p: pd.Series, effect: pd.Series, improvement: pd.Series,
     """
     directed = improvement.fillna("").astype(str).ne("").to_numpy()
     tested = pd.Series(np.where(directed, p.to_numpy(dtype=float), np.nan), index=p.index)
-    adjusted = holm_groups(tested, family)
+    adjusted = holm_by_group(tested, family)
     values, sign = adjusted.to_numpy(), np.sign(effect.to_numpy(dtype=float))
     with np.errstate(invalid="ignore"):
         clear = values < alpha
@@ -264,32 +166,110 @@ def family_verdicts(p: pd.Series, effect: pd.Series, improvement: pd.Series,
     return adjusted, pd.Series(verdict, index=p.index)
 
 
+RCI_MIN_BASELINE_N = 30
+
+
+def rci_reliability(alpha, n, published: float | None = None,
+                    min_n: int = RCI_MIN_BASELINE_N) -> tuple[float, str]:
+    """The reliability r_xx of the Reliable Change Index, and where it comes from.
+
+    The n-weighted mean of the baseline alphas given (the program's pooled rows:
+    one per knowledge form, or the scale's one row; NaN alphas are left out),
+    source ``pooled_baseline_alpha``. With fewer than ``min_n`` people behind
+    it (none when there is no alpha), the instrument's ``published`` alpha is
+    used when there is one (source ``published_alpha``): a small program's
+    alpha is too unstable to fix everyone's RCI.
+
+    Examples
+    --------
+    >>> rci_reliability([0.8, 0.7], [30, 10])
+    (0.775, 'pooled_baseline_alpha')
+    >>> rci_reliability([0.8], [20], published=0.85)
+    (0.85, 'published_alpha')
+    """
+    alpha, n = np.asarray(alpha, dtype=float), np.asarray(n, dtype=float)
+    kept = ~np.isnan(alpha)
+    people = int(n[kept].sum())
+    value = float((alpha[kept] * n[kept]).sum() / people) if people else np.nan
+    if people < min_n and published:
+        return float(published), "published_alpha"
+    return value, "pooled_baseline_alpha"
+
+
+def rci_s_diff(sd_baseline, r_xx):
+    """S_diff = sqrt(2) x SD_baseline x sqrt(1 - r_xx) (Jacobson & Truax, 1991), elementwise.
+
+    NaN where r_xx is outside [0, 1) (no reliability, or a perfect one).
+
+    Examples
+    --------
+    >>> round(float(rci_s_diff(5.0, 0.84)), 4)
+    2.8284
+    >>> rci_s_diff(np.array([5.0, 5.0]), np.array([1.0, np.nan])).tolist()
+    [nan, nan]
+    """
+    sd, r = np.asarray(sd_baseline, dtype=float), np.asarray(r_xx, dtype=float)
+    with np.errstate(invalid="ignore"):
+        return np.where((r >= 0) & (r < 1), np.sqrt(2) * sd * np.sqrt(1 - r), np.nan)
+
+
+def reliable_change_index(diff, sd_baseline: float, r_xx: float) -> np.ndarray:
+    """Each person's RCI = diff / S_diff (to-wave minus from-wave, not signed by direction).
+
+    Examples
+    --------
+    >>> reliable_change_index(np.array([-8.0, 2.0]), 5, 0.84).round(3).tolist()
+    [-2.828, 0.707]
+    """
+    return np.asarray(diff, dtype=float) / rci_s_diff(sd_baseline, r_xx)
+
+
 def reliable_change(diff: np.ndarray, sd_baseline: float, r_xx: float, better: str,
                     z: float = 1.96) -> np.ndarray:
     """Jacobson & Truax (1991) category of each person's change.
 
-    RCI = diff / S_diff, S_diff = sqrt(2) x SD_baseline x sqrt(1 - r_xx);
-    |RCI| > 1.96 is reliable. Returns "improved", "no_change" or "deteriorated"
-    per person (by the scale's direction); "" when the direction or S_diff is
-    unknown.
+    RCI = diff / S_diff (:func:`reliable_change_index`); |RCI| > 1.96 is
+    reliable. Returns "improved", "no_change" or "deteriorated" per person (by
+    the scale's direction); "" when the direction or S_diff is unknown.
 
     Examples
     --------
     >>> reliable_change(np.array([-8., -2, 7]), sd_baseline=5, r_xx=0.84, better="lower").tolist()
     ['improved', 'no_change', 'deteriorated']
     """
-    s_diff = np.sqrt(2) * sd_baseline * np.sqrt(1 - r_xx) if 0 <= r_xx < 1 else np.nan
+    s_diff = rci_s_diff(sd_baseline, r_xx)
     if not better or not np.isfinite(s_diff) or s_diff <= 0:
         return np.full(len(diff), "", dtype=object)
-    rci = improvement_sign(better) * np.asarray(diff, dtype=float) / s_diff
+    rci = improvement_sign(better) * reliable_change_index(diff, sd_baseline, r_xx)
     return np.where(rci > z, "improved", np.where(rci < -z, "deteriorated", "no_change"))
 
 
-# ---- many groups at once -------------------------------------------------------------
-# The functions above are the reference, one group at a time (tested against R). The
-# ones below compute the same figures for thousands of cohort x scale groups with array
-# operations: a national program has ~30,000 groups per run, where a Python loop per
-# group cost ~5 ms each (measured: benchmarks/national.py).
+def attrition_effect(n_lost, mean_lost, var_lost, n_kept, mean_kept, var_kept
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Baseline difference of the people lost at a later wave from those kept, elementwise.
+
+    Returns (lost minus kept mean, Cohen's d on the pooled SD
+    sqrt(((n_l - 1) var_l + (n_k - 1) var_k) / (n_l + n_k - 2))). The difference
+    is NaN unless both groups have people; d also needs 2+ in each and a
+    positive pooled variance. Positive d: the people lost started higher.
+
+    Examples
+    --------
+    >>> diff, d = attrition_effect(3, 12.0, 4.0, 5, 10.0, 4.0)
+    >>> float(diff), float(d)
+    (2.0, 1.0)
+    """
+    n_lost, n_kept = np.asarray(n_lost, dtype=float), np.asarray(n_kept, dtype=float)
+    with np.errstate(all="ignore"):
+        diff = np.asarray(mean_lost, dtype=float) - np.asarray(mean_kept, dtype=float)
+        pooled_var = ((n_lost - 1) * np.asarray(var_lost, dtype=float)
+                      + (n_kept - 1) * np.asarray(var_kept, dtype=float)) / (n_lost + n_kept - 2)
+        d = diff / np.sqrt(pooled_var)
+    diff = np.where((n_lost > 0) & (n_kept > 0), diff, np.nan)
+    return diff, np.where((n_lost > 1) & (n_kept > 1) & (pooled_var > 0), d, np.nan)
+
+
+# ---- every group at once -------------------------------------------------------------
 
 def _nct_cdf(t_obs: np.ndarray, df: np.ndarray, ncp: np.ndarray) -> np.ndarray:
     value = stats.nct.cdf(t_obs, df, ncp)
@@ -339,12 +319,16 @@ def _nct_roots(t_obs, df, prob, tol: float = 1e-14) -> np.ndarray:
     return x
 
 
-def d_z_intervals(d_z, n, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`d_z_interval` for arrays of ``d_z`` and ``n`` (NaN where undefined).
+def d_z_interval(d_z, n, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """CI of d_z by inverting the noncentral t (t = d_z sqrt(n), df = n - 1), elementwise.
+
+    The bounds are the noncentrality parameters that put the observed t at the
+    upper and lower tail quantiles, divided by sqrt(n); NaN where d_z is not
+    finite or n < 2.
 
     Examples
     --------
-    >>> low, high = d_z_intervals(np.array([0.5]), np.array([30]))
+    >>> low, high = d_z_interval(np.array([0.5]), np.array([30]))
     >>> round(float(low[0]), 4), round(float(high[0]), 4)
     (0.1161, 0.8763)
     """
@@ -363,7 +347,7 @@ def _exact_wilcoxon_p(n: int, v: float) -> float:
 
     The exact null distribution depends only on ``n`` and ``V``: build the
     differences +-1..n whose positive ranks sum to ``V`` (greedy from the top)
-    and let scipy compute what :func:`wilcoxon_signed_rank` would.
+    and let scipy compute the exact p of those.
     """
     signs, rest = [], int(round(v))
     for rank in range(n, 0, -1):
@@ -373,9 +357,15 @@ def _exact_wilcoxon_p(n: int, v: float) -> float:
     return float(stats.wilcoxon(np.array(signs, dtype=float), method="exact").pvalue)
 
 
-def wilcoxon_groups(diff: np.ndarray, group: np.ndarray, n_groups: int
+def wilcoxon_by_group(diff: np.ndarray, group: np.ndarray, n_groups: int
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`wilcoxon_signed_rank` of every group: (V, p, rank-biserial) arrays.
+    """R's ``wilcox.test(paired = TRUE)`` of every group: (V, two-sided p, rank-biserial) arrays.
+
+    Zero differences are dropped before ranking. The exact distribution is
+    used when fewer than 50 non-zero differences remain, none tied and no zero
+    dropped; otherwise the normal approximation with continuity correction and
+    the tie-corrected variance. The matched rank-biserial correlation is
+    (T+ - T-) / (T+ + T-) on the same ranks (Kerby, 2014).
 
     ``group`` holds each difference's group number in ``range(n_groups)``.
     """
@@ -412,9 +402,11 @@ def wilcoxon_groups(diff: np.ndarray, group: np.ndarray, n_groups: int
     return v, np.minimum(p, 1.0), rb
 
 
-def paired_changes(pairs: pd.DataFrame, keys: list[str], sign: pd.Series,
-                   level: float = 0.95) -> pd.DataFrame:
-    """:func:`paired_change` of every group of ``pairs`` at once, one row per group.
+def paired_change_by_group(pairs: pd.DataFrame, keys: list[str], sign: pd.Series,
+                           level: float = 0.95) -> pd.DataFrame:
+    """Paired tests and effect sizes of every group of ``pairs`` at once, one row per group.
+
+    The figures of :func:`paired_change` (which calls this with one group).
 
     Parameters
     ----------
@@ -429,7 +421,7 @@ def paired_changes(pairs: pd.DataFrame, keys: list[str], sign: pd.Series,
     Examples
     --------
     >>> pairs = pd.DataFrame({"g": "a", "from": [10., 12, 14, 16], "to": [12., 15, 15, 19]})
-    >>> r = paired_changes(pairs, ["g"], pd.Series(1, index=pairs.index))
+    >>> r = paired_change_by_group(pairs, ["g"], pd.Series(1, index=pairs.index))
     >>> int(r["n_pairs"].iloc[0]), float(r["mean_diff"].iloc[0]), round(float(r["t"].iloc[0]), 4)
     (4, 2.25, 4.7001)
     """
@@ -447,7 +439,7 @@ def paired_changes(pairs: pd.DataFrame, keys: list[str], sign: pd.Series,
         d_av = np.where(enough & (sd_av > 0), sgn * mean / sd_av, np.nan)
         out["d_av"] = d_av
         out["g_av"] = d_av * (1 - 3 / (4 * (n - 1) - 1))
-        v, p_w, rb = wilcoxon_groups(pairs["to"].to_numpy() - pairs["from"].to_numpy(),
+        v, p_w, rb = wilcoxon_by_group(pairs["to"].to_numpy() - pairs["from"].to_numpy(),
                                      grouped.ngroup().to_numpy(), len(out))
         out["wilcoxon_v"] = np.where(enough, v, np.nan)
         out["wilcoxon_p"] = np.where(enough, p_w, np.nan)
@@ -461,7 +453,7 @@ def paired_changes(pairs: pd.DataFrame, keys: list[str], sign: pd.Series,
         out["t"], out["df"] = t, np.where(tested, n - 1, np.nan)
         out["p"] = np.where(tested, 2 * stats.t.sf(np.abs(t), np.maximum(n - 1, 1)), np.nan)
         d_z = np.where(tested, mean / sd, np.nan)
-        low, high = d_z_intervals(d_z, n, level)
+        low, high = d_z_interval(d_z, n, level)
     out["d_z"] = sgn * d_z
     out["d_z_ci_low"] = np.where(sgn < 0, -high, low)
     out["d_z_ci_high"] = np.where(sgn < 0, -low, high)

@@ -14,10 +14,42 @@ from scipy import optimize
 PSI_BOUNDS = (0.005, 1.0)  # psych's bounds on uniquenesses in minres
 
 
-def _smc(r: np.ndarray) -> np.ndarray:
-    from pipelines.analysis.reliability import squared_multiple_correlations
+def squared_multiple_correlations(r: np.ndarray) -> np.ndarray:
+    """Each item's R^2 on all other items (psych::smc), from correlation matrices.
 
-    return squared_multiple_correlations(r)
+    ``r`` is one k x k matrix or a stack (groups x k x k). 1 - 1/diag(R^-1);
+    where R is singular (e.g. two identical items) each R^2 comes from a
+    least-squares regression instead, which stays defined.
+
+    Examples
+    --------
+    >>> squared_multiple_correlations(np.array([[1, .5], [.5, 1]])).round(2)
+    array([0.25, 0.25])
+    """
+    r = np.asarray(r, dtype=float)
+    if r.ndim == 2:
+        return squared_multiple_correlations(r[None])[0]
+    out = np.empty(r.shape[:2])
+    if len(r) == 0:
+        return out
+    good = np.linalg.cond(r) < 1e12
+    if good.any():
+        out[good] = 1 - 1 / np.diagonal(np.linalg.inv(r[good]), axis1=1, axis2=2)
+    if (~good).any():
+        out[~good] = _smc_least_squares(r[~good])
+    return out
+
+
+def _smc_least_squares(r: np.ndarray) -> np.ndarray:
+    """Each item's R^2 = r_jo pinv(R_oo) r_jo for stacked singular R (one batched pinv per item)."""
+    k = r.shape[1]
+    smc = np.empty(r.shape[:2])
+    for j in range(k):
+        others = np.delete(np.arange(k), j)
+        r_jo = r[:, others, j]
+        inv = np.linalg.pinv(r[:, others][:, :, others])
+        smc[:, j] = np.einsum("gi,gij,gj->g", r_jo, inv, r_jo)
+    return np.clip(smc, 0, 1)
 
 
 def _loadings_given_psi(r: np.ndarray, psi: np.ndarray, nf: int) -> np.ndarray:
@@ -79,7 +111,7 @@ def minres(r: np.ndarray, nf: int) -> np.ndarray:
     >>> np.abs(minres(r, 1)).round(3).ravel().tolist()
     [0.7, 0.7, 0.7, 0.7]
     """
-    start = np.clip(1 - _smc(r), *PSI_BOUNDS)
+    start = np.clip(1 - squared_multiple_correlations(r), *PSI_BOUNDS)
     fit = optimize.minimize(_residual_ss_grad, start, args=(r, nf), method="L-BFGS-B", jac=True,
                             bounds=[PSI_BOUNDS] * len(start),
                             options={"ftol": 1e-14, "gtol": 1e-10, "maxiter": 2000})
@@ -134,10 +166,13 @@ def _correlation_or_none(x: np.ndarray) -> np.ndarray | None:
 
 
 def omega_total(x: np.ndarray) -> tuple[float, list[str]]:
-    """Omega total from a one-factor minres model, as ``psych::omega(nfactors=1)``.
+    """Omega total from a one-factor minres model, as ``psych::omega(nfactors=1, flip=FALSE)``.
 
     omega_t = (sum(R) - sum(u2)) / sum(R), with u2 = 1 - loading^2 the
     uniquenesses. Needs 3 items or more, more people than items and no constant item.
+    The items are taken as declared and scored (already reverse-keyed): psych's
+    default ``flip=TRUE`` would silently reverse items that load negatively and
+    report the omega of another scale.
 
     References
     ----------

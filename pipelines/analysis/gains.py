@@ -5,19 +5,23 @@ from __future__ import annotations
 import numpy as np
 
 
-def hake_gain(mean_pre: float, mean_post: float) -> float:
+def hake_gain(mean_pre, mean_post):
     """Hake's (1998) class-average normalized gain <g> = (post - pre) / (100 - pre).
 
-    NaN when the class average at pre is already 100.
+    Elementwise on arrays of class means (a float for floats); NaN where the
+    class average at pre is already 100 (or missing).
 
     Examples
     --------
     >>> hake_gain(40.0, 70.0)
     0.5
+    >>> hake_gain(np.array([40.0, 100.0]), np.array([70.0, 90.0])).tolist()
+    [0.5, nan]
     """
-    if not np.isfinite(mean_pre) or mean_pre >= 100:
-        return float("nan")
-    return float((mean_post - mean_pre) / (100 - mean_pre))
+    pre, post = np.asarray(mean_pre, dtype=float), np.asarray(mean_post, dtype=float)
+    with np.errstate(all="ignore"):
+        g = np.where(np.isfinite(pre) & (pre < 100), (post - pre) / (100 - pre), np.nan)
+    return float(g) if g.ndim == 0 else g
 
 
 def individual_gains(pre, post) -> np.ndarray:

@@ -1,8 +1,23 @@
-"""Internal-consistency reliability of one scale (a respondents x items matrix).
+"""Internal-consistency reliability of scales (respondents x items matrices).
 
-Every coefficient is a pure function of the matrix and follows R psych's
-definitions (``psych::alpha``, ``psych::omega``) so the numbers can be checked
-against it; ``tests/golden/`` holds the R script and the values it printed.
+One implementation per coefficient, vectorised over a leading group axis: the
+figures of every scale with the same number of complete rows n and items k are
+computed together from a (groups x n x k) stack, and one scale is a stack of
+one. :func:`reliability_many` (the table of a national program) buckets its
+scales by (n, k); :func:`scale_reliability` and the single coefficients
+(:func:`cronbach_alpha`, :func:`kr20`, ...) call the same code on one scale.
+
+Conventions (the figures of the scale as declared and scored), checked against
+R psych with the script and values in ``tests/golden/``:
+
+- alpha, standardized alpha, G6 and the item statistics follow
+  ``psych::alpha``, except that a constant item is kept (psych drops it with a
+  warning): the alpha is that of the scale as scored, and the item is flagged
+  (``constant_item``);
+- omega total is ``psych::omega(nfactors = 1, flip = FALSE)``: psych's default
+  ``flip = TRUE`` reverses items that load negatively, which would describe
+  another scale than the one scored; omega hierarchical is
+  ``psych::omega(nfactors = <subscales>, flip = FALSE)``.
 
 Missing-data rule: listwise within a scale (a respondent enters only with every
 item of the scale answered), stated in the output as ``missing_rule``. An item
@@ -12,17 +27,25 @@ column does not empty the whole scale.
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 import numpy as np
 import pandas as pd
 from scipy import stats
+from threadpoolctl import threadpool_limits
 
-from pipelines.analysis.factor import omega_hierarchical, omega_total
+from pipelines.analysis.batched import omega_h_many, omega_total_many
+from pipelines.analysis.factor import squared_multiple_correlations
 
 MISSING_RULE = "listwise within scale"
 ALPHA_FLOOR = 0.70
 MIN_N = 10
 DEFAULT_BOOT = 2000
 DEFAULT_SEED = 20261122
+BLOCK = 64  # resamples per block of weights (one matrix product per block)
+COUNT_CELLS = 1 << 17  # resamples x n counted at once: the bincount target stays in cache
+SUM_COLUMNS = 4096  # groups x (k + 3) columns per product: its block of sums stays in cache
+ROUNDING = 1e-12  # relative size below which a variance or covariance is rounding noise
 
 
 def complete_matrix(items: pd.DataFrame | np.ndarray) -> np.ndarray:
@@ -40,10 +63,20 @@ def _alpha_from_moments(item_var_sum, total_var, k):
     return np.where(total_var > 0, alpha, np.nan)
 
 
-def cronbach_alpha(items: pd.DataFrame | np.ndarray) -> float:
-    """Cronbach's (raw) alpha, as psych::alpha's ``raw_alpha``.
+def _one_scale(items, name: str) -> float:
+    """Figure ``name`` of :func:`closed_forms` for one scale (NaN below 2 rows or 2 items)."""
+    x = complete_matrix(items)
+    n, k = x.shape
+    if n < 2 or k < 2:
+        return float("nan")
+    return float(closed_forms(x[None])[name][0])
 
-    NaN when fewer than 2 complete rows, fewer than 2 items, or a zero-variance total.
+
+def cronbach_alpha(items: pd.DataFrame | np.ndarray) -> float:
+    """Cronbach's (raw) alpha, as psych::alpha's ``raw_alpha`` (a constant item is kept).
+
+    k/(k-1) * (1 - sum of item variances / variance of the total); NaN when
+    fewer than 2 complete rows, fewer than 2 items, or a zero-variance total.
 
     References
     ----------
@@ -52,21 +85,10 @@ def cronbach_alpha(items: pd.DataFrame | np.ndarray) -> float:
 
     Examples
     --------
-    >>> round(cronbach_alpha([[1, 2], [2, 3], [3, 3], [4, 5]]), 4)
+    >>> round(cronbach_alpha(pd.DataFrame({"a": [1, 2, 3, 4], "b": [2, 3, 3, 5]})), 4)
     0.96
     """
-    x = complete_matrix(items)
-    n, k = x.shape
-    if n < 2 or k < 2:
-        return float("nan")
-    return float(_alpha_from_moments(x.var(axis=0, ddof=1).sum(), x.sum(axis=1).var(ddof=1), k))
-
-
-def _correlations(x: np.ndarray) -> np.ndarray | None:
-    """Item correlation matrix, or None when an item is constant (r undefined)."""
-    if x.shape[0] < 2 or np.any(x.std(axis=0, ddof=1) == 0):
-        return None
-    return np.corrcoef(x, rowvar=False)
+    return _one_scale(items, "alpha")
 
 
 def standardized_alpha(items: pd.DataFrame | np.ndarray) -> float:
@@ -79,34 +101,7 @@ def standardized_alpha(items: pd.DataFrame | np.ndarray) -> float:
     >>> round(standardized_alpha([[1, 2], [2, 3], [3, 3], [4, 5]]), 4)
     0.9602
     """
-    x = complete_matrix(items)
-    k = x.shape[1]
-    r = _correlations(x)
-    if r is None or k < 2 or r.sum() <= 0:  # sum(R) = 0: the z-scored total is constant
-        return float("nan")
-    return float(k / (k - 1) * (1 - k / r.sum()))
-
-
-def squared_multiple_correlations(r: np.ndarray) -> np.ndarray:
-    """Each item's R^2 on all other items (psych::smc), from a correlation matrix.
-
-    Uses 1 - 1/diag(R^-1); when R is singular (e.g. two identical items) each
-    R^2 comes from a least-squares regression instead, which stays defined.
-
-    Examples
-    --------
-    >>> squared_multiple_correlations(np.array([[1, .5], [.5, 1]])).round(2)
-    array([0.25, 0.25])
-    """
-    k = r.shape[0]
-    if np.linalg.cond(r) < 1e12:
-        return 1 - 1 / np.diag(np.linalg.inv(r))
-    smc = np.empty(k)
-    for j in range(k):
-        others = np.delete(np.arange(k), j)
-        r_jo = r[others, j]
-        smc[j] = r_jo @ np.linalg.pinv(r[np.ix_(others, others)]) @ r_jo
-    return np.clip(smc, 0, 1)
+    return _one_scale(items, "std_alpha")
 
 
 def guttman_lambda6(items: pd.DataFrame | np.ndarray) -> float:
@@ -119,15 +114,7 @@ def guttman_lambda6(items: pd.DataFrame | np.ndarray) -> float:
     >>> round(guttman_lambda6([[1, 2, 1], [2, 3, 3], [3, 3, 2], [4, 5, 4], [2, 2, 3]]), 4)
     0.8934
     """
-    x = complete_matrix(items)
-    r = _correlations(x)
-    if r is None or x.shape[1] < 2 or r.sum() <= 0:
-        return float("nan")
-    return float(1 - (x.shape[1] - squared_multiple_correlations(r).sum()) / r.sum())
-
-
-def _dichotomous(x: np.ndarray) -> bool:
-    return x.size > 0 and bool(np.isin(x, (0.0, 1.0)).all())
+    return _one_scale(items, "lambda6")
 
 
 def kr20(items: pd.DataFrame | np.ndarray) -> float:
@@ -146,12 +133,7 @@ def kr20(items: pd.DataFrame | np.ndarray) -> float:
     >>> round(kr20([[1, 1, 1], [1, 0, 1], [0, 0, 1], [0, 0, 0], [1, 1, 0]]), 4)
     0.4615
     """
-    x = complete_matrix(items)
-    n, k = x.shape
-    if n < 2 or k < 2 or not _dichotomous(x):
-        return float("nan")
-    p = x.mean(axis=0)
-    return float(_alpha_from_moments((p * (1 - p)).sum(), x.sum(axis=1).var(ddof=0), k))
+    return _one_scale(items, "kr20")
 
 
 def kr21(items: pd.DataFrame | np.ndarray) -> float:
@@ -164,33 +146,29 @@ def kr21(items: pd.DataFrame | np.ndarray) -> float:
     >>> round(kr21([[1, 1, 1], [1, 0, 1], [0, 0, 1], [0, 0, 0], [1, 1, 0]]), 4)
     0.4231
     """
-    x = complete_matrix(items)
-    n, k = x.shape
-    if n < 2 or k < 2 or not _dichotomous(x):
-        return float("nan")
-    total = x.sum(axis=1)
-    mean = total.mean()
-    return float(_alpha_from_moments(mean * (k - mean) / k, total.var(ddof=0), k))
+    return _one_scale(items, "kr21")
 
 
-def standard_error_of_measurement(total_sd: float, reliability: float) -> float:
-    """SEM = sd * sqrt(1 - reliability), in the units of ``total_sd``.
+def standard_error_of_measurement(total_sd, reliability):
+    """SEM = sd * sqrt(1 - reliability), in the units of ``total_sd`` (elementwise).
 
     NaN for a reliability outside [0, 1] (the square root would be undefined
-    or claim more than perfect precision).
+    or claim more than perfect precision). Rounded to 12 decimals, so a
+    reliability of 1 gives exactly 0.
 
     Examples
     --------
     >>> standard_error_of_measurement(10.0, 0.91)
     3.0
     """
-    if not np.isfinite(reliability) or not 0 <= reliability <= 1:
-        return float("nan")
-    return float(round(total_sd * np.sqrt(1 - reliability), 12))
+    sd, r = np.asarray(total_sd, dtype=float), np.asarray(reliability, dtype=float)
+    valid = np.isfinite(r) & (r >= 0) & (r <= 1)
+    sem = np.where(valid, np.round(sd * np.sqrt(np.where(valid, 1 - r, 0)), 12), np.nan)
+    return float(sem) if sem.ndim == 0 else sem
 
 
-def feldt_ci(alpha: float, n: int, k: int, level: float = 0.95) -> tuple[float, float]:
-    """Feldt (1965) confidence interval for alpha, df1 = n-1, df2 = (n-1)(k-1).
+def feldt_ci(alpha, n: int, k: int, level: float = 0.95):
+    """Feldt (1965) confidence interval for alpha, df1 = n-1, df2 = (n-1)(k-1), elementwise.
 
     The interval psych::alpha prints as "Feldt" and pingouin.cronbach_alpha returns.
 
@@ -200,57 +178,192 @@ def feldt_ci(alpha: float, n: int, k: int, level: float = 0.95) -> tuple[float, 
     >>> round(low, 3), round(high, 3)
     (0.673, 0.892)
     """
-    if not np.isfinite(alpha) or n < 2 or k < 2:
-        return float("nan"), float("nan")
-    df1, df2 = n - 1, (n - 1) * (k - 1)
+    a = np.asarray(alpha, dtype=float)
+    if n < 2 or k < 2:
+        a = np.full(a.shape, np.nan)
+    df1, df2 = max(n - 1, 1), max((n - 1) * (k - 1), 1)
     tail = (1 - level) / 2
-    low = 1 - (1 - alpha) * stats.f.ppf(1 - tail, df1, df2)
-    high = 1 - (1 - alpha) * stats.f.ppf(tail, df1, df2)
-    return float(low), float(high)
+    finite = np.isfinite(a)
+    low = np.where(finite, 1 - (1 - a) * stats.f.ppf(1 - tail, df1, df2), np.nan)
+    high = np.where(finite, 1 - (1 - a) * stats.f.ppf(tail, df1, df2), np.nan)
+    return (float(low), float(high)) if a.ndim == 0 else (low, high)
 
 
-def resampling_weights(n: int, n_boot: int, seed: int = DEFAULT_SEED) -> np.ndarray:
-    """n_boot x n matrix: how often each row is drawn in each bootstrap resample.
+def _correlations(xs: np.ndarray, sd: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    """Item correlations of stacked groups from their covariances (diagonal exactly 1)."""
+    k = xs.shape[2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = cov / (sd[:, :, None] * sd[:, None, :])
+    r[:, np.arange(k), np.arange(k)] = 1.0
+    return r
 
-    A resample's sums are then one matrix product with the data, so no Python
-    loop runs over resamples. Same seed, same weights.
+
+def _standardized(r: np.ndarray, usable: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Standardized alpha and Guttman's lambda-6 of stacked correlation matrices."""
+    rsum = r.sum(axis=(1, 2))
+    std_alpha = np.where(usable, k / (k - 1) * (1 - k / np.where(usable, rsum, 1)), np.nan)
+    lambda6 = np.full(len(r), np.nan)
+    lambda6[usable] = 1 - (k - squared_multiple_correlations(r[usable]).sum(axis=1)) / rsum[usable]
+    return std_alpha, lambda6
+
+
+def _kuder_richardson(xs: np.ndarray, total: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """KR-20 and KR-21 of stacked groups (NaN where an item is not scored 0/1)."""
+    k = xs.shape[2]
+    dichotomous = ((xs == 0) | (xs == 1)).all(axis=(1, 2))
+    p = xs.mean(axis=1)
+    pop_var = total.var(axis=1, ddof=0)
+    mean = total.mean(axis=1)
+    kr_20 = _alpha_from_moments((p * (1 - p)).sum(axis=1), pop_var, k)
+    kr_21 = _alpha_from_moments(mean * (k - mean) / k, pop_var, k)
+    return np.where(dichotomous, kr_20, np.nan), np.where(dichotomous, kr_21, np.nan)
+
+
+def closed_forms(xs: np.ndarray, level: float = 0.95) -> dict[str, np.ndarray]:
+    """Every closed-form figure of stacked groups (groups x n x k, n >= 2, k >= 2).
+
+    Returns arrays (one value per group): alpha, low/high (Feldt), std_alpha,
+    lambda6, kr20, kr21, sem, mean_total, sd_total, the flags' conditions
+    (constant, negative_cov, zero_total) and "corr": each group's item
+    correlations for the factor models (None where omega is not estimable:
+    n <= k, k < 3 or a constant item).
 
     Examples
     --------
-    >>> w = resampling_weights(5, 3, seed=1)
-    >>> w.shape, w.sum(axis=1).tolist()
-    ((3, 5), [5.0, 5.0, 5.0])
+    >>> xs = np.array([[[1, 2], [2, 3], [3, 3], [4, 5.]]])
+    >>> closed_forms(xs)["alpha"].round(4).tolist()
+    [0.96]
+    """
+    _, n, k = xs.shape
+    total = xs.sum(axis=2)
+    total_var = total.var(axis=1, ddof=1)
+    alpha = _alpha_from_moments(xs.var(axis=1, ddof=1).sum(axis=1), total_var, k)
+    sd = xs.std(axis=1, ddof=1)
+    constant = (sd == 0).any(axis=1)
+    centred = xs - xs.mean(axis=1, keepdims=True)
+    cov = centred.transpose(0, 2, 1) @ centred / (n - 1)
+    r = _correlations(xs, sd, cov)
+    std_alpha, lambda6 = _standardized(r, ~constant & (r.sum(axis=(1, 2)) > 0), k)
+    kr_20, kr_21 = _kuder_richardson(xs, total)
+    sd_total = total.std(axis=1, ddof=1)
+    low, high = feldt_ci(alpha, n, k, level)
+    avg_cov = (cov.sum(axis=(1, 2)) - np.trace(cov, axis1=1, axis2=2)) / (k * (k - 1))
+    # An average covariance that is zero up to rounding is not negative.
+    noise = ROUNDING * np.maximum(1.0, np.abs(cov).max(axis=(1, 2)))
+    estimable = ~constant & (n > k) & (k >= 3)
+    corr = [rj if e else None for rj, e in zip(np.clip(r, -1, 1), estimable)]
+    return {"alpha": alpha, "low": low, "high": high, "std_alpha": std_alpha,
+            "lambda6": lambda6, "kr20": kr_20, "kr21": kr_21,
+            "sem": standard_error_of_measurement(sd_total, alpha),
+            "mean_total": total.mean(axis=1), "sd_total": sd_total, "constant": constant,
+            "negative_cov": avg_cov < -noise, "zero_total": total_var == 0, "corr": corr}
+
+
+# ---- bootstrap ---------------------------------------------------------------
+
+def weight_blocks(n: int, n_boot: int, seed: int = DEFAULT_SEED, block: int = BLOCK):
+    """How often each of n rows is drawn in each bootstrap resample, ``block`` resamples at a time.
+
+    Each block is a (resamples x n) matrix, so a resample's sums are one matrix
+    product with the data. Same seed, same weights; they depend only on (n,
+    n_boot, seed), so every scale with n complete rows is resampled alike. The
+    draws of a block are counted a few resamples at a time (COUNT_CELLS) so the
+    counts stay in cache.
+
+    Examples
+    --------
+    >>> [w.shape for w in weight_blocks(5, 100, seed=1)]
+    [(64, 5), (36, 5)]
+    >>> float(next(weight_blocks(5, 3, seed=1)).sum(axis=1).max())
+    5.0
     """
     rng = np.random.default_rng(seed)
-    # Draw row indices and count them with one bincount over all resamples:
-    # several times faster than rng.multinomial row by row.
-    drawn = rng.integers(0, n, size=(n_boot, n), dtype=np.int64)
-    drawn += (np.arange(n_boot, dtype=np.int64) * n)[:, None]
-    return np.bincount(drawn.ravel(), minlength=n_boot * n).reshape(n_boot, n).astype(float)
+    rows = max(1, min(block, COUNT_CELLS // n))
+    offsets = (np.arange(rows, dtype=np.int64) * n)[:, None]
+    for start in range(0, n_boot, block):
+        m = min(block, n_boot - start)
+        drawn = rng.integers(0, n, size=(m, n), dtype=np.int64)
+        weights = np.empty((m, n))
+        for r in range(0, m, rows):
+            part = drawn[r:r + rows]
+            part += offsets[:len(part)]
+            weights[r:r + len(part)] = np.bincount(part.ravel(), minlength=part.size
+                                                   ).reshape(part.shape)
+        yield weights
 
 
-def bootstrap_alphas(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Alpha in every resample given by ``weights`` (one row per resample).
+def _moment_columns(xs: np.ndarray) -> list[tuple[slice, np.ndarray, np.ndarray]]:
+    """[X | sum_j X^2 | T | T^2] of stacked groups (g x n x k) as n-row matrices.
 
-    Alpha needs only each item's and the total's first and second moments, so
-    all resamples come from one product ``weights @ [X, X^2, T, T^2]``.
+    One (slice of groups, matrix, variance scale) per chunk of groups of at most
+    SUM_COLUMNS columns; the items of all groups come first (contiguous), then
+    one column of each moment per group.
+    """
+    g, n, k = xs.shape
+    chunk = max(1, SUM_COLUMNS // (k + 3))
+    out = []
+    for start in range(0, g, chunk):
+        x = xs[start:start + chunk]
+        total = x.sum(axis=2)
+        flat = np.concatenate([x.transpose(1, 0, 2).reshape(n, -1), (x**2).sum(axis=2).T,
+                               total.T, (total**2).T], axis=1)
+        scale = 1e-12 * np.maximum(1.0, np.abs(total).max(axis=1) ** 2)
+        out.append((slice(start, start + len(x)), flat, scale))
+    return out
+
+
+def bootstrap_alphas(parts: list[np.ndarray], n_boot: int, seed: int) -> list[np.ndarray]:
+    """(groups x n_boot) bootstrap alphas of each stack of groups (groups x n x k).
+
+    All stacks share n, hence the weights, drawn once; each block of weights
+    multiplies every group's [X, sum_j X^2, T, T^2] (a chunk of groups at a
+    time, so the sums stay in cache): alpha needs only the items' and the
+    total's first and second moments.
 
     Examples
     --------
-    >>> x = np.array([[1, 2], [2, 3], [3, 3], [4, 5.]])
-    >>> bootstrap_alphas(x, np.ones((1, 4))).round(4)
-    array([0.96])
+    >>> xs = np.array([[[1, 2], [2, 3], [3, 3], [4, 5.]]])
+    >>> bootstrap_alphas([xs], n_boot=200, seed=1)[0].shape
+    (1, 200)
     """
-    n, k = x.shape
-    total = x.sum(axis=1, keepdims=True)
-    sums = weights @ np.hstack([x, x**2, total, total**2])
-    first, second = sums[:, :k], sums[:, k:2 * k]
-    item_var = (second - first**2 / n).sum(axis=1) / (n - 1)
-    total_var = (sums[:, 2 * k + 1] - sums[:, 2 * k] ** 2 / n) / (n - 1)
-    # Rounding noise can leave a tiny positive variance for a constant resample.
-    total_var = np.where(total_var > 1e-12 * max(1.0, float(np.abs(total).max()) ** 2),
-                         total_var, 0.0)
-    return _alpha_from_moments(item_var, total_var, k)
+    n = parts[0].shape[1]
+    chunks = [_moment_columns(xs) for xs in parts]
+    outs = [np.empty((n_boot, len(xs))) for xs in parts]
+    start = 0
+    for weights in weight_blocks(n, n_boot, seed):
+        m = len(weights)
+        for xs, parts_chunks, out in zip(parts, chunks, outs):
+            k = xs.shape[2]
+            for groups, flat, scale in parts_chunks:
+                g = flat.shape[1] // (k + 3)
+                sums = weights @ flat
+                first = sums[:, :g * k].reshape(m, g, k)
+                squares = np.einsum("mgk,mgk->mg", first, first)  # no m x g x k temporary
+                second, total, total2 = (sums[:, g * (k + i):g * (k + i + 1)] for i in range(3))
+                item_var = (second - squares / n) / (n - 1)
+                total_var = (total2 - total**2 / n) / (n - 1)
+                total_var = np.where(total_var > scale, total_var, 0.0)
+                out[start:start + m, groups] = _alpha_from_moments(item_var, total_var, k)
+        start += m
+    return [out.T for out in outs]
+
+
+def _percentile_ci(alphas: np.ndarray, n_boot: int, level: float) -> tuple[np.ndarray, ...]:
+    """Percentile bounds of each group's bootstrap alphas (groups x n_boot).
+
+    NaN for a group where more than 10% of the resamples have no alpha.
+    """
+    tail = 100 * (1 - level) / 2
+    low, high = np.full(len(alphas), np.nan), np.full(len(alphas), np.nan)
+    finite = np.isfinite(alphas)
+    whole = finite.all(axis=1)
+    if whole.any():
+        low[whole], high[whole] = np.percentile(alphas[whole], [tail, 100 - tail], axis=1)
+    for i in np.flatnonzero(~whole):  # a resample with a constant total has no alpha
+        kept = alphas[i][finite[i]]
+        if kept.size >= 0.9 * n_boot:
+            low[i], high[i] = np.percentile(kept, [tail, 100 - tail])
+    return low, high
 
 
 def bootstrap_alpha_ci(
@@ -262,7 +375,9 @@ def bootstrap_alpha_ci(
     """Percentile bootstrap confidence interval for alpha (seeded, reproducible).
 
     NaN when fewer than 10 complete rows: with so few people a resample often
-    repeats one person and the percentiles mean little.
+    repeats one person and the percentiles mean little. The resamples are
+    those of :func:`weight_blocks`: every scale with n complete rows is
+    resampled the same way, so a table's intervals equal this function's.
 
     Examples
     --------
@@ -276,36 +391,135 @@ def bootstrap_alpha_ci(
     n, k = x.shape
     if n < MIN_N or k < 2:
         return float("nan"), float("nan")
-    alphas = bootstrap_alphas(x, resampling_weights(n, n_boot, seed))
-    alphas = alphas[np.isfinite(alphas)]
-    if alphas.size < 0.9 * n_boot:
-        return float("nan"), float("nan")
-    tail = 100 * (1 - level) / 2
-    low, high = np.percentile(alphas, [tail, 100 - tail])
-    return float(low), float(high)
+    [alphas] = bootstrap_alphas([x[None]], n_boot, seed)
+    low, high = _percentile_ci(alphas, n_boot, level)
+    return float(low[0]), float(high[0])
 
 
-def reliability_flags(x: np.ndarray, alpha: float, dropped_items: int) -> list[str]:
-    """Codes of everything a reader should know before trusting the figures."""
+# ---- every figure of many scales ------------------------------------------------
+
+def reliability_flags(dropped: int, n: int, k: int, alpha: float, constant: bool = False,
+                      negative_cov: bool = False, zero_total: bool = False) -> list[str]:
+    """Codes of everything a reader should know before trusting a scale's figures.
+
+    Examples
+    --------
+    >>> reliability_flags(0, n=8, k=10, alpha=0.65)
+    ['n_below_k', 'n_below_10', 'alpha_below_0.70']
+    """
+    conditions = [("item_never_answered", dropped > 0), ("n_below_k", n < k),
+                  ("n_below_10", n < MIN_N), ("constant_item", constant),
+                  ("negative_average_covariance", negative_cov),
+                  ("zero_total_variance", zero_total),
+                  ("alpha_below_0.70", bool(np.isfinite(alpha) and alpha < ALPHA_FLOOR))]
+    return [code for code, hit in conditions if hit]
+
+
+def _degenerate_figures(x: np.ndarray) -> dict:
+    """The figures of a scale with fewer than 2 complete rows or 2 items (mostly NaN)."""
     n, k = x.shape
-    flags = []
-    if dropped_items:
-        flags.append("item_never_answered")
-    if n < k:
-        flags.append("n_below_k")
-    if n < MIN_N:
-        flags.append("n_below_10")
-    if n >= 2 and np.any(x.std(axis=0, ddof=1) == 0):
-        flags.append("constant_item")
-    if n >= 2 and k >= 2:
-        cov = np.cov(x, rowvar=False)
-        if (cov.sum() - np.trace(cov)) / (k * (k - 1)) < 0:
-            flags.append("negative_average_covariance")
-        if x.sum(axis=1).var(ddof=1) == 0:
-            flags.append("zero_total_variance")
-    if np.isfinite(alpha) and alpha < ALPHA_FLOOR:
-        flags.append("alpha_below_0.70")
-    return flags
+    total = x.sum(axis=1)
+    nan = float("nan")
+    return {**{name: nan for name in ("alpha", "low", "high", "std_alpha", "lambda6", "kr20",
+                                      "kr21", "sem")},
+            "mean_total": float(total.mean()) if n else nan,
+            "sd_total": float(total.std(ddof=1)) if n >= 2 else nan,
+            "constant": bool(n >= 2 and np.any(x.std(axis=0, ddof=1) == 0)),
+            "negative_cov": False, "zero_total": False, "corr": None}
+
+
+def _row(x: np.ndarray, dropped: int, fig: dict, boot: tuple[float, float], n_boot: int,
+         omega_t: tuple[float, list], omega_h: tuple[float, list] | None) -> dict:
+    """One scale's figures as the flat dict of :func:`scale_reliability`."""
+    n, k = x.shape
+    alpha = float(fig["alpha"])
+    flags = reliability_flags(dropped, n, k, alpha, bool(fig["constant"]),
+                              bool(fig["negative_cov"]), bool(fig["zero_total"]))
+    flags += omega_t[1] + (omega_h[1] if omega_h else [])
+    return {
+        "n": n, "k": k, "alpha": alpha,
+        "alpha_ci_low": float(fig["low"]), "alpha_ci_high": float(fig["high"]),
+        "alpha_ci_method": "feldt", "alpha_boot_low": boot[0], "alpha_boot_high": boot[1],
+        "n_boot": n_boot if np.isfinite(boot[0]) else 0,
+        "std_alpha": float(fig["std_alpha"]), "lambda6": float(fig["lambda6"]),
+        "kr20": float(fig["kr20"]), "kr21": float(fig["kr21"]),
+        "omega_total": omega_t[0], "omega_h": omega_h[0] if omega_h else float("nan"),
+        "sem": float(fig["sem"]), "mean_total": float(fig["mean_total"]),
+        "sd_total": float(fig["sd_total"]), "missing_rule": MISSING_RULE,
+        "flags": ";".join(dict.fromkeys(flags)),
+    }
+
+
+def _closed_forms_and_bootstrap(xs: dict, level: float, n_boot: int, seed: int
+                                ) -> tuple[dict, dict]:
+    """Per matrix: :func:`closed_forms` by (n, k) bucket, and the bootstrap bounds by n."""
+    buckets = defaultdict(list)
+    for i, x in xs.items():
+        if min(x.shape) >= 2:
+            buckets[x.shape].append(i)
+    figures, boot = {}, {}
+    by_n = defaultdict(list)
+    for (n, _), members in buckets.items():
+        stacked = np.stack([xs[i] for i in members])
+        figs = closed_forms(stacked, level)
+        for j, i in enumerate(members):
+            figures[i] = {key: value[j] for key, value in figs.items()}
+        if n >= MIN_N:
+            by_n[n].append((members, stacked))
+    for parts in by_n.values():
+        alphas = bootstrap_alphas([stacked for _, stacked in parts], n_boot, seed)
+        for (members, _), boot_alphas in zip(parts, alphas):
+            low, high = _percentile_ci(boot_alphas, n_boot, level)
+            boot.update({i: (float(low[j]), float(high[j])) for j, i in enumerate(members)})
+    return figures, boot
+
+
+def _answered_matrix(items) -> tuple[np.ndarray, int, bool]:
+    """(complete rows of the items somebody answered, items nobody answered, all answered)."""
+    frame = np.asarray(items, dtype=float)
+    answered = (~np.isnan(frame).all(axis=0) if frame.shape[0]
+                else np.ones(frame.shape[1], bool))
+    return complete_matrix(frame[:, answered]), int((~answered).sum()), bool(answered.all())
+
+
+def reliability_many(
+    matrices: list, groups: list[list[list[int]] | None] | None = None, *,
+    level: float = 0.95, n_boot: int = DEFAULT_BOOT, seed: int = DEFAULT_SEED,
+) -> list[dict]:
+    """Every reliability figure of many scales at once: one :func:`scale_reliability` dict each.
+
+    Parameters
+    ----------
+    matrices : list of respondents x items arrays (already reverse-keyed), NaN
+        for unanswered.
+    groups : per matrix, the column positions of each subscale for omega
+        hierarchical (None skips it).
+    level, n_boot, seed : confidence level, bootstrap resamples and seed.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> scales = [rng.normal(size=(30, 1)) + rng.normal(size=(30, 4)) for _ in range(3)]
+    >>> [round(r["alpha"], 2) for r in reliability_many(scales, n_boot=200)]
+    [0.61, 0.8, 0.7]
+    """
+    groups = list(groups) if groups is not None else [None] * len(matrices)
+    prepared = [_answered_matrix(m) for m in matrices]
+    xs = {i: x for i, (x, _, _) in enumerate(prepared)}
+    wants_h = [i for i, (_, _, whole) in enumerate(prepared) if groups[i] is not None and whole]
+    # One BLAS thread: the bootstrap's products have few inner rows and the omega
+    # fallbacks' L-BFGS-B works on short vectors, so extra threads only spin.
+    with threadpool_limits(limits=1, user_api="blas"):
+        figures, boot = _closed_forms_and_bootstrap(xs, level, n_boot, seed)
+        figures.update({i: _degenerate_figures(x) for i, x in xs.items() if i not in figures})
+        order = list(xs)
+        omega_t = omega_total_many([xs[i] for i in order], [figures[i]["corr"] for i in order])
+        omega_h = dict(zip(wants_h, omega_h_many([xs[i] for i in wants_h],
+                                                 [groups[i] for i in wants_h],
+                                                 [figures[i]["corr"] for i in wants_h])))
+    nan = (float("nan"), float("nan"))
+    return [_row(x, dropped, figures[i], boot.get(i, nan), n_boot, omega_t[i], omega_h.get(i))
+            for i, (x, dropped, _) in enumerate(prepared)]
 
 
 def scale_reliability(
@@ -334,44 +548,8 @@ def scale_reliability(
 
     Examples
     --------
-    >>> r = scale_reliability([[1, 2], [2, 3], [3, 3], [4, 5]], n_boot=100)
+    >>> r = scale_reliability(pd.DataFrame({"a": [1, 2, 3, 4], "b": [2, 3, 3, 5]}), n_boot=100)
     >>> r["n"], r["k"], round(r["alpha"], 4), r["flags"]
     (4, 2, 0.96, 'n_below_10;omega_not_estimable')
     """
-    frame = np.asarray(items, dtype=float)
-    answered = ~np.isnan(frame).all(axis=0) if frame.shape[0] else np.ones(frame.shape[1], bool)
-    x = complete_matrix(frame[:, answered])
-    n, k = x.shape
-    alpha = cronbach_alpha(x)
-    low, high = feldt_ci(alpha, n, k, level)
-    boot_low, boot_high = bootstrap_alpha_ci(x, n_boot, level, seed)
-    total = x.sum(axis=1)
-    sd_total = float(total.std(ddof=1)) if n >= 2 else float("nan")
-    flags = reliability_flags(x, alpha, int((~answered).sum()))
-    omega_t, omega_flags = omega_total(x)
-    omega_h = float("nan")
-    if groups is not None and answered.all():
-        omega_h, more = omega_hierarchical(x, groups)
-        omega_flags += more
-    return {
-        "n": n,
-        "k": k,
-        "alpha": alpha,
-        "alpha_ci_low": low,
-        "alpha_ci_high": high,
-        "alpha_ci_method": "feldt",
-        "alpha_boot_low": boot_low,
-        "alpha_boot_high": boot_high,
-        "n_boot": n_boot if np.isfinite(boot_low) else 0,
-        "std_alpha": standardized_alpha(x),
-        "lambda6": guttman_lambda6(x),
-        "kr20": kr20(x),
-        "kr21": kr21(x),
-        "omega_total": omega_t,
-        "omega_h": omega_h,
-        "sem": standard_error_of_measurement(sd_total, alpha),
-        "mean_total": float(total.mean()) if n else float("nan"),
-        "sd_total": sd_total,
-        "missing_rule": MISSING_RULE,
-        "flags": ";".join(dict.fromkeys(flags + omega_flags)),
-    }
+    return reliability_many([items], [groups], level=level, n_boot=n_boot, seed=seed)[0]

@@ -7,27 +7,26 @@ is one place per formula.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
 
 from instruments.model import Instrument, Subscale
 from pipelines.analysis.change import (
-    VERDICT_ALPHA, family_verdicts, holm_groups, improvement_sign, matched_pairs,
-    paired_changes, reliable_change,
+    VERDICT_ALPHA, attrition_effect, family_verdicts, holm_by_group, improvement_sign,
+    matched_pairs, paired_change_by_group, rci_reliability, rci_s_diff, reliable_change,
+    reliable_change_index,
 )
-from pipelines.analysis.gains import individual_gains, normalized_change
-from pipelines.analysis.items import knowledge_items_by_group, likert_items_by_group
+from pipelines.analysis.gains import hake_gain, individual_gains, normalized_change
+from pipelines.analysis.items import knowledge_items_by_group, likert_item_statistics_by_group
 from pipelines.analysis.models import (
     FEW_COHORTS, cohort_fixed_model, d_z_variance, random_cohort_model, random_effects_meta,
 )
-from pipelines.analysis.batched import level_groups, reliability_many
-from pipelines.analysis.reliability import DEFAULT_BOOT, scale_reliability
+from pipelines.analysis.batched import level_groups
+from pipelines.analysis.reliability import DEFAULT_BOOT, reliability_many
 from pipelines.analysis.scoring import KNOWLEDGE_SCALES, correct_matrix, reverse_keyed
 from pipelines.errors import ConfigError
-
-POOLED = "ALL"  # the cohort value of program-wide (pooled) rows
+from pipelines.schema import POOLED
 GROUP_KEYS = ["cohort", "wave", "instrument", "scale", "form"]
 RELIABILITY_COLUMNS = GROUP_KEYS + [
     "n", "k", "alpha", "alpha_ci_low", "alpha_ci_high", "alpha_ci_method", "alpha_boot_low",
@@ -69,12 +68,6 @@ def at_levels(frame: pd.DataFrame, scope: str = "all") -> pd.DataFrame:
     return pd.concat(parts)
 
 
-def with_pooled(frame: pd.DataFrame, scope: str = "all"
-                ) -> Iterator[tuple[tuple[str, str], pd.DataFrame]]:
-    """(cohort, wave) groups, then the same waves pooled over cohorts (cohort ALL)."""
-    yield from at_levels(frame, scope).groupby(["cohort", "wave"], sort=True)
-
-
 def with_keys(frame: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
     """``items`` beside the cohort and wave of ``frame``'s rows (what grouping needs)."""
     return pd.concat([frame[["cohort", "wave"]], items], axis=1)
@@ -97,26 +90,9 @@ def _score_units(sub: Subscale | None, k: int) -> float:
     return 1 / k if sub.scoring == "mean" and k else 1.0
 
 
-def _reliability_row(keys: dict, items: pd.DataFrame, n_boot: int, seed: int,
-                     sub: Subscale | None = None, groups=None) -> dict:
-    stats_ = scale_reliability(items, groups=groups, n_boot=n_boot, seed=seed)
-    stats_["sem"] *= _score_units(sub, stats_["k"])  # SEM in the units of the score
-    return {**keys, **stats_}
-
-
-def knowledge_form_groups(frame: pd.DataFrame, inst: Instrument):
-    """(form, 0/1 matrix of that form's items, answers) for each form present."""
-    correct = correct_matrix(frame, inst)
-    for form in inst.forms:
-        rows = frame["form"].astype(str).eq(form.id).to_numpy()
-        if rows.any():
-            yield form, correct.loc[rows, form.items], frame.loc[rows, form.items]
-
-
 def reliability_table(
     valid: dict[str, pd.DataFrame], instruments: dict[str, Instrument],
     n_boot: int = DEFAULT_BOOT, seed: int = 20261122, scope: str = "all",
-    batched: bool = True,
 ) -> pd.DataFrame:
     """Reliability per cohort x wave x instrument x scale (x form), plus pooled rows.
 
@@ -124,12 +100,8 @@ def reliability_table(
     small cohorts need them. Scale items are reverse-keyed first. Knowledge
     tests: KR-20 per form on ``percent_correct`` and over all forms on the anchor
     items. ``sem`` is in the units of the scale's score. ``scope``: "all",
-    "cohorts" (no pooled rows) or "pooled" (only them).
-
-    ``batched`` (default) computes every group at once with
-    :func:`pipelines.analysis.batched.reliability_many`; ``batched=False`` runs
-    the reference :func:`scale_reliability` group by group (same table, see
-    tests/test_reliability_batched.py for the agreement).
+    "cohorts" (no pooled rows) or "pooled" (only them). Every group is
+    computed at once (:func:`~pipelines.analysis.reliability.reliability_many`).
     """
     jobs = []  # (keys, respondents x items matrix, subscale, omega_h groups)
     for inst_id, frame in valid.items():
@@ -165,12 +137,8 @@ def reliability_table(
                 jobs.append(({**keys, "scale": "anchor_percent_correct", "form": ""},
                              values[np.ix_(rows, [columns[i] for i in inst.anchor_items])],
                              None, None))
-    if batched:
-        figures = reliability_many([m for _, m, _, _ in jobs], [g for *_, g in jobs],
-                                   n_boot=n_boot, seed=seed)
-    else:
-        figures = [scale_reliability(m, groups=g, n_boot=n_boot, seed=seed)
-                   for _, m, _, g in jobs]
+    figures = reliability_many([m for _, m, _, _ in jobs], [g for *_, g in jobs],
+                               n_boot=n_boot, seed=seed)
     rows_out = []
     for (keys, _, sub, _), stats_ in zip(jobs, figures):
         stats_["sem"] *= _score_units(sub, stats_["k"])  # SEM in the units of the score
@@ -224,10 +192,9 @@ def item_tables(
     corrected point-biserial, upper-lower index per form, and the distractor
     analysis. Both per cohort x wave and pooled (cohort ``ALL``).
 
-    Every cohort x wave group is analysed at once (``likert_items_by_group``,
+    Every cohort x wave group is analysed at once (``likert_item_statistics_by_group``,
     ``knowledge_items_by_group``); the rows and their order are those of
-    :func:`with_pooled`'s groups run one by one through ``likert_items``,
-    ``distractors`` and ``knowledge_items``.
+    the (cohort, wave) groups (pooled last) analysed one by one.
     """
     items, options = [], []
     for inst_id, frame in valid.items():
@@ -262,7 +229,7 @@ def item_tables(
 
         if inst.kind == "scale":
             keyed = reverse_keyed(leveled, inst)
-            parts = [likert_items_by_group(keyed[sub.items], group, n_groups)
+            parts = [likert_item_statistics_by_group(keyed[sub.items], group, n_groups)
                      for sub in inst.subscales]
             if parts:
                 scale = np.repeat([sub.id for sub in inst.subscales], [len(t) for t in parts])
@@ -312,7 +279,6 @@ INDIVIDUAL_COLUMNS = ["cohort", "participant", "instrument", "scale", "from_wave
                       "score_from", "score_to", "diff", "rci", "rci_category"]
 TRANSITION_COLUMNS = ["cohort", "instrument", "scale", "from_wave", "to_wave", "band_from",
                       "band_to", "n"]
-RCI_MIN_BASELINE_N = 30
 
 
 def rci_references(scores: pd.DataFrame, reliability: pd.DataFrame,
@@ -329,14 +295,9 @@ def rci_references(scores: pd.DataFrame, reliability: pd.DataFrame,
     refs = {}
     for (inst_id, scale), grp in base.groupby(["instrument", "scale"]):
         rel_scale = "percent_correct" if scale == "equated_percent_correct" else scale
-        rows = pooled[(pooled["instrument"] == inst_id) & (pooled["scale"] == rel_scale)
-                      & pooled["alpha"].notna()]
-        n = int(rows["n"].sum())
-        alpha = float((rows["alpha"] * rows["n"]).sum() / n) if n else np.nan
-        source = "pooled_baseline_alpha"
+        rows = pooled[(pooled["instrument"] == inst_id) & (pooled["scale"] == rel_scale)]
         sub = next((s for s in instruments[inst_id].subscales if s.id == scale), None)
-        if (n < RCI_MIN_BASELINE_N or not np.isfinite(alpha)) and sub and sub.reliability:
-            alpha, source = sub.reliability, "published_alpha"
+        alpha, source = rci_reliability(rows["alpha"], rows["n"], sub.reliability if sub else None)
         refs[(inst_id, scale)] = (float(grp["score"].std(ddof=1)), alpha, source)
     return refs
 
@@ -357,13 +318,11 @@ def _attrition(at_from: pd.DataFrame, matched: pd.DataFrame, keys: list[str]) ->
         values = stats_[column] if column in stats_.columns else pd.Series(np.nan, stats_.index)
         return values.fillna(0) if stat == "size" else values
     n_lost, n_kept = part("size", False), part("size", True)
-    diff = (part("mean", False) - part("mean", True)).where((n_lost > 0) & (n_kept > 0))
-    pooled_var = ((n_lost - 1) * part("var", False) + (n_kept - 1) * part("var", True)) / (
-        n_lost + n_kept - 2)
-    usable = (n_lost > 1) & (n_kept > 1) & (pooled_var > 0)
+    diff, d = attrition_effect(n_lost, part("mean", False), part("var", False),
+                               n_kept, part("mean", True), part("var", True))
     out = pd.DataFrame({"n_from": (n_lost + n_kept).astype("int64"),
                         "n_lost": n_lost.astype("int64"), "attrition_diff": diff,
-                        "attrition_d": (diff / np.sqrt(pooled_var)).where(usable)})
+                        "attrition_d": d})
     return out.reset_index()
 
 
@@ -377,10 +336,8 @@ def _knowledge_gains(pairs: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     out = grouped.agg(mean_pre=("pre", "mean"), mean_post=("post", "mean"),
                       gain=("gain", "mean"), any_below=("below", "any"), c=("c", "mean"),
                       n_c=("finite", "sum"))
-    with np.errstate(all="ignore"):
-        hake = (out["mean_post"] - out["mean_pre"]) / (100 - out["mean_pre"])
     return pd.DataFrame({
-        "hake_g": hake.where(np.isfinite(out["mean_pre"]) & (out["mean_pre"] < 100)),
+        "hake_g": hake_gain(out["mean_pre"], out["mean_post"]),
         "mean_individual_gain": out["gain"].where(out["any_below"]),
         "normalized_change_c": out["c"].where(out["n_c"] > 0), "n_normalized_change": out["n_c"].astype("int64"),
     }).reset_index()
@@ -397,8 +354,7 @@ def change_tables(
     Holm across the scales of a cohort x pair, RCI counts, knowledge gains,
     attrition). ``references`` are the RCI references of :func:`rci_references`.
     ``scope`` applies to the band transitions (change rows are per cohort).
-    All groups are computed at once (:func:`paired_changes`); each row equals
-    :func:`paired_change` on that group's pairs.
+    All groups are computed at once (:func:`paired_change_by_group`).
     """
     rows, people, transitions = [], [], []
     keys = ["cohort", "instrument", "scale"]
@@ -413,7 +369,7 @@ def change_tables(
         better = matched[["instrument", "scale"]].merge(scales, how="left")["improvement"]
         better.index = matched.index
         sign = better.map(improvement_sign)
-        table = paired_changes(matched, keys, sign)
+        table = paired_change_by_group(matched, keys, sign)
         table = table.merge(
             matched[keys].assign(improvement=better).drop_duplicates(keys), on=keys, how="left")
         knowledge = matched[matched["scale"].isin(KNOWLEDGE_SCALES)]
@@ -429,7 +385,7 @@ def change_tables(
         transitions.append(band_transitions(scores, from_wave, to_wave, scope))
     change = (pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
               ).reindex(columns=CHANGE_COLUMNS)
-    change["p_holm"] = holm_groups(change["p"], change[["cohort", "from_wave", "to_wave"]])
+    change["p_holm"] = holm_by_group(change["p"], change[["cohort", "from_wave", "to_wave"]])
     individual = pd.concat(people, ignore_index=True) if people else pd.DataFrame()
     individual = individual.reindex(columns=INDIVIDUAL_COLUMNS)
     change, individual = apply_rci(change, individual, references or {}, improvement)
@@ -453,9 +409,8 @@ def apply_rci(change: pd.DataFrame, individual: pd.DataFrame, references: dict,
     individual["rci"], individual["rci_category"] = np.nan, ""
     for (inst, scale), rows in individual.groupby(["instrument", "scale"]).groups.items():
         sd, r_xx, _ = references.get((inst, scale), (np.nan, np.nan, ""))
-        s_diff = np.sqrt(2) * sd * np.sqrt(1 - r_xx) if 0 <= r_xx < 1 else np.nan
         diff = individual.loc[rows, "diff"].to_numpy(dtype=float)
-        individual.loc[rows, "rci"] = diff / s_diff
+        individual.loc[rows, "rci"] = reliable_change_index(diff, sd, r_xx)
         individual.loc[rows, "rci_category"] = reliable_change(
             diff, sd, r_xx, improvement.get((inst, scale), ""))
     keys = ["cohort", "instrument", "scale", "from_wave", "to_wave"]
@@ -471,9 +426,7 @@ def apply_rci(change: pd.DataFrame, individual: pd.DataFrame, references: dict,
             for i, s in zip(change["instrument"], change["scale"])]
     r_xx = np.array([r for _, r, _ in refs], dtype=float)
     sd = np.array([d for d, _, _ in refs], dtype=float)
-    with np.errstate(invalid="ignore"):
-        change["rci_s_diff"] = np.where((r_xx >= 0) & (r_xx < 1),
-                                        np.sqrt(2) * sd * np.sqrt(1 - r_xx), np.nan)
+    change["rci_s_diff"] = rci_s_diff(sd, r_xx)
     change["rci_reliability"] = r_xx
     change["rci_reliability_source"] = [src for _, _, src in refs]
     return change[CHANGE_COLUMNS], individual[INDIVIDUAL_COLUMNS]
