@@ -455,7 +455,7 @@ def no_new_data(ctx: stages.Context, plan) -> dict:
     """Record a run that found nothing new, and say so (with any inbox file no source reads)."""
     summary = stages.record_no_new_data(ctx, plan)
     text = "\n".join([
-        f"# capacitar run {ctx.run_id}: {ctx.config.name}",
+        f"# capacitar run {ctx.run_id}: {escape_markdown(ctx.config.name)}",
         *problem_lines(summary["problems"]),
         f"No new data: the {len(plan.inputs)} input files, program.yaml and instruments are "
         f"those of run {summary['previous_run']} ({summary['previous_finished']}). Outputs "
@@ -483,7 +483,7 @@ def escape_markdown(text: str) -> str:
 
 CHANGE_VIEW = ["cohort", "instrument", "scale", "from_wave", "to_wave", "n_pairs", "mean_from",
                "mean_to", "mean_diff", "ci_low", "ci_high", "p_holm", "d_z", "d_z_ci_low",
-               "d_z_ci_high", "rci_improved", "rci_deteriorated", "flags"]
+               "d_z_ci_high", "rci_improved", "rci_deteriorated", "verdict", "flags"]
 ARTIFACT_ROWS = 2000  # an artifact is for a glance in the UI; the full table is in outputs
 
 
@@ -517,22 +517,38 @@ def headline_lines(tables: dict) -> list[str]:
     return lines
 
 
+def quarantine_lines(quarantine: pd.DataFrame) -> list[str]:
+    """Per rule, the rows and the single answers (cells) set aside, counted apart.
+
+    >>> q = pd.DataFrame({"rule": ["dup", "dup", "range"], "scope": ["row", "row", "cell"]})
+    >>> quarantine_lines(q)
+    ['- dup: 2 rows', '- range: 1 cell']
+    """
+    counts = quarantine.groupby(["rule", "scope"], sort=True).size()
+    lines = []
+    for rule, by_scope in counts.groupby(level="rule", sort=True):
+        parts = [f"{n} {scope}{'s' if n != 1 else ''}"
+                 for (_, scope), n in by_scope.items()]
+        lines.append(f"- {escape_markdown(str(rule))}: " + ", ".join(parts))
+    return lines
+
+
 def summarise(ctx, tables, reports: list[Path], problems: list[str], plan=None) -> dict:
     """A short run summary: what came in, what was set aside, headline changes, report links."""
     acc = tables["accounting"]
-    quarantine = tables["quarantine"]["rule"].value_counts()
     changed = set(plan.changed_files) if plan else set()
     files = [f"- `{e['source_file']}`" + (" (new or changed)" if e["source_file"] in changed
                                          else "") for e in (plan.inputs if plan else [])]
     lines = [
-        f"# capacitar run {ctx.run_id}: {ctx.config.name}",
+        f"# capacitar run {ctx.run_id}: {escape_markdown(ctx.config.name)}",
         *problem_lines(problems),
         f"- rows read {acc['rows_read'].sum()}, valid {acc['rows_valid'].sum()}, "
-        f"quarantined {acc['rows_quarantined'].sum()}",
+        f"quarantined {acc['rows_quarantined'].sum()}; single answers (cells) quarantined "
+        f"{acc['cells_quarantined'].sum()}",
         f"- outputs: {ctx.config.output_dir}",
         f"- program report: [{reports[0].name}]({reports[0].resolve().as_uri()})",
         "", "## What came in", *files,
-        "", "## Set aside (quarantine)", *[f"- {rule}: {n}" for rule, n in quarantine.items()],
+        "", "## Set aside (quarantine)", *quarantine_lines(tables["quarantine"]),
         "", "## Headline changes", *headline_lines(tables),
         "", "## Reports",
         *[f"- [{p.name}]({p.resolve().as_uri()})" for p in reports[1:] if p.suffix == ".html"],

@@ -52,6 +52,7 @@ from pipelines.incremental import (
     ANALYSIS_VERSION,
     Plan,
     cohort_fingerprints,
+    equating_digest,
     instruments_digest,
     plan_run,
     run_fingerprint,
@@ -153,11 +154,14 @@ COHORT_TABLES = ["reliability", "items", "item_options", "change", "individual_c
                  "band_transitions", "wave_means"]
 
 
-def analysis_context(ctx: Context) -> str:
-    """What a cohort's figures depend on besides its own rows (for its fingerprint)."""
+def analysis_context(ctx: Context, valid: dict[str, pd.DataFrame]) -> str:
+    """What a cohort's figures depend on besides its own rows (for its fingerprint): the
+    waves, the instruments, the code, and every cohort's baseline answers that the knowledge
+    tests' equating lines are fitted on."""
     return json.dumps({
         "waves": ctx.config.wave_order(), "pairs": ctx.config.pairs(),
         "instruments": instruments_digest(ctx.instruments),
+        "equating": equating_digest(valid, ctx.instruments, ctx.config.wave_order()[0]),
         "analysis": ANALYSIS_VERSION, "code": code_version()})
 
 
@@ -336,7 +340,7 @@ class CohortWork:
 def cohort_work(ctx: Context, plan: Plan, valid: dict[str, pd.DataFrame],
                 force: bool = False) -> CohortWork:
     """Compare each cohort's fingerprint with the last good run's (all stale when forced)."""
-    fingerprints = cohort_fingerprints(valid, analysis_context(ctx))
+    fingerprints = cohort_fingerprints(valid, analysis_context(ctx, valid))
     previous = None if force or plan.previous is None else stored_cohort_tables(ctx)
     stale = stale_cohorts(fingerprints, plan.previous if previous is not None else None)
     return CohortWork(fingerprints, stale, [c for c in fingerprints if c not in stale], previous)
