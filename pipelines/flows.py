@@ -205,11 +205,15 @@ def analyse_cohorts_flow(ctx: stages.Context, parts: list, program: tuple | None
     return {"cohorts": results, "pooled": pooled.result() if pooled is not None else None}
 
 
-# Locally the cohorts are one task in the flow's own thread: numpy/scipy code under the GIL
-# (two threads took 13% longer than one on the demo, benchmarks/runs.py), with the program-wide
-# rows beside it in a forked process. Two local worker processes for the cohorts (Prefect's
-# ProcessPoolTaskRunner) were no faster than one process on 1,000 cohorts (48.6 vs 47.9 s) and
-# took 4.9 instead of 3.2 GB; a subflow serialised its DataFrame inputs as parameters (~5 s).
+@stage_task
+def analyse_here_task(ctx: stages.Context, valid: dict, scores: pd.DataFrame,
+                      cohorts: list[str]) -> tuple[dict, list[dict]]:
+    """The program-wide rows and the cohort rows of ``cohorts`` on this machine: forked
+    processes share the tables without copying them (threads would contend for the GIL,
+    Prefect's process runner would copy every input)."""
+    return stages.analyse_shared(ctx, valid, scores, cohorts)
+
+
 # On Dask, groups of cohorts run on the workers, a few per worker so a slow group does not hold
 # the run, and the program-wide rows run beside them there.
 DASK_GROUPS = 32
@@ -237,9 +241,9 @@ def pooled_task(ctx: stages.Context, contracts, scores, fresh: list, previous, k
 
 
 @io_task
-def export_tables_task(exporting: stages.TableExport, tables: dict, workers: int):
-    """Parquet and CSV now; SPSS and Stata files started on worker processes."""
-    exporting.add(tables, workers)
+def export_tables_task(exporting: stages.TableExport, tables: dict, processes: int | None = None):
+    """Parquet and CSV now; SPSS and Stata files started on forked processes."""
+    exporting.add(tables, processes)
 
 
 @io_task
@@ -365,12 +369,12 @@ def full_run(ctx: stages.Context, plan, force: bool, dask_address: str | None, p
         early = {"scores": scores, "quarantine": contracts.quarantine,
                  "validation_summary": contracts.summary, "accounting": accounting}
         with clock("export"):
-            export_tables_task(exporting, early, workers=1)
+            export_tables_task(exporting, early, processes=1)  # the analysis runs meanwhile
         tables, work = analyse(ctx, plan, contracts, scores, force, dask_address, clock)
         tables["runs"] = stages.run_record(ctx, ingested, contracts, accounting, plan,
                                            recomputed=len(work.stale), reused=len(work.kept))
         with clock("export"):
-            export_tables_task(exporting, tables, workers=stages.WORKERS)
+            export_tables_task(exporting, tables)
             exporting.seal()  # the warehouse is merged on a thread beside the reports
         tables = {"scores": scores, **tables, "quarantine": contracts.quarantine,
                   "validation_summary": contracts.summary, "accounting": accounting}
@@ -410,10 +414,10 @@ def record_published(ctx: stages.Context, record: pd.DataFrame, plan) -> None:
 def analyse(ctx: stages.Context, plan, contracts, scores, force: bool, dask_address, clock):
     """Changed cohorts, then the program-wide figures (one task).
 
-    Locally one task analyses the changed cohorts in this thread while a forked
-    process (:class:`pipelines.parallel.Beside`) computes the program-wide rows
-    and every 5th changed cohort (:func:`stages.split_beside`); on Dask, groups
-    of cohorts and the program-wide rows are tasks on the cluster.
+    Locally one task shares groups of changed cohorts between this process and
+    forked ones, one of which computes the program-wide rows first
+    (:func:`stages.analyse_shared`); on Dask, groups of cohorts and the
+    program-wide rows are tasks on the cluster.
     """
     with clock("analyse_cohorts"):
         work = stages.cohort_work(ctx, plan, contracts.valid, force)
@@ -422,18 +426,8 @@ def analyse(ctx: stages.Context, plan, contracts, scores, force: bool, dask_addr
         if dask_address:
             fresh, pooled = analyse_on_dask(ctx, contracts, scores, work.stale, dask_address)
         else:
-            there, here = stages.split_beside(work.stale)
-            beside = stages.start_beside(ctx, contracts.valid, scores, there)
-            try:
-                inputs = stages.cohort_inputs(contracts.valid, scores, here)
-                fresh = [analyse_group_task(ctx, *inputs)] if here else []
-            except BaseException:
-                beside.cancel()
-                raise
+            pooled, fresh = analyse_here_task(ctx, contracts.valid, scores, work.stale)
     with clock("analyse_program"):
-        if not dask_address:
-            pooled, more = beside.result()
-            fresh += [more] if more is not None else []
         tables = pooled_task(ctx, contracts, scores, fresh, work.previous, work.kept, pooled)
     return tables, work
 

@@ -13,7 +13,6 @@ import datetime as dt
 import json
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
@@ -47,7 +46,7 @@ from pipelines.codebook import codebook_texts
 from pipelines.codes import REGISTRY_FILE, program_codes
 from pipelines.config import ProgramConfig, load_program
 from pipelines.errors import CapacitarError
-from pipelines.export import WORKERS, LabelledFiles, json_text, write_open_formats
+from pipelines.export import LabelledFiles, json_text, write_open_formats
 from pipelines.incremental import (
     ANALYSIS_VERSION,
     Plan,
@@ -61,7 +60,7 @@ from pipelines.incremental import (
 )
 from pipelines.ingest import IngestResult, ingest_program
 from pipelines.ingest.pseudonym import key_identity, load_key, write_link_file
-from pipelines.parallel import Beside
+from pipelines.parallel import OnThread, Shared, workers
 from pipelines.preflight import check_instruments
 from pipelines.publish import Publication, check_replaceable, clean_stale, recover, tighten
 from pipelines.schema import load_schema
@@ -222,39 +221,19 @@ def analyse_pooled(ctx: Context, valid: dict[str, pd.DataFrame], scores: pd.Data
             "mixed_models": mixed_model_rows(scores, ctx.config.pairs())}
 
 
-BESIDE_EVERY = 5  # of the changed cohorts, every 5th is analysed beside (with the pooled rows)
+GROUPS_PER_PROCESS = 4  # each process takes several groups, so all finish close together
 
 
-def split_beside(stale: list[str]) -> tuple[list[str], list[str]]:
-    """(cohorts analysed beside, cohorts analysed here) for :func:`start_beside`.
-
-    The process beside also computes the program-wide rows (about half the
-    cost of all cohorts on a national program), so it takes only every 5th
-    changed cohort, and none of a few: the two sides then finish about
-    together (measured on 1,000 cohorts: every 4th, 5th and 8th gave 20.9,
-    21.4 and 22.7 s for the analysis; none, 25 s).
-
-    >>> split_beside([f"c{i}" for i in range(12)])[0]
-    ['c0', 'c5', 'c10']
-    """
-    if len(stale) < 2 * BESIDE_EVERY:
-        return [], list(stale)
-    there = set(stale[::BESIDE_EVERY])
-    return [c for c in stale if c in there], [c for c in stale if c not in there]
-
-
-def start_beside(ctx: Context, valid: dict[str, pd.DataFrame], scores: pd.DataFrame,
-                 cohorts: list[str]) -> Beside:
-    """:func:`analyse_pooled`, and :func:`analyse_cohorts` of ``cohorts``, started beside the
-    caller's work (a forked process on Linux). Its result: (pooled rows, cohort rows or None)."""
-    return Beside(pooled_and_cohorts, ctx, valid, scores, cohorts)
-
-
-def pooled_and_cohorts(ctx: Context, valid: dict[str, pd.DataFrame], scores: pd.DataFrame,
-                       cohorts: list[str]) -> tuple[dict, dict | None]:
-    """The program-wide rows, and the cohort rows of ``cohorts`` (None when there are none)."""
-    fresh = analyse_cohorts(ctx, *cohort_inputs(valid, scores, cohorts)) if cohorts else None
-    return analyse_pooled(ctx, valid, scores), fresh
+def analyse_shared(ctx: Context, valid: dict[str, pd.DataFrame], scores: pd.DataFrame,
+                   cohorts: list[str]) -> tuple[dict, list[dict]]:
+    """(:func:`analyse_pooled`, :func:`analyse_cohorts` per group of ``cohorts``), computed by
+    this process and :func:`pipelines.parallel.workers` - 1 forked ones sharing the groups,
+    one of them computing the program-wide rows first."""
+    groups = cohort_groups(cohorts, GROUPS_PER_PROCESS * workers())
+    with Shared(lambda group: analyse_cohorts(ctx, *cohort_inputs(valid, scores, group)),
+                groups, workers() - 1, first=lambda: analyse_pooled(ctx, valid, scores)) as shared:
+        shared.help()
+        return shared.results()
 
 
 def cohort_rank(config: ProgramConfig):
@@ -316,15 +295,13 @@ def assemble(ctx: Context, scores: pd.DataFrame, fresh: list[dict], pooled: dict
 
 
 def analyse(ctx: Context, contracts: ContractResult, scores: pd.DataFrame) -> dict:
-    """Stage 4 (everything, in one process): reliability, items, change, models, participation.
+    """Stage 4: reliability, items, change, models, participation, every cohort afresh.
 
-    The flow runs the same steps with the cohorts fanned out over tasks and
-    unchanged cohorts reused; results are identical.
+    The flow runs the same steps reusing unchanged cohorts (or on Dask); results
+    are identical.
     """
-    valid = contracts.valid
-    fresh = analyse_cohorts(ctx, valid, scores)
-    return assemble(ctx, scores, [fresh], analyse_pooled(ctx, valid, scores),
-                    quarantine=contracts.quarantine)
+    pooled, fresh = analyse_shared(ctx, contracts.valid, scores, cohorts_present(contracts.valid))
+    return assemble(ctx, scores, fresh, pooled, quarantine=contracts.quarantine)
 
 
 @dataclass
@@ -579,7 +556,7 @@ class TableExport:
         self.files: dict[str, pd.DataFrame] = {}
         self.written: list[Path] = [self.staging / REGISTRY_FILE]
         self.top: list[Path] = []  # codebook and load scripts beside the folders
-        self.warehouse: Future | None = None
+        self.warehouse: OnThread | None = None
 
     @property
     def reports_staging(self) -> Path:
@@ -588,8 +565,9 @@ class TableExport:
             self._reports = self.publication.folder("reports")
         return self._reports
 
-    def add(self, tables: dict[str, pd.DataFrame], workers: int = WORKERS) -> None:
-        """Write Parquet and CSV now; start the SPSS/Stata files on ``workers`` processes."""
+    def add(self, tables: dict[str, pd.DataFrame], processes: int | None = None) -> None:
+        """Write Parquet and CSV now; start the SPSS/Stata files on ``processes`` forked
+        processes (default :func:`pipelines.parallel.workers`)."""
         files = dict(tables)
         if "scores" in files:
             files["scores_wide"] = scores_wide(files["scores"], self.ctx.config.wave_order())
@@ -597,7 +575,7 @@ class TableExport:
         check_documented(files, self.specs)
         for name, frame in files.items():
             self.written += write_open_formats(frame, self.staging, name)
-        self.labelled.submit(files, workers)
+        self.labelled.submit(files, processes or workers())
         self.files.update(files)
 
     def seal(self) -> None:
@@ -612,10 +590,8 @@ class TableExport:
         """
         files = {n: f for n, f in self.ordered_files().items() if n != "runs"}
         parquet = {name: self.staging / f"{name}.parquet" for name in files}
-        self._threads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warehouse")
-        self.warehouse = self._threads.submit(
-            update_warehouse, self.ctx.config.output_dir / "warehouse.duckdb", files, self.specs,
-            parquet)
+        self.warehouse = OnThread(update_warehouse, self.ctx.config.output_dir / "warehouse.duckdb",
+                                  files, self.specs, parquet, name="warehouse")
 
     def ordered_files(self) -> dict[str, pd.DataFrame]:
         """The tables added so far, in the schema's order (the codebook's)."""
@@ -651,7 +627,7 @@ class TableExport:
     def stop_warehouse(self) -> None:
         """Let the warehouse thread end (before its Parquet files move or go)."""
         if self.warehouse is not None:
-            self._threads.shutdown(wait=True)
+            self.warehouse.wait()
             self.warehouse = None
 
     def cancel(self) -> None:

@@ -196,14 +196,15 @@ def test_a_failed_stage_keeps_previous_outputs(program, prefect_harness, monkeyp
         raise RuntimeError("simulated crash in the analysis")
 
     monkeypatch.setattr(stages, "assemble", broken)
-    monkeypatch.setattr("pipelines.export.PARALLEL_ROWS", 0)  # SPSS/Stata workers running
+    monkeypatch.setattr("pipelines.export.PARALLEL_ROWS", 0)  # SPSS/Stata writers running
     add_cohort_c3(program)
     with pytest.raises(RuntimeError, match="simulated crash"):
         evaluate_program(str(program))
     assert snapshot(outputs / "tables") | snapshot(outputs / "reports") == kept
     assert not list(outputs.glob(".tables.staging-*"))  # the half-filled staging is gone
-    assert not [p for p in psutil.Process().children(recursive=True)  # workers stopped
-                if "pipelines.export" in " ".join(p.cmdline())]
+    me = psutil.Process()
+    assert not [p for p in me.children(recursive=True)  # no forked process left
+                if p.cmdline() == me.cmdline() and p.status() != psutil.STATUS_ZOMBIE]
     assert (outputs / "state.json").read_bytes() == state
     history = runs(program)
     assert history["status"].tolist() == ["complete", "failed"]
@@ -219,20 +220,18 @@ def test_rows_computed_beside_equal_those_computed_in_process(program, prefect_h
     from pipelines.flows import evaluate_program
 
     add_cohort_c3(program)
-    # program-wide rows and every cohort's rows in a forked process (Linux)
-    monkeypatch.setattr(stages, "BESIDE_EVERY", 1)
-    assert stages.split_beside(["c1", "c2", "c3"]) == (["c1", "c2", "c3"], [])
+    monkeypatch.setenv("CAPACITAR_WORKERS", "3")  # two forked processes beside this one
+    shared = []
+    real = stages.Shared
+    monkeypatch.setattr(stages, "Shared", lambda *a, **k: shared.append(real(*a, **k)) or shared[-1])
     evaluate_program(str(program))
+    assert len(shared[0]._children) == 2 and shared[0]._children[0]._proc is not None
     beside = tables_of(program)
     assert (beside["reliability"]["cohort"] == "ALL").any()
     assert set(beside["change"]["cohort"]) == {"c1", "c2", "c3"}
-    monkeypatch.setattr(stages, "split_beside", lambda stale: (["c1", "c3"], ["c2"]))
-    evaluate_program(str(program), force=True)  # c1 and c3 beside, c2 here
-    split = tables_of(program)
     monkeypatch.setenv("CAPACITAR_WORKERS", "1")  # no fork: everything in the run's process
     evaluate_program(str(program), force=True)
     assert_same_tables(beside, tables_of(program))
-    assert_same_tables(split, tables_of(program))
 
 
 def test_a_dask_cluster_gives_the_same_tables(program, prefect_harness):
