@@ -97,7 +97,7 @@ def run_flow(program: Path, force: bool = False, wait: float = 600,
     a second, and a column misspelled in program.yaml is one message at once. A program
     that pulls from servers goes to the flow, which pulls first and then plans.
     """
-    from pipelines import stages
+    from pipelines import run_records, stages
     from pipelines.locking import program_lock
     from pipelines.preflight import check_headers
 
@@ -109,11 +109,11 @@ def run_flow(program: Path, force: bool = False, wait: float = 600,
             return run_prefect(program, force, wait, dask_address, pdf, strict, new_key, pull)
         plan = stages.plan(ctx, new_key=new_key)
         if strict and plan.problems:
-            message = stages.strict_message(plan.problems)
-            stages.record_failed(ctx, plan, message)
+            message = run_records.strict_message(plan.problems)
+            run_records.record_failed(ctx, plan, message)
             raise RunFailed(message)
         if plan.nothing_new and not force:
-            return stages.record_no_new_data(ctx, plan)
+            return run_records.record_no_new_data(ctx, plan)
         check_headers(ctx.config, ctx.instruments, None if force else set(plan.changed_files))
         return run_prefect(program, force, wait, dask_address, pdf, strict, new_key, pull)
 
@@ -223,10 +223,10 @@ def status(program: Path = typer.Argument(..., help="Program folder (holding pro
     """List the last runs of a program (from its warehouse), newest first."""
     import pandas as pd
 
-    from pipelines import stages
+    from pipelines import run_records, stages
 
     ctx = stages.load_context(program)
-    history = stages.run_history(ctx, last)
+    history = run_records.run_history(ctx, last)
     if history.empty:
         say(f"No runs yet for {ctx.config.name} ({program}).")
         return

@@ -45,7 +45,7 @@ from prefect.cache_policies import NO_CACHE  # noqa: E402
 from prefect.states import Completed, Failed  # noqa: E402
 
 from pipelines import pull as pulls  # noqa: E402
-from pipelines import stages  # noqa: E402
+from pipelines import run_records, stages, table_export  # noqa: E402
 from pipelines.errors import CapacitarError, RunFailed, user_message  # noqa: E402
 from pipelines.locking import program_lock  # noqa: E402
 from pipelines.preflight import check_headers  # noqa: E402
@@ -241,13 +241,13 @@ def pooled_task(ctx: stages.Context, contracts, scores, fresh: list, previous, k
 
 
 @io_task
-def export_tables_task(exporting: stages.TableExport, tables: dict, processes: int | None = None):
+def export_tables_task(exporting: table_export.TableExport, tables: dict, processes: int | None = None):
     """Parquet and CSV now; SPSS and Stata files started on forked processes."""
     exporting.add(tables, processes)
 
 
 @io_task
-def export_task(ctx: stages.Context, exporting: stages.TableExport):
+def export_task(ctx: stages.Context, exporting: table_export.TableExport):
     written = exporting.finish()
     get_run_logger().info("Wrote %d files to %s", len(written), ctx.config.output_dir)
     return written
@@ -310,7 +310,7 @@ def evaluate_locked(program_dir: str, force: bool, dask_address: str | None,
         plan = stages.plan(ctx, new_key=new_key)
         try:
             if strict and (ctx.problems or plan.problems):
-                raise stages.ProblemsFound(stages.strict_message([*ctx.problems, *plan.problems]))
+                raise run_records.ProblemsFound(run_records.strict_message([*ctx.problems, *plan.problems]))
             if plan.nothing_new and not force:
                 return no_new_data(ctx, plan)
             check_headers(ctx.config, ctx.instruments,
@@ -325,7 +325,7 @@ def evaluate_locked(program_dir: str, force: bool, dask_address: str | None,
 def record_failure(ctx: stages.Context, plan, exc: Exception) -> None:
     """A ``failed`` row in the runs table (unless the disk is what failed)."""
     try:
-        stages.record_failed(ctx, plan, user_message(exc) or f"{type(exc).__name__}: {exc}")
+        run_records.record_failed(ctx, plan, user_message(exc) or f"{type(exc).__name__}: {exc}")
     except Exception as also:  # noqa: BLE001 - the first error is the one to report
         get_run_logger().warning("Could not record the failed run in the warehouse: %s", also)
 
@@ -360,18 +360,18 @@ def full_run(ctx: stages.Context, plan, force: bool, dask_address: str | None, p
         ingested = ingest_task(ctx)
     with clock("validate"):
         contracts, accounting = validate_task(ctx, ingested)
-    problems = stages.run_problems(ctx, plan, ingested, contracts)
+    problems = run_records.run_problems(ctx, plan, ingested, contracts)
     if strict and problems:
-        raise stages.ProblemsFound(stages.strict_message(problems))
+        raise run_records.ProblemsFound(run_records.strict_message(problems))
     with clock("score"):
         scores = score_task(ctx, contracts)
-    with stages.table_export(ctx) as exporting:
+    with table_export.table_export(ctx) as exporting:
         early = {"scores": scores, "quarantine": contracts.quarantine,
                  "validation_summary": contracts.summary, "accounting": accounting}
         with clock("export"):
             export_tables_task(exporting, early, processes=1)  # the analysis runs meanwhile
         tables, work = analyse(ctx, plan, contracts, scores, force, dask_address, clock)
-        tables["runs"] = stages.run_record(ctx, ingested, contracts, accounting, plan,
+        tables["runs"] = run_records.run_record(ctx, ingested, contracts, accounting, plan,
                                            recomputed=len(work.stale), reused=len(work.kept))
         with clock("export"):
             export_tables_task(exporting, tables)
@@ -382,8 +382,8 @@ def full_run(ctx: stages.Context, plan, force: bool, dask_address: str | None, p
             reports = report_task(ctx, tables, pdf, exporting.reports_staging)
         with clock("export_wait"):
             export_task(ctx, exporting)
-            stages.save_run_state(ctx, plan, work.fingerprints, tables["runs"],
-                                  stages.skipped_files(ingested))
+            run_records.save_run_state(ctx, plan, work.fingerprints, tables["runs"],
+                                  run_records.skipped_files(ingested))
             exporting.commit()
     record_published(ctx, tables["runs"], plan)
     summary = summarise(ctx, tables, reports, problems, plan)
@@ -405,7 +405,7 @@ def record_published(ctx: stages.Context, record: pd.DataFrame, plan) -> None:
     """The published run's row in the runs table (if that fails, the next run writes it from
     the state)."""
     try:
-        stages.record_run(ctx, record, plan)
+        run_records.record_run(ctx, record, plan)
     except OSError as exc:
         get_run_logger().warning("The run is published, but its row in the runs table could not "
                                  "be written (%s); the next run writes it", exc)
@@ -447,7 +447,7 @@ def analyse_on_dask(ctx: stages.Context, contracts, scores, stale: list[str], da
 
 def no_new_data(ctx: stages.Context, plan) -> dict:
     """Record a run that found nothing new, and say so (with any inbox file no source reads)."""
-    summary = stages.record_no_new_data(ctx, plan)
+    summary = run_records.record_no_new_data(ctx, plan)
     text = "\n".join([
         f"# capacitar run {ctx.run_id}: {escape_markdown(ctx.config.name)}",
         *problem_lines(summary["problems"]),
@@ -549,7 +549,7 @@ def summarise(ctx, tables, reports: list[Path], problems: list[str], plan=None) 
     ]
     return {
         "run_id": ctx.run_id,
-        "status": stages.WITH_PROBLEMS if problems else stages.COMPLETE,
+        "status": run_records.WITH_PROBLEMS if problems else run_records.COMPLETE,
         "output_dir": str(ctx.config.output_dir),
         "report": str(reports[0]),
         "rows_read": int(acc["rows_read"].sum()),

@@ -12,16 +12,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from data_contracts import RULES, ContractResult, apply_contracts
+from data_contracts import ContractResult, apply_contracts
 from instruments import Instrument, load_builtin, load_instruments
 from pipelines.accounting import row_accounting
 from pipelines.analysis.scoring import score_responses
@@ -42,11 +39,7 @@ from pipelines.analysis.tables import (
     retention,
     wave_means,
 )
-from pipelines.codebook import codebook_texts
-from pipelines.codes import REGISTRY_FILE, program_codes
 from pipelines.config import ProgramConfig, load_program
-from pipelines.errors import CapacitarError
-from pipelines.export import LabelledFiles, json_text, write_open_formats
 from pipelines.incremental import (
     ANALYSIS_VERSION,
     Plan,
@@ -54,18 +47,16 @@ from pipelines.incremental import (
     equating_digest,
     instruments_digest,
     plan_run,
-    run_fingerprint,
-    save_state,
     stale_cohorts,
 )
 from pipelines.ingest import IngestResult, ingest_program
 from pipelines.ingest.pseudonym import key_identity, load_key, write_link_file
-from pipelines.parallel import OnThread, Shared, workers
+from pipelines.parallel import Shared, workers
 from pipelines.preflight import check_instruments
-from pipelines.publish import Publication, check_replaceable, clean_stale, recover, tighten
+from pipelines.publish import check_replaceable, clean_stale, recover, tighten
+from pipelines.run_records import code_version, record_run
 from pipelines.schema import load_schema
-from pipelines.warehouse import update_warehouse
-from pipelines.wide import scores_wide, scores_wide_spec
+from pipelines.table_export import table_export
 from reports.render import Rendered, render_report_folder
 
 
@@ -79,14 +70,6 @@ class Context:
     started: str
     # Problems met before ingest (a failed pull), reported with the run's others.
     problems: list[str] = field(default_factory=list)
-
-
-def code_version() -> str:
-    """Installed capacitar version (for the runs record)."""
-    try:
-        return version("capacitar")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def load_context(program_dir: str | Path) -> Context:
@@ -354,156 +337,6 @@ def prepare_outputs(ctx: Context) -> None:
     tighten(out)
 
 
-COMPLETE, WITH_PROBLEMS, NO_NEW_DATA, FAILED = (
-    "complete", "complete_with_problems", "no_new_data", "failed")
-RUN_COLUMNS = ["fingerprint", "run_id", "started", "finished", "program", "status",
-               "code_version", "instrument_versions", "inputs", "rows_read", "rows_valid",
-               "rows_quarantined", "cohorts_recomputed", "cohorts_reused", "problems"]
-
-
-def run_record(
-    ctx: Context, ingested: IngestResult | None, contracts: ContractResult | None,
-    accounting: pd.DataFrame | None, plan: Plan | None = None, status: str | None = None,
-    recomputed: int | None = None, reused: int | None = None, problems: list[str] = (),
-) -> pd.DataFrame:
-    """The ``runs`` table row of this run: inputs with SHA-256, versions, row accounting.
-
-    A run with no new data or a failed run has no accounting (null counts). The
-    status of a run that went through is ``complete``, or ``complete_with_problems``
-    when anything was skipped, rejected or left unread (:func:`run_problems`).
-    """
-    plan = plan or ctx_plan_from(ctx, ingested)
-    inputs = (ingested.inputs[["source_file", "sha256", "status", "rows"]].to_dict("records")
-              if ingested is not None else [
-                  {"source_file": e["source_file"], "sha256": e["sha256"]} for e in plan.inputs])
-    def total(column: str):
-        return int(accounting[column].sum()) if accounting is not None else None
-    problems = [*run_problems(ctx, plan, ingested, contracts), *problems]
-    status = status or (WITH_PROBLEMS if problems else COMPLETE)
-    row = {
-        "fingerprint": plan.fingerprint, "run_id": ctx.run_id, "started": ctx.started,
-        "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "program": ctx.config.name, "status": status, "code_version": code_version(),
-        "instrument_versions": ";".join(sorted(i.label for i in ctx.instruments.values())),
-        "inputs": json.dumps(inputs), "rows_read": total("rows_read"),
-        "rows_valid": total("rows_valid"), "rows_quarantined": total("rows_quarantined"),
-        "cohorts_recomputed": recomputed, "cohorts_reused": reused,
-        "problems": " | ".join(problems),
-    }
-    table = pd.DataFrame([row], columns=RUN_COLUMNS)
-    for column in ("rows_read", "rows_valid", "rows_quarantined", "cohorts_recomputed",
-                   "cohorts_reused"):
-        table[column] = table[column].astype("Int64")
-    return table
-
-
-def run_problems(ctx: Context, plan: Plan | None, ingested: IngestResult | None,
-                 contracts: ContractResult | None) -> list[str]:
-    """Everything that makes a run "complete with problems": problems met before ingest (a
-    failed pull), inbox files no source reads, files skipped, batches rejected."""
-    return [*ctx.problems, *(plan.problems if plan else []),
-            *(ingested.problems if ingested else []), *(contracts.problems if contracts else [])]
-
-
-def ctx_plan_from(ctx: Context, ingested: IngestResult) -> Plan:
-    """A plan from what ingest read (for callers that did not plan first)."""
-    inputs = ingested.inputs[["source", "source_file", "sha256"]].to_dict("records")
-    return Plan(run_fingerprint(inputs, ctx.config.root / "program.yaml", ctx.instruments,
-                                code_version()), inputs)
-
-
-def record_run(ctx: Context, record: pd.DataFrame, plan: Plan | None = None) -> None:
-    """Add this run's row to the warehouse's ``runs`` table, without touching other tables.
-
-    ``state.json`` is the record of the last published run: its row is written
-    again with this one (the same values), so a run killed between writing its
-    state and its row is in the table all the same.
-    """
-    published = (plan.previous or {}).get("run") if plan else None
-    rows = [record] if not published or published.get("run_id") == record["run_id"].iloc[0] \
-        else [runs_frame([published]), record]
-    specs = dict(load_schema().tables)
-    update_warehouse(ctx.config.output_dir / "warehouse.duckdb",
-                     {"runs": pd.concat(rows, ignore_index=True)}, specs)
-
-
-def runs_frame(rows: list[dict]) -> pd.DataFrame:
-    """Run rows as the ``runs`` table (whole numbers as nullable integers)."""
-    table = pd.DataFrame(rows, columns=RUN_COLUMNS)
-    for column in ("rows_read", "rows_valid", "rows_quarantined", "cohorts_recomputed",
-                   "cohorts_reused"):
-        table[column] = pd.to_numeric(table[column]).astype("Int64")
-    return table
-
-
-class ProblemsFound(CapacitarError):
-    """``--strict``: the run met problems, so it stopped before publishing anything."""
-
-
-def strict_message(problems: list[str]) -> str:
-    """The one line a --strict run stops with."""
-    return (f"stopped (--strict) before publishing anything, on {len(problems)} problem(s): "
-            + " | ".join(problems))
-
-
-def record_failed(ctx: Context, plan: Plan, message: str) -> None:
-    """A ``failed`` row in the runs table, with the one line that says why."""
-    record_run(ctx, run_record(ctx, None, None, None, plan, status=FAILED, problems=[message]),
-               plan)
-
-
-def record_no_new_data(ctx: Context, plan: Plan) -> dict:
-    """Record a run that found nothing new; its summary (the CLI and the flow both use it).
-
-    Inbox files that no source reads are reported even then (a scheduled run
-    must hear of them).
-    """
-    record = run_record(ctx, None, None, None, plan, status=NO_NEW_DATA, recomputed=0)
-    record_run(ctx, record, plan)
-    last = plan.previous or {}
-    return {"run_id": ctx.run_id, "status": NO_NEW_DATA, "previous_run": last.get("run_id"),
-            "previous_finished": last.get("finished"), "output_dir": str(ctx.config.output_dir),
-            "report": str(ctx.config.output_dir / "reports" / f"program_{ctx.config.language}.html"),
-            "problems": [*ctx.problems, *plan.problems]}
-
-
-def run_history(ctx: Context, last: int = 10) -> pd.DataFrame:
-    """The last runs recorded in the warehouse, newest first (empty before any run)."""
-    import duckdb
-
-    path = ctx.config.output_dir / "warehouse.duckdb"
-    if not path.exists():
-        return pd.DataFrame(columns=RUN_COLUMNS)
-    with duckdb.connect(str(path), read_only=True) as con:
-        names = {r[0] for r in con.execute("SHOW TABLES").fetchall()}
-        if "runs" not in names:
-            return pd.DataFrame(columns=RUN_COLUMNS)
-        return con.execute('SELECT * FROM runs ORDER BY started DESC, finished DESC LIMIT ?',
-                           [last]).df()
-
-
-def save_run_state(ctx: Context, plan: Plan, cohorts: dict[str, str],
-                   record: pd.DataFrame | None = None, skipped: list[str] = ()) -> None:
-    """Remember this published run: fingerprint, inputs, cohort fingerprints, the key's
-    identity, files skipped (read again next time) and its ``runs`` row. The commit point of
-    the run's publication."""
-    run = None
-    if record is not None:
-        run = {k: (None if pd.isna(v) else v.item() if hasattr(v, "item") else v)
-               for k, v in record.iloc[0].items()}
-    save_state(ctx.config.output_dir, {
-        "fingerprint": plan.fingerprint, "run_id": ctx.run_id, "started": ctx.started,
-        "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "key_id": plan.key_id, "inputs": plan.inputs, "skipped": list(skipped),
-        "cohorts": cohorts, "run": run})
-
-
-def skipped_files(ingested: IngestResult) -> list[str]:
-    """Files ingest skipped (a problem named in the run): read again by the next run."""
-    inputs = ingested.inputs
-    return inputs.loc[inputs["status"] != "read", "source_file"].tolist()
-
-
 def export(ctx: Context, tables: dict[str, pd.DataFrame]) -> list[Path]:
     """Stage 5: every table as Parquet, CSV, .sav, .dta; codebook; load scripts; warehouse.
 
@@ -520,129 +353,6 @@ def export(ctx: Context, tables: dict[str, pd.DataFrame]) -> list[Path]:
     if "runs" in tables:
         record_run(ctx, tables["runs"])
     return written
-
-
-@contextmanager
-def table_export(ctx: Context) -> Iterator[TableExport]:
-    """Stage 5 in parts: :meth:`TableExport.add` tables as they become final (their SPSS and
-    Stata files are written by worker processes meanwhile), :meth:`TableExport.seal` once all
-    are in (the warehouse merges on a thread), :meth:`TableExport.finish` swaps the tables (and
-    the reports staged in :attr:`TableExport.reports_staging`) in, :meth:`TableExport.commit`
-    once the run's state is written. Leaving before the commit (an error) stops the workers,
-    drops the staging folders and undoes the swap."""
-    publication = Publication(ctx.config.output_dir, ctx.run_id)
-    try:
-        exporting = TableExport(ctx, publication)
-        yield exporting
-    finally:
-        if not publication.committed:
-            if "exporting" in locals():
-                exporting.cancel()
-            publication.abandon()
-
-
-class TableExport:
-    """One run's outputs, filled in staging folders and published by :meth:`finish`."""
-
-    def __init__(self, ctx: Context, publication: Publication):
-        self.ctx, self.publication = ctx, publication
-        self.staging = publication.folder("tables")
-        self._reports: Path | None = None
-        self.specs = dict(load_schema().tables)
-        self.sets = program_codes(ctx.config, ctx.instruments,
-                                  {r: v["label"] for r, v in RULES.items()},
-                                  ctx.config.output_dir / "tables", self.staging)
-        self.labelled = LabelledFiles(self.staging, self.specs, self.sets, ctx.config.language)
-        self.files: dict[str, pd.DataFrame] = {}
-        self.written: list[Path] = [self.staging / REGISTRY_FILE]
-        self.top: list[Path] = []  # codebook and load scripts beside the folders
-        self.warehouse: OnThread | None = None
-
-    @property
-    def reports_staging(self) -> Path:
-        """The staging folder of the reports, published with the tables."""
-        if self._reports is None:
-            self._reports = self.publication.folder("reports")
-        return self._reports
-
-    def add(self, tables: dict[str, pd.DataFrame], processes: int | None = None) -> None:
-        """Write Parquet and CSV now; start the SPSS/Stata files on ``processes`` forked
-        processes (default :func:`pipelines.parallel.workers`)."""
-        files = dict(tables)
-        if "scores" in files:
-            files["scores_wide"] = scores_wide(files["scores"], self.ctx.config.wave_order())
-            self.specs["scores_wide"] = scores_wide_spec(files["scores_wide"], self.sets)
-        check_documented(files, self.specs)
-        for name, frame in files.items():
-            self.written += write_open_formats(frame, self.staging, name)
-        self.labelled.submit(files, processes or workers())
-        self.files.update(files)
-
-    def seal(self) -> None:
-        """Every table is in: merge them into the warehouse on a thread while the caller goes on.
-
-        DuckDB reads the staged Parquet files without the GIL, so this overlaps
-        with rendering the reports. The warehouse commits before the outputs are
-        swapped in: if the run then fails, the next run replaces those rows. The
-        run's own ``runs`` row is added after the run's state is written
-        (:func:`record_run`), so the table never calls complete a run that was
-        not published.
-        """
-        files = {n: f for n, f in self.ordered_files().items() if n != "runs"}
-        parquet = {name: self.staging / f"{name}.parquet" for name in files}
-        self.warehouse = OnThread(update_warehouse, self.ctx.config.output_dir / "warehouse.duckdb",
-                                  files, self.specs, parquet, name="warehouse")
-
-    def ordered_files(self) -> dict[str, pd.DataFrame]:
-        """The tables added so far, in the schema's order (the codebook's)."""
-        return {name: self.files[name] for name in self.specs if name in self.files}
-
-    def finish(self) -> list[Path]:
-        """Wait for the SPSS/Stata files and the warehouse; stage the codebook and load scripts;
-        swap the tables, reports and those files in together (committed by :meth:`commit`)."""
-        out = self.ctx.config.output_dir
-        if not self.publication.swapped:  # a retried finish goes on from here
-            if self.warehouse is None:
-                self.seal()
-            staged = self.written + self.labelled.wait()
-            try:
-                self.warehouse.result()
-            finally:
-                self.stop_warehouse()
-            files = self.ordered_files()
-            texts = codebook_texts(out, self.specs, files, self.sets, self.ctx.instruments,
-                                   self.ctx.config)
-            texts["last_run.json"] = json_text(files["runs"].iloc[0].to_dict())
-            self.top = [self.publication.file(
-                name, lambda path, text=text: path.write_text(text, encoding="utf-8"))
-                for name, text in texts.items()]
-            self.publication.swap()
-            self.written = [out / "tables" / p.relative_to(self.staging) for p in staged]
-        return [*self.written, out / "warehouse.duckdb", *self.top]
-
-    def commit(self) -> None:
-        """The run's state is written: the swap is final."""
-        self.publication.commit()
-
-    def stop_warehouse(self) -> None:
-        """Let the warehouse thread end (before its Parquet files move or go)."""
-        if self.warehouse is not None:
-            self.warehouse.wait()
-            self.warehouse = None
-
-    def cancel(self) -> None:
-        """The run failed: stop the workers, let the warehouse thread end."""
-        self.labelled.cancel()
-        self.stop_warehouse()
-
-
-def check_documented(tables: dict[str, pd.DataFrame], specs: dict) -> None:
-    """Refuse to write a table or column the schema does not document (a bug, not a user error)."""
-    for name, frame in tables.items():
-        spec = specs.get(name)
-        missing = [c for c in frame.columns if spec is None or c not in spec.columns]
-        if missing:
-            raise RuntimeError(f"table {name}: columns not documented in schema.yaml: {missing}")
 
 
 def report(ctx: Context, tables: dict[str, pd.DataFrame], pdf: bool = True) -> list[Path]:

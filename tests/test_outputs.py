@@ -19,7 +19,7 @@ import pyreadstat
 import pytest
 
 from instruments.model import Text
-from pipelines import stages
+from pipelines import run_records, stages
 from pipelines.export import variable_name
 from pipelines.schema import load_schema
 from tests.helpers import small_program, stss_csv
@@ -42,7 +42,7 @@ def run_stages(root: Path) -> dict:
     tables = {"scores": scores, **stages.analyse(ctx, contracts, scores),
               "quarantine": contracts.quarantine, "validation_summary": contracts.summary,
               "accounting": accounting,
-              "runs": stages.run_record(ctx, ingested, contracts, accounting)}
+              "runs": run_records.run_record(ctx, ingested, contracts, accounting)}
     stages.export(ctx, tables)
     return tables
 

@@ -18,7 +18,7 @@ import pandas as pd
 import psutil
 import pytest
 
-from pipelines import stages
+from pipelines import run_records, stages, table_export
 from pipelines.locking import ProgramBusy, program_lock
 from tests.helpers import small_program, stss_csv
 from tests.test_cli import capacitar
@@ -137,7 +137,7 @@ def test_a_corrected_file_supersedes_its_old_version(program, prefect_harness):
 def test_two_concurrent_runs_do_not_interleave(program, prefect_harness, monkeypatch):
     from pipelines.flows import evaluate_program
 
-    events, real_plan, real_save = [], stages.plan, stages.save_run_state
+    events, real_plan, real_save = [], stages.plan, run_records.save_run_state
 
     def plan(ctx, **options):  # the first thing a run does once it holds the folder
         events.append((time.perf_counter(), ctx.run_id, "start"))
@@ -149,7 +149,7 @@ def test_two_concurrent_runs_do_not_interleave(program, prefect_harness, monkeyp
         events.append((time.perf_counter(), ctx.run_id, "end"))
 
     monkeypatch.setattr(stages, "plan", plan)
-    monkeypatch.setattr(stages, "save_run_state", save)
+    monkeypatch.setattr(run_records, "save_run_state", save)
     results = []
     threads = [threading.Thread(target=lambda: results.append(
         evaluate_program(str(program), force=True))) for _ in range(2)]
@@ -470,7 +470,7 @@ def test_failures_at_the_edges_are_one_line_without_traceback(program, prefect_h
         raise OSError(errno.ENOSPC, "No space left on device", "outputs/x.parquet")
 
     if fault == "disk":  # in a task that retries I/O errors: not this one
-        monkeypatch.setattr(stages, "write_open_formats", full)
+        monkeypatch.setattr(table_export, "write_open_formats", full)
         said = "no space left on the disk writing outputs/x.parquet"
     elif fault == "disk-reports":  # in a task Prefect logs with its traceback
         monkeypatch.setattr(stages, "render_report_folder", full)
@@ -520,7 +520,7 @@ def test_the_cli_says_a_failed_run_in_one_line_with_status_3(program, prefect_ha
         raise OSError(errno.ENOSPC, "No space left on device", "outputs/x.parquet")
 
     monkeypatch.setattr("pipelines.embedded_server.start_early", NoServer)
-    monkeypatch.setattr(stages, "write_open_formats", full)
+    monkeypatch.setattr(table_export, "write_open_formats", full)
     with pytest.raises(SystemExit) as stop, PrefectLogs() as logs:
         main(["run", str(program)])
     said = capsys.readouterr().err.strip().splitlines()
