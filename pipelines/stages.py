@@ -204,15 +204,17 @@ def analyse_pooled(ctx: Context, valid: dict[str, pd.DataFrame], scores: pd.Data
             "mixed_models": mixed_model_rows(scores, ctx.config.pairs())}
 
 
-GROUPS_PER_PROCESS = 4  # each process takes several groups, so all finish close together
-
-
 def analyse_shared(ctx: Context, valid: dict[str, pd.DataFrame], scores: pd.DataFrame,
                    cohorts: list[str]) -> tuple[dict, list[dict]]:
     """(:func:`analyse_pooled`, :func:`analyse_cohorts` per group of ``cohorts``), computed by
     this process and :func:`pipelines.parallel.workers` - 1 forked ones sharing the groups,
-    one of them computing the program-wide rows first."""
-    groups = cohort_groups(cohorts, GROUPS_PER_PROCESS * workers())
+    one of them computing the program-wide rows first.
+
+    One group per process: the analysis is vectorised over cohorts, so a few
+    large calls cost less than many small ones; whoever is free takes the next
+    group, so the process busy with the program-wide rows takes fewer.
+    """
+    groups = cohort_groups(cohorts, workers())
     with Shared(lambda group: analyse_cohorts(ctx, *cohort_inputs(valid, scores, group)),
                 groups, workers() - 1, first=lambda: analyse_pooled(ctx, valid, scores)) as shared:
         shared.help()

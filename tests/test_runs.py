@@ -221,11 +221,16 @@ def test_rows_computed_beside_equal_those_computed_in_process(program, prefect_h
 
     add_cohort_c3(program)
     monkeypatch.setenv("CAPACITAR_WORKERS", "3")  # two forked processes beside this one
-    shared = []
-    real = stages.Shared
-    monkeypatch.setattr(stages, "Shared", lambda *a, **k: shared.append(real(*a, **k)) or shared[-1])
+    forked, real = [], stages.Shared
+
+    def recorded(*args, **kwargs):
+        shared = real(*args, **kwargs)
+        forked.append([child._proc for child in shared._children])
+        return shared
+
+    monkeypatch.setattr(stages, "Shared", recorded)
     evaluate_program(str(program))
-    assert len(shared[0]._children) == 2 and shared[0]._children[0]._proc is not None
+    assert len(forked[0]) == 2 and all(proc is not None for proc in forked[0])
     beside = tables_of(program)
     assert (beside["reliability"]["cohort"] == "ALL").any()
     assert set(beside["change"]["cohort"]) == {"c1", "c2", "c3"}
