@@ -241,7 +241,8 @@ def pooled_task(ctx: stages.Context, contracts, scores, fresh: list, previous, k
 
 
 @io_task
-def export_tables_task(exporting: table_export.TableExport, tables: dict, processes: int | None = None):
+def export_tables_task(exporting: table_export.TableExport, tables: dict,
+                       processes: int | None = None):
     """Parquet and CSV now; SPSS and Stata files started on forked processes."""
     exporting.add(tables, processes)
 
@@ -310,7 +311,8 @@ def evaluate_locked(program_dir: str, force: bool, dask_address: str | None,
         plan = stages.plan(ctx, new_key=new_key)
         try:
             if strict and (ctx.problems or plan.problems):
-                raise run_records.ProblemsFound(run_records.strict_message([*ctx.problems, *plan.problems]))
+                raise run_records.ProblemsFound(
+                    run_records.strict_message([*ctx.problems, *plan.problems]))
             if plan.nothing_new and not force:
                 return no_new_data(ctx, plan)
             check_headers(ctx.config, ctx.instruments,

@@ -23,7 +23,6 @@ from instruments import Instrument, load_builtin, load_instruments
 from pipelines.accounting import row_accounting
 from pipelines.analysis.scoring import score_responses
 from pipelines.analysis.tables import (
-    POOLED,
     apply_rci,
     band_transitions,
     change_tables,
@@ -55,7 +54,7 @@ from pipelines.parallel import Shared, workers
 from pipelines.preflight import check_instruments
 from pipelines.publish import check_replaceable, clean_stale, recover, tighten
 from pipelines.run_records import code_version, record_run
-from pipelines.schema import load_schema
+from pipelines.schema import POOLED, load_schema
 from pipelines.table_export import table_export
 from reports.render import Rendered, render_report_folder
 

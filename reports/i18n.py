@@ -19,7 +19,6 @@ import yaml
 from data_contracts.rules import RULES
 from instruments.model import Instrument
 
-
 HERE = Path(__file__).parent
 
 

@@ -28,11 +28,10 @@ from pipelines.analysis.cautions import (
     reliability_caveat,
 )
 from pipelines.analysis.tables import pooled_means
-from pipelines.schema import load_schema
+from pipelines.schema import POOLED, load_schema
 from reports import plots
 from reports.i18n import MESSAGES, Catalogue, instrument_short, number, scale_label, short_label
-from reports.privacy import POOLED, RCI_CATEGORIES, SUPPRESSED, Disclosure, values
-
+from reports.privacy import RCI_CATEGORIES, SUPPRESSED, Disclosure, values
 
 SMALL = 10  # figures from min_cell_size..SMALL-1 people are shown, marked as small
 

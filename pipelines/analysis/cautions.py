@@ -39,8 +39,10 @@ def reliability_caveat(flags: Collection[str]) -> bool:
     """Whether to warn in words that a scale measured unreliably: alpha is low on enough people
     (on too few, alpha itself is unstable, and the figure is marked as such instead).
 
-    >>> reliability_caveat({"alpha_below_0.70"}), reliability_caveat({"alpha_below_0.70", "n_below_10"})
-    (True, False)
+    >>> reliability_caveat({"alpha_below_0.70"})
+    True
+    >>> reliability_caveat({"alpha_below_0.70", "n_below_10"})
+    False
     """
     return low_reliability(flags) and not few_people(flags)
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.errors import SourceError
-from pipelines.ingest.export import Export, RowRule, strip_prefixes
+from pipelines.ingest.raw import Export, RowRule, strip_prefixes
 from pipelines.ingest.readers import MAX_CELLS, MAX_COLUMNS, read_rows, read_table
 from pipelines.ingest.text import fold
 

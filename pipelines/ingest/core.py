@@ -29,7 +29,7 @@ from instruments.model import Instrument, ResponseOption
 from pipelines.config import InstrumentMapping, Locator, ProgramConfig, Source
 from pipelines.errors import SourceError
 from pipelines.ingest.adapters import read_export
-from pipelines.ingest.export import Export, RowRule
+from pipelines.ingest.raw import Export, RowRule
 from pipelines.ingest.pseudonym import normalise_identifier, pseudonymise
 from pipelines.ingest.scrub import NOTHING_KNOWN, REDACTED, KnownValues, looks_personal, \
     safe_value, safe_values, scrub_message
