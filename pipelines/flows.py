@@ -1,4 +1,4 @@
-"""The Prefect flow: one task per stage, wired in the order of DESIGN.md.
+"""The Prefect flow: one task per stage, wired in the order of ARCHITECTURE.md.
 
 Runs on Prefect's embedded (ephemeral) API by default: no server needed.
 The stages know nothing of Prefect: this module wires them (``embedded_server.py`` starts

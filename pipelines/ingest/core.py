@@ -1,6 +1,6 @@
 """Turn the inbox's raw exports into canonical responses, one frame per instrument.
 
-Canonical responses (DESIGN.md): key columns ``KEYS`` then the instrument's
+Canonical responses (ARCHITECTURE.md): key columns ``KEYS`` then the instrument's
 item ids as columns. Likert items hold numeric codes (float, NaN = missing);
 knowledge items hold option codes as text. Personal columns never leave this
 module: identifiers become keyed pseudonyms, other PII is dropped.
