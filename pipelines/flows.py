@@ -45,7 +45,7 @@ from prefect.cache_policies import NO_CACHE  # noqa: E402
 from prefect.states import Completed, Failed  # noqa: E402
 
 from pipelines import pull as pulls  # noqa: E402
-from pipelines import run_records, stages, table_export  # noqa: E402
+from pipelines import cohort_analysis, run_records, stages, table_export  # noqa: E402
 from pipelines.errors import CapacitarError, RunFailed, user_message  # noqa: E402
 from pipelines.locking import program_lock  # noqa: E402
 from pipelines.preflight import check_headers  # noqa: E402
@@ -179,13 +179,13 @@ def score_task(ctx: stages.Context, contracts):
 @stage_task
 def analyse_group_task(ctx: stages.Context, valid: dict, scores: pd.DataFrame) -> dict:
     """The cohort tables of one group of cohorts (runs on a thread or a Dask worker)."""
-    return stages.analyse_cohorts(ctx, valid, scores)
+    return cohort_analysis.analyse_cohorts(ctx, valid, scores)
 
 
 @stage_task
 def analyse_pooled_task(ctx: stages.Context, valid: dict, scores: pd.DataFrame) -> dict:
     """The program-wide (cohort ALL) rows, beside the cohort groups on the same runner."""
-    return stages.analyse_pooled(ctx, valid, scores)
+    return cohort_analysis.analyse_pooled(ctx, valid, scores)
 
 
 @flow(name="capacitar-analyse-cohorts", log_prints=False)
@@ -211,7 +211,7 @@ def analyse_here_task(ctx: stages.Context, valid: dict, scores: pd.DataFrame,
     """The program-wide rows and the cohort rows of ``cohorts`` on this machine: forked
     processes share the tables without copying them (threads would contend for the GIL,
     Prefect's process runner would copy every input)."""
-    return stages.analyse_shared(ctx, valid, scores, cohorts)
+    return cohort_analysis.analyse_shared(ctx, valid, scores, cohorts)
 
 
 # On Dask, groups of cohorts run on the workers, a few per worker so a slow group does not hold
@@ -233,8 +233,9 @@ def dask_runner(dask_address: str):
 def pooled_task(ctx: stages.Context, contracts, scores, fresh: list, previous, kept: list,
                 pooled: dict | None = None):
     if pooled is None:
-        pooled = stages.analyse_pooled(ctx, contracts.valid, scores)
-    tables = stages.assemble(ctx, scores, fresh, pooled, previous, kept, contracts.quarantine)
+        pooled = cohort_analysis.analyse_pooled(ctx, contracts.valid, scores)
+    tables = cohort_analysis.assemble(ctx, scores, fresh, pooled, previous, kept,
+                                      contracts.quarantine)
     get_run_logger().info("Analysis: %d reliability rows, %d change rows, %d model rows",
                           len(tables["reliability"]), len(tables["change"]), len(tables["models"]))
     return tables
@@ -418,11 +419,11 @@ def analyse(ctx: stages.Context, plan, contracts, scores, force: bool, dask_addr
 
     Locally one task shares groups of changed cohorts between this process and
     forked ones, one of which computes the program-wide rows first
-    (:func:`stages.analyse_shared`); on Dask, groups of cohorts and the
+    (:func:`cohort_analysis.analyse_shared`); on Dask, groups of cohorts and the
     program-wide rows are tasks on the cluster.
     """
     with clock("analyse_cohorts"):
-        work = stages.cohort_work(ctx, plan, contracts.valid, force)
+        work = cohort_analysis.cohort_work(ctx, plan, contracts.valid, force)
         get_run_logger().info("Cohorts to analyse: %d changed or new, %d unchanged (reused)",
                               len(work.stale), len(work.kept))
         if dask_address:
@@ -436,8 +437,8 @@ def analyse(ctx: stages.Context, plan, contracts, scores, force: bool, dask_addr
 
 def analyse_on_dask(ctx: stages.Context, contracts, scores, stale: list[str], dask_address):
     """Groups of changed cohorts and the program-wide rows as tasks on a Dask cluster."""
-    parts = [stages.cohort_inputs(contracts.valid, scores, g)
-             for g in stages.cohort_groups(stale, DASK_GROUPS)]
+    parts = [cohort_analysis.cohort_inputs(contracts.valid, scores, g)
+             for g in cohort_analysis.cohort_groups(stale, DASK_GROUPS)]
     try:
         done = (analyse_cohorts_flow.with_options(task_runner=dask_runner(dask_address))(
             ctx, parts, (contracts.valid, scores)) if parts else {"cohorts": [], "pooled": None})

@@ -109,7 +109,7 @@ def test_link_file_inside_outputs_is_refused(tmp_path):
 
 
 def test_person_seen_only_at_post_is_kept_and_reported_unmatched():
-    from pipelines.stages import participation_table
+    from pipelines.cohort_analysis import participation_table
 
     scores = pd.DataFrame({"cohort": "c1", "instrument": "omshc", "scale": "total",
                            "participant": ["a", "b", "a", "b", "z"],

@@ -25,6 +25,7 @@ FORBIDDEN = {
                         "reports"], "contracts split rows before any statistic"),
     "pipelines/stages.py": (["prefect"], "the stages are plain functions; only the flow "
                                          "and serving use Prefect"),
+    "pipelines/cohort_analysis.py": (["prefect", "reports"], "plain functions, no Prefect"),
     "pipelines/parallel.py": (["pipelines.analysis", "pipelines.stages", "pandas", "prefect"],
                               "the concurrency seam knows nothing of what it runs"),
 }

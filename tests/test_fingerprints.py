@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines import stages
+from pipelines import cohort_analysis, stages
 from pipelines.incremental import cohort_fingerprints
 from tests.helpers import small_program
 
@@ -29,7 +29,7 @@ def knowledge_answers(seed: int) -> pd.DataFrame:
 
 def fingerprints(ctx, frame: pd.DataFrame) -> dict[str, str]:
     valid = {"tic_knowledge": frame}
-    return cohort_fingerprints(valid, stages.analysis_context(ctx, valid))
+    return cohort_fingerprints(valid, cohort_analysis.analysis_context(ctx, valid))
 
 
 def answer_changed(frame: pd.DataFrame, cohort: str, wave: str) -> pd.DataFrame:

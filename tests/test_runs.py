@@ -18,7 +18,7 @@ import pandas as pd
 import psutil
 import pytest
 
-from pipelines import run_records, stages, table_export
+from pipelines import cohort_analysis, run_records, stages, table_export
 from pipelines.locking import ProgramBusy, program_lock
 from tests.helpers import small_program, stss_csv
 from tests.test_cli import capacitar
@@ -195,7 +195,7 @@ def test_a_failed_stage_keeps_previous_outputs(program, prefect_harness, monkeyp
     def broken(*args, **kwargs):
         raise RuntimeError("simulated crash in the analysis")
 
-    monkeypatch.setattr(stages, "assemble", broken)
+    monkeypatch.setattr(cohort_analysis, "assemble", broken)
     monkeypatch.setattr("pipelines.export.PARALLEL_ROWS", 0)  # SPSS/Stata writers running
     add_cohort_c3(program)
     with pytest.raises(RuntimeError, match="simulated crash"):
@@ -221,14 +221,14 @@ def test_rows_computed_beside_equal_those_computed_in_process(program, prefect_h
 
     add_cohort_c3(program)
     monkeypatch.setenv("CAPACITAR_WORKERS", "3")  # two forked processes beside this one
-    forked, real = [], stages.Shared
+    forked, real = [], cohort_analysis.Shared
 
     def recorded(*args, **kwargs):
         shared = real(*args, **kwargs)
         forked.append([child._proc for child in shared._children])
         return shared
 
-    monkeypatch.setattr(stages, "Shared", recorded)
+    monkeypatch.setattr(cohort_analysis, "Shared", recorded)
     evaluate_program(str(program))
     assert len(forked[0]) == 2 and all(proc is not None for proc in forked[0])
     beside = tables_of(program)
