@@ -25,6 +25,7 @@ from pipelines.analysis.cautions import (
     few_people,
     in_meta_analysis,
     low_reliability,
+    model_flag_needs_care,
     reliability_caveat,
 )
 from pipelines.analysis.tables import pooled_means
@@ -42,10 +43,11 @@ FOREST_ROWS = 30  # up to this many cohorts, the forest plot names each one
 FOREST_EXTREMES = 5  # beyond: a caterpillar of all, and a forest of the k highest and lowest
 
 
-REPORT_CHANGE_COLUMNS = ["cohort", "instrument", "scale", "from_wave", "to_wave", "n_pairs", "mean_from",
-                  "mean_to", "mean_diff", "ci_low", "ci_high", "d_z", "d_z_ci_low", "d_z_ci_high",
-                  "improvement", "rci_improved", "rci_no_change", "rci_deteriorated", "hake_g",
-                  "normalized_change_c", "verdict", "verdict_family"]
+REPORT_CHANGE_COLUMNS = [  # the columns of the change table the reports read
+    "cohort", "instrument", "scale", "from_wave", "to_wave", "n_pairs", "mean_from", "mean_to",
+    "mean_diff", "ci_low", "ci_high", "d_z", "d_z_ci_low", "d_z_ci_high", "improvement",
+    "rci_improved", "rci_no_change", "rci_deteriorated", "hake_g", "normalized_change_c",
+    "verdict", "verdict_family"]
 
 
 LIST_COHORTS = 30  # up to this many cohorts, the program report lists them before the grid
@@ -54,7 +56,6 @@ LIST_COHORTS = 30  # up to this many cohorts, the program report lists them befo
 HARDEST = 5  # questions listed as the hardest
 
 
-ROUTINE_MODEL_FLAGS = {"random_slope_dropped", "boundary_fit"}  # expected with few cohorts
 
 
 HIDDEN = "—"
@@ -898,10 +899,9 @@ class ReportData:
         explained once in the legend) are left out."""
         out = []
         for flag in sorted(flags_of(flags)):
-            name = flag.split(":")[0].strip()
-            if name in ROUTINE_MODEL_FLAGS:
+            if not model_flag_needs_care(flag):
                 continue
-            key = f"model_flag_{name}"
+            key = f"model_flag_{flag.split(':')[0].strip()}"
             out.append({"text": self.t(key) if key in MESSAGES else flag})
         return out
 

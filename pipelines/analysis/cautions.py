@@ -15,6 +15,7 @@ from pipelines.analysis.change import MIN_PAIRS
 
 LOW_ALPHA = "alpha_below_0.70"  # set by reliability.reliability_flags
 FEW_PEOPLE = "n_below_10"  # set by reliability.reliability_flags
+ROUTINE_MODEL_FLAGS = {"random_slope_dropped", "boundary_fit"}  # set by models.py
 
 
 def low_reliability(flags: Collection[str]) -> bool:
@@ -55,3 +56,13 @@ def in_meta_analysis(d_z: float, n_pairs: int) -> bool:
     (True, False, False)
     """
     return bool(pd.notna(d_z)) and n_pairs >= MIN_PAIRS
+
+
+def model_flag_needs_care(flag: str) -> bool:
+    """Whether a model's flag asks the reader for care; the routine ones (a simpler model or a
+    variance at zero, expected with few cohorts) are explained once instead.
+
+    >>> model_flag_needs_care("boundary_fit"), model_flag_needs_care("not_converged: singular")
+    (False, True)
+    """
+    return flag.split(":")[0].strip() not in ROUTINE_MODEL_FLAGS
