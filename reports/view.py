@@ -121,6 +121,16 @@ def cells_attribute(cells: dict[tuple, int]) -> str:
     return ";".join(f"{key_text(k)}={v}" for k, v in cells.items())
 
 
+def verdict_of(row: dict) -> str:
+    """The row's ``verdict`` (the analysis'), ``not_estimable`` where it has none.
+
+    >>> verdict_of({"verdict": "improved"}), verdict_of({"verdict": None})
+    ('improved', 'not_estimable')
+    """
+    verdict = row.get("verdict")
+    return verdict if isinstance(verdict, str) else "not_estimable"
+
+
 def flags_of(value) -> set[str]:
     """The flags of a ``flags`` cell ("a;b" or "a, b")."""
     if not isinstance(value, str) or not value:
@@ -331,7 +341,7 @@ class ReportData:
         t, label = self.t, self.short(row["instrument"], row["scale"])
         if not self.pair_shown(row):
             return {"text": t("headline_hidden", scale=label, n=self.min_n), "kind": "hidden"}
-        verdict = row["verdict"] if isinstance(row.get("verdict"), str) else "not_estimable"
+        verdict = verdict_of(row)
         unit = self.unit(row["scale"])
         pair = (row["cohort"], row["instrument"], row["scale"], row["from_wave"], row["to_wave"])
         n = int(row["n_pairs"])
@@ -444,7 +454,7 @@ class ReportData:
             return {"html": markupsafe.Markup(
                 f'<tr><td>{scale}</td><td colspan="7" class="hidden">'
                 f'{self.escaped(self.t("suppressed", n=self.min_n))}</td></tr>'), "hidden": True}
-        verdict = r["verdict"] if isinstance(r.get("verdict"), str) else "not_estimable"
+        verdict = verdict_of(r)
         key = key_text(("pairs", r["cohort"], r["instrument"], r["scale"], r["from_wave"],
                         r["to_wave"]))
         small = r["n_pairs"] < SMALL
@@ -687,8 +697,7 @@ class ReportData:
                 meta = self.model(inst, scale, pair, "meta_reml", "pooled_d_z")
                 if meta is None or pd.isna(meta["estimate"]):
                     continue
-                verdict = meta["verdict"] if isinstance(meta.get("verdict"), str) \
-                    else "not_estimable"
+                verdict = verdict_of(meta)
                 text = self.t(f"program_{verdict}", scale=self.short(inst, scale),
                               d=self.num(meta["estimate"], 2), low=self.num(meta["ci_low"], 2),
                               high=self.num(meta["ci_high"], 2), k=int(meta["n_groups"]))
@@ -771,7 +780,7 @@ class ReportData:
             return {"text": hidden, "short": hidden, "kind": "hidden", "sort": ""}
         unit, d, n = self.unit(scale), row["d_z"], int(row["n_pairs"])
         n_text = annotated(n, ("pairs", cohort, inst, scale, *pair))
-        verdict = row["verdict"] if isinstance(row.get("verdict"), str) else "not_estimable"
+        verdict = verdict_of(row)
         means = f"{self.num(row['mean_from'])}{unit} → {self.num(row['mean_to'])}{unit}"
         d_text = self.num(d, 2)
         return {"text": markupsafe.Markup(f"{markupsafe.escape(means)} · d_z {d_text} "
@@ -879,8 +888,7 @@ class ReportData:
                                       f"({self.num(meta['ci_low'], 2)}; " \
                                       f"{self.num(meta['ci_high'], 2)})"
                     row["i2"] = self.num(meta["i2"], 0) + "%"
-                    verdict = meta["verdict"] if isinstance(meta.get("verdict"), str) \
-                        else "not_estimable"
+                    verdict = verdict_of(meta)
                     row["verdict"], row["kind"] = self.verdict_text(meta), verdict
                 if meta:
                     row["notes"] += self.model_notes(meta["flags"])
