@@ -375,7 +375,8 @@ def full_run(ctx: stages.Context, plan, force: bool, dask_address: str | None, p
             export_tables_task(exporting, early, processes=1)  # the analysis runs meanwhile
         tables, work = analyse(ctx, plan, contracts, scores, force, dask_address, clock)
         tables["runs"] = run_records.run_record(ctx, ingested, contracts, accounting, plan,
-                                           recomputed=len(work.stale), reused=len(work.kept))
+                                                recomputed=len(work.stale),
+                                                reused=len(work.kept))
         with clock("export"):
             export_tables_task(exporting, tables)
             exporting.seal()  # the warehouse is merged on a thread beside the reports
@@ -386,7 +387,7 @@ def full_run(ctx: stages.Context, plan, force: bool, dask_address: str | None, p
         with clock("export_wait"):
             export_task(ctx, exporting)
             run_records.save_run_state(ctx, plan, work.fingerprints, tables["runs"],
-                                  run_records.skipped_files(ingested))
+                                       run_records.skipped_files(ingested))
             exporting.commit()
     record_published(ctx, tables["runs"], plan)
     summary = summarise(ctx, tables, reports, problems, plan)
