@@ -10,9 +10,11 @@ participation, models, verdicts) is computed on every run by :func:`assemble`.
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -126,34 +128,64 @@ def analyse_cohorts(ctx: Context, valid: dict[str, pd.DataFrame], scores: pd.Dat
             "wave_means": wave_means(scores, scope="cohorts")}
 
 
+def pooled_parts(ctx: Context, valid: dict[str, pd.DataFrame], scores: pd.DataFrame
+                 ) -> dict[str, Callable[[], Any]]:
+    """The program-wide computations, biggest first, each independent of the others (so they
+    can be shared out among processes); :func:`pooled_rows` puts their results together."""
+    pairs = ctx.config.pairs()
+    return {
+        "reliability": lambda: reliability_table(valid, ctx.instruments, scope="pooled"),
+        "items": lambda: item_tables(valid, ctx.instruments, scope="pooled"),
+        "mixed_models": lambda: mixed_model_rows(scores, pairs),
+        "band_transitions": lambda: [band_transitions(scores, f, t, scope="pooled")
+                                     for f, t in pairs],
+        "wave_means": lambda: wave_means(scores, scope="pooled"),
+    }
+
+
+def pooled_rows(parts: dict[str, Any]) -> dict[str, pd.DataFrame]:
+    """The results of :func:`pooled_parts` as the program-wide rows of each table."""
+    items, options = parts["items"]
+    transitions = parts["band_transitions"]
+    return {"reliability": parts["reliability"], "items": items, "item_options": options,
+            "band_transitions": pd.concat(transitions, ignore_index=True) if transitions else None,
+            "wave_means": parts["wave_means"], "mixed_models": parts["mixed_models"]}
+
+
 def analyse_pooled(ctx: Context, valid: dict[str, pd.DataFrame], scores: pd.DataFrame
                    ) -> dict[str, pd.DataFrame]:
     """Program-wide (cohort ``ALL``) rows of the cohort tables, and the mixed models' rows
     (:func:`mixed_model_rows`): they need no cohort's figures, refreshed on every run."""
-    items, options = item_tables(valid, ctx.instruments, scope="pooled")
-    transitions = [band_transitions(scores, f, t, scope="pooled") for f, t in ctx.config.pairs()]
-    return {"reliability": reliability_table(valid, ctx.instruments, scope="pooled"),
-            "items": items, "item_options": options,
-            "band_transitions": pd.concat(transitions, ignore_index=True) if transitions else None,
-            "wave_means": wave_means(scores, scope="pooled"),
-            "mixed_models": mixed_model_rows(scores, ctx.config.pairs())}
+    return pooled_rows({name: part() for name, part in pooled_parts(ctx, valid, scores).items()})
 
 
 def analyse_shared(ctx: Context, valid: dict[str, pd.DataFrame], scores: pd.DataFrame,
                    cohorts: list[str]) -> tuple[dict, list[dict]]:
     """(:func:`analyse_pooled`, :func:`analyse_cohorts` per group of ``cohorts``), computed by
-    this process and :func:`pipelines.parallel.workers` - 1 forked ones sharing the groups,
-    one of them computing the program-wide rows first.
+    this process and :func:`pipelines.parallel.workers` - 1 forked ones.
 
-    One group per process: the analysis is vectorised over cohorts, so a few
-    large calls cost less than many small ones; whoever is free takes the next
-    group, so the process busy with the program-wide rows takes fewer.
+    The work is one group of cohorts per process (the analysis is vectorised
+    over cohorts: a few large calls cost less than many small ones), then the
+    program-wide parts; each process takes the next piece as it becomes free.
     """
     groups = cohort_groups(cohorts, workers())
-    with Shared(lambda group: analyse_cohorts(ctx, *cohort_inputs(valid, scores, group)),
-                groups, workers() - 1, first=lambda: analyse_pooled(ctx, valid, scores)) as shared:
+    pooled = pooled_parts(ctx, valid, scores)
+    work = [functools.partial(analyse_group, ctx, valid, scores, group) for group in groups]
+    with Shared(call, [*work, *pooled.values()], workers() - 1) as shared:
         shared.help()
-        return shared.results()
+        done = shared.results()
+    return pooled_rows(dict(zip(pooled, done[len(groups):]))), done[:len(groups)]
+
+
+def analyse_group(ctx: Context, valid: dict[str, pd.DataFrame], scores: pd.DataFrame,
+                  group: list[str]) -> dict[str, pd.DataFrame]:
+    """:func:`analyse_cohorts` of the cohorts in ``group`` only."""
+    return analyse_cohorts(ctx, *cohort_inputs(valid, scores, group))
+
+
+def call(work: Callable[[], Any]) -> Any:
+    """``work()``: what a process does with each piece of shared work."""
+    return work()
 
 
 def cohort_rank(config: ProgramConfig):

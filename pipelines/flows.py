@@ -418,10 +418,9 @@ def record_published(ctx: stages.Context, record: pd.DataFrame, plan) -> None:
 def analyse(ctx: stages.Context, plan, contracts, scores, force: bool, dask_address, clock):
     """Changed cohorts, then the program-wide figures (one task).
 
-    Locally one task shares groups of changed cohorts between this process and
-    forked ones, one of which computes the program-wide rows first
-    (:func:`cohort_analysis.analyse_shared`); on Dask, groups of cohorts and the
-    program-wide rows are tasks on the cluster.
+    Locally one task shares groups of changed cohorts and the program-wide parts
+    between this process and forked ones (:func:`cohort_analysis.analyse_shared`);
+    on Dask, groups of cohorts and the program-wide rows are tasks on the cluster.
     """
     with clock("analyse_cohorts"):
         work = cohort_analysis.cohort_work(ctx, plan, contracts.valid, force)

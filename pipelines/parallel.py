@@ -214,26 +214,24 @@ class Shared:
     ``processes`` children start at once; the caller may take items too
     (:meth:`help`) or go on with other work. Each process takes the next item
     not yet taken, so uneven items even out without any estimate of their
-    cost. With ``first``, one child computes ``first()`` before taking items.
-    Without fork (see :class:`Beside`) everything runs in this process.
-    Used as a context manager, an error in the caller's own work stops the
-    children (else they would wait forever to hand over their results).
+    cost: put the biggest first. Without fork (see :class:`Beside`) everything
+    runs in this process. Used as a context manager, an error in the caller's
+    own work stops the children (else they would wait forever to hand over
+    their results).
 
     Examples
     --------
-    >>> with Shared(abs, [-3, 1, -2], processes=1, first=lambda: "pooled") as shared:
+    >>> with Shared(abs, [-3, 1, -2], processes=1) as shared:
     ...     shared.help()
     ...     shared.results()
-    ('pooled', [3, 1, 2])
+    [3, 1, 2]
     """
 
-    def __init__(self, fn: Callable[[Any], Any], items: list, processes: int,
-                 first: Callable[[], Any] | None = None):
-        self.fn, self.items, self.first = fn, list(items), first
+    def __init__(self, fn: Callable[[Any], Any], items: list, processes: int):
+        self.fn, self.items = fn, list(items)
         self._next = multiprocessing.Value("q", 0)  # the next item to take, shared by all
         self._mine: dict[int, Any] = {}
-        self._children = [Beside(self._take_all, first if k == 0 else None)
-                          for k in range(max(1, processes))]
+        self._children = [Beside(self._take_all) for _ in range(max(1, processes))]
 
     def _take(self) -> int:
         with self._next.get_lock():
@@ -241,25 +239,22 @@ class Shared:
             self._next.value += 1
         return taken
 
-    def _take_all(self, first: Callable[[], Any] | None) -> tuple[Any, dict[int, Any]]:
-        head = first() if first is not None else None
+    def _take_all(self) -> dict[int, Any]:
         done = {}
         while (i := self._take()) < len(self.items):
             done[i] = self.fn(self.items[i])
-        return head, done
+        return done
 
     def help(self) -> None:
         """Take items in this process too, until none is left."""
-        self._mine.update(self._take_all(None)[1])
+        self._mine.update(self._take_all())
 
-    def results(self) -> tuple[Any, list]:
-        """(``first()`` or None, ``fn(item)`` per item in the items' order)."""
-        head, done = None, dict(self._mine)
+    def results(self) -> list:
+        """``fn(item)`` per item, in the items' order."""
+        done = dict(self._mine)
         for child in self._children:
-            value, part = child.result()
-            head = value if value is not None else head
-            done.update(part)
-        return head, [done[i] for i in range(len(self.items))]
+            done.update(child.result())
+        return [done[i] for i in range(len(self.items))]
 
     def cancel(self) -> None:
         """Stop every child still running."""

@@ -570,7 +570,7 @@ def read_in_parallel(files: list[tuple[Source, Path]], config: ProgramConfig,
     with Shared(lambda i: ingest_file(*files[i], config, instruments, key), order,
                 workers() - 1) as shared:
         shared.help()
-        _, results = shared.results()
+        results = shared.results()
     out: list = [None] * len(files)
     for i, result in zip(order, results):
         out[i] = result
