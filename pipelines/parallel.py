@@ -192,7 +192,7 @@ class Beside:
 def _child(send, fn: Callable[..., Any], args: tuple, parent: int) -> None:
     die_with_parent(signal.SIGKILL, parent)
     # The parent's log handlers may rely on threads a fork does not copy (Prefect's
-    # API log worker): the child logs nothing. One BLAS thread: the parent has the other core.
+    # API log worker): the child logs nothing. One BLAS thread: the processes share the cores.
     logging.disable(logging.CRITICAL)
     try:
         with threadpool_limits(limits=1):
