@@ -35,7 +35,7 @@ os.environ.setdefault("CAPACITAR_PSEUDONYM_KEY", "benchmark-key-" + "x" * 20)
 os.environ.setdefault("CAPACITAR_NO_PROGRESS", "1")
 
 from benchmarks._machine import describe  # noqa: E402
-from pipelines import stages  # noqa: E402
+from pipelines import cohort_analysis, stages  # noqa: E402
 
 
 def demo_tables(root: Path) -> dict:
@@ -47,9 +47,9 @@ def demo_tables(root: Path) -> dict:
     ingested = stages.ingest(ctx)
     contracts = stages.validate(ctx, ingested)
     scores = stages.score(ctx, contracts)
-    fresh = stages.analyse_cohorts(ctx, contracts.valid, scores)
-    pooled = stages.analyse_pooled(ctx, contracts.valid, scores)
-    tables = stages.assemble(ctx, scores, [fresh], pooled, quarantine=contracts.quarantine)
+    fresh = cohort_analysis.analyse_cohorts(ctx, contracts.valid, scores)
+    pooled = cohort_analysis.analyse_pooled(ctx, contracts.valid, scores)
+    tables = cohort_analysis.assemble(ctx, scores, [fresh], pooled, quarantine=contracts.quarantine)
     return {"scores": scores, **tables, "quarantine": contracts.quarantine}
 
 

@@ -37,7 +37,7 @@ def timed(call) -> tuple[float, object]:
 
 def plain_stages(root: Path) -> dict[str, float]:
     """Every stage as a plain function call, as a notebook would (no Prefect)."""
-    from pipelines import stages
+    from pipelines import run_records, stages
 
     t: dict[str, float] = {}
     ctx = stages.load_context(root)
@@ -48,7 +48,7 @@ def plain_stages(root: Path) -> dict[str, float]:
     t["analyse"], tables = timed(lambda: stages.analyse(ctx, contracts, scores))
     tables = {"scores": scores, **tables, "quarantine": contracts.quarantine,
               "validation_summary": contracts.summary, "accounting": accounting,
-              "runs": stages.run_record(ctx, ingested, contracts, accounting)}
+              "runs": run_records.run_record(ctx, ingested, contracts, accounting)}
     t["export"], _ = timed(lambda: stages.export(ctx, tables))
     t["report"], _ = timed(lambda: stages.report(ctx, tables, pdf=False))
     return t

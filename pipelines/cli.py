@@ -106,7 +106,7 @@ def run_flow(program: Path, force: bool = False, wait: float = 600,
 
     server = start_early()
     step("reading program.yaml and the instruments")
-    from pipelines import stages
+    from pipelines import run_records, stages
     from pipelines.locking import program_lock
     from pipelines.preflight import check_headers
 
@@ -120,14 +120,13 @@ def run_flow(program: Path, force: bool = False, wait: float = 600,
         step("looking for new data in the inbox")
         plan = stages.plan(ctx, new_key=new_key)
         if strict and plan.problems:
-            message = stages.strict_message(plan.problems)
-            stages.record_failed(ctx, plan, message)
+            message = run_records.strict_message(plan.problems)
+            run_records.record_failed(ctx, plan, message)
             raise RunFailed(message)
         if plan.nothing_new and not force:
             server.stop()
-            return stages.record_no_new_data(ctx, plan)
-        check_headers(ctx.config, ctx.instruments,
-                      None if force else set(plan.changed_files))
+            return run_records.record_no_new_data(ctx, plan)
+        check_headers(ctx.config, ctx.instruments, None if force else set(plan.changed_files))
         return run_prefect(server, program, force, wait, dask_address, pdf, strict,
                            new_key, pull)
 
@@ -236,10 +235,10 @@ def status(program: Path = typer.Argument(..., help="Program folder (holding pro
     """List the last runs of a program (from its warehouse), newest first."""
     import pandas as pd
 
-    from pipelines import stages
+    from pipelines import run_records, stages
 
     ctx = stages.load_context(program)
-    history = stages.run_history(ctx, last)
+    history = run_records.run_history(ctx, last)
     if history.empty:
         say(f"No runs yet for {ctx.config.name} ({program}).")
         return

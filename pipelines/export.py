@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +24,7 @@ import pyreadstat
 
 from instruments.model import Text
 from pipelines.codes import ValueSet
-from pipelines.parallel import dying_with_parent
+from pipelines.parallel import Shared
 from pipelines.schema import BOOLEAN, Column, TableSpec, per_language
 
 SAV_VALUE_LABEL_BYTES = 120  # SPSS's limit for a value label
@@ -342,18 +341,16 @@ def labelled_paths(name: str, folder: Path) -> list[Path]:
     return [folder / f"{name}{suffix}" for suffix in (".sav", ".dta")]
 
 
-PARALLEL_ROWS = 200_000  # below this, starting worker processes costs more than it saves
-WORKERS = 2  # the machines evaluators use have two cores
+PARALLEL_ROWS = 200_000  # fewer rows are written at once in this process: too little to share
 
 
 class LabelledFiles:
-    """SPSS and Stata files of tables, written by worker processes beside the caller's work.
+    """SPSS and Stata files of tables, written by forked processes beside the caller's work.
 
-    pyreadstat holds the GIL (~4 M cells/s), so big tables are written by
-    ``python -m pipelines.export`` worker processes that read the table's
-    Parquet file (already written, so nothing is pickled here) while the run
-    goes on; :meth:`wait` joins them. Small batches are written in-process at
-    once: a worker's start costs more than it saves.
+    pyreadstat holds the GIL, so big batches of tables are shared out among
+    processes (:class:`pipelines.parallel.Shared`) that write them from the
+    caller's frames while the run goes on; :meth:`wait` collects them. Small
+    batches are written in-process at once.
 
     Examples
     --------
@@ -368,7 +365,7 @@ class LabelledFiles:
     ...                               "instruments": [("proqol", Text(en="ProQOL"))]})
     >>> writer = LabelledFiles(folder, {"participation": load_schema().tables["participation"]},
     ...                        sets, "en")
-    >>> writer.submit({"participation": frame})
+    >>> writer.submit({"participation": frame}, processes=1)
     >>> sorted(p.name for p in writer.wait())
     ['participation.dta', 'participation.sav']
     """
@@ -376,80 +373,37 @@ class LabelledFiles:
     def __init__(self, folder: Path, specs: dict, sets: dict, language: str):
         self.folder, self.specs, self.sets, self.language = folder, specs, sets, language
         self.paths: list[Path] = []
-        self.workers: list[tuple[Path, subprocess.Popen]] = []
+        self.writers: list[Shared] = []
 
-    def submit(self, files: dict[str, pd.DataFrame], workers: int = WORKERS) -> None:
-        """Start writing ``files`` (their Parquet files must be in the folder already)."""
-        jobs = sorted(((name, labelled_paths(name, self.folder)) for name in files),
-                      key=lambda job: -files[job[0]].size)
-        self.paths += [p for _, paths in jobs for p in paths]
+    def submit(self, files: dict[str, pd.DataFrame], processes: int) -> None:
+        """Start writing ``files`` on ``processes`` forked processes (small batches: here, now)."""
+        jobs = sorted(((files[name], self.specs[name], labelled_paths(name, self.folder))
+                       for name in files), key=lambda job: -job[0].size)  # biggest first
+        self.paths += [p for *_, paths in jobs for p in paths]
         if sum(len(f) for f in files.values()) < PARALLEL_ROWS:
-            for name, paths in jobs:
-                write_labelled_files(files[name], self.specs[name], self.sets, self.language,
-                                     paths)
+            for job in jobs:
+                self.write(job)
             return
-        shares: list[list] = [[] for _ in range(max(1, workers))]
-        loads = [0] * len(shares)
-        for name, paths in jobs:  # biggest first, each to the least loaded worker
-            least = loads.index(min(loads))
-            shares[least].append((self.folder / f"{name}.parquet", self.specs[name], self.sets,
-                                  self.language, paths))
-            loads[least] += files[name].size * len(paths)
-        for share in filter(None, shares):
-            self.workers.append(start_worker(share, self.folder))
+        self.writers.append(Shared(self.write, jobs, processes))
+
+    def write(self, job: tuple) -> list[Path]:
+        frame, spec, paths = job
+        return write_labelled_files(frame, spec, self.sets, self.language, paths)
 
     def wait(self) -> list[Path]:
-        """Every file submitted, once written; a failed worker raises (a bug, not a user error)."""
-        failures = []
-        for job, worker in self.workers:
-            _, err = worker.communicate()
-            job.unlink(missing_ok=True)
-            if worker.returncode != 0:
-                failures.append(err[-2000:])
-        self.workers = []
-        if failures:
-            raise RuntimeError("writing the SPSS/Stata files failed:\n" + "\n".join(failures))
+        """Every file submitted, once written; a failed writer raises (a bug, not a user error)."""
+        writers, self.writers = self.writers, []
+        try:
+            for shared in writers:
+                shared.results()
+        except Exception as exc:
+            for shared in writers:
+                shared.cancel()
+            raise RuntimeError(f"writing the SPSS/Stata files failed: {exc}") from exc
         return list(self.paths)
 
     def cancel(self) -> None:
-        """Stop the workers (the run failed): their half-written files go with the staging."""
-        for job, worker in self.workers:
-            worker.kill()
-            worker.wait()
-            job.unlink(missing_ok=True)
-        self.workers = []
-
-
-def start_worker(share: list, folder: Path) -> tuple[Path, subprocess.Popen]:
-    """A ``python -m pipelines.export JOB`` process writing the labelled files of ``share``.
-
-    A plain subprocess rather than multiprocessing: nothing of the caller's
-    script is re-run in the worker, whatever started the run.
-    """
-    import pickle
-    import sys
-
-    root = str(Path(__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [root, *filter(None, [os.environ.get("PYTHONPATH")])])}
-    fd, name = tempfile.mkstemp(prefix=".labelled-job-", suffix=".pkl", dir=folder)
-    with os.fdopen(fd, "wb") as job:
-        pickle.dump(share, job, protocol=pickle.HIGHEST_PROTOCOL)
-    worker = subprocess.Popen(dying_with_parent([sys.executable, "-m", "pipelines.export", name]),
-                              env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    return Path(name), worker
-
-
-def write_job(job: Path) -> None:
-    """Worker side of :class:`LabelledFiles`: write the labelled files listed in ``job``."""
-    import pickle
-
-    for table, spec, sets, language, paths in pickle.loads(job.read_bytes()):
-        write_labelled_files(pd.read_parquet(table), spec, sets, language, paths)
-
-
-if __name__ == "__main__":
-    import sys
-
-    write_job(Path(sys.argv[1]))
+        """Stop the writers (the run failed): their half-written files go with the staging."""
+        for shared in self.writers:
+            shared.cancel()
+        self.writers = []

@@ -1,4 +1,4 @@
-"""The Prefect flow: one task per stage, wired in the order of DESIGN.md.
+"""The Prefect flow: one task per stage, wired in the order of ARCHITECTURE.md.
 
 Runs on Prefect's embedded (ephemeral) API by default: no server needed.
 The stages know nothing of Prefect: this module wires them (``embedded_server.py`` starts
@@ -45,7 +45,7 @@ from prefect.cache_policies import NO_CACHE  # noqa: E402
 from prefect.states import Completed, Failed  # noqa: E402
 
 from pipelines import pull as pulls  # noqa: E402
-from pipelines import stages  # noqa: E402
+from pipelines import cohort_analysis, run_records, stages, table_export  # noqa: E402
 from pipelines.errors import CapacitarError, RunFailed, user_message  # noqa: E402
 from pipelines.locking import program_lock  # noqa: E402
 from pipelines.preflight import check_headers  # noqa: E402
@@ -179,13 +179,13 @@ def score_task(ctx: stages.Context, contracts):
 @stage_task
 def analyse_group_task(ctx: stages.Context, valid: dict, scores: pd.DataFrame) -> dict:
     """The cohort tables of one group of cohorts (runs on a thread or a Dask worker)."""
-    return stages.analyse_cohorts(ctx, valid, scores)
+    return cohort_analysis.analyse_cohorts(ctx, valid, scores)
 
 
 @stage_task
 def analyse_pooled_task(ctx: stages.Context, valid: dict, scores: pd.DataFrame) -> dict:
     """The program-wide (cohort ALL) rows, beside the cohort groups on the same runner."""
-    return stages.analyse_pooled(ctx, valid, scores)
+    return cohort_analysis.analyse_pooled(ctx, valid, scores)
 
 
 @flow(name="capacitar-analyse-cohorts", log_prints=False)
@@ -205,11 +205,15 @@ def analyse_cohorts_flow(ctx: stages.Context, parts: list, program: tuple | None
     return {"cohorts": results, "pooled": pooled.result() if pooled is not None else None}
 
 
-# Locally the cohorts are one task in the flow's own thread: numpy/scipy code under the GIL
-# (two threads took 13% longer than one on the demo, benchmarks/runs.py), with the program-wide
-# rows beside it in a forked process. Two local worker processes for the cohorts (Prefect's
-# ProcessPoolTaskRunner) were no faster than one process on 1,000 cohorts (48.6 vs 47.9 s) and
-# took 4.9 instead of 3.2 GB; a subflow serialised its DataFrame inputs as parameters (~5 s).
+@stage_task
+def analyse_here_task(ctx: stages.Context, valid: dict, scores: pd.DataFrame,
+                      cohorts: list[str]) -> tuple[dict, list[dict]]:
+    """The program-wide rows and the cohort rows of ``cohorts`` on this machine: forked
+    processes share the tables without copying them (threads would contend for the GIL,
+    Prefect's process runner would copy every input)."""
+    return cohort_analysis.analyse_shared(ctx, valid, scores, cohorts)
+
+
 # On Dask, groups of cohorts run on the workers, a few per worker so a slow group does not hold
 # the run, and the program-wide rows run beside them there.
 DASK_GROUPS = 32
@@ -229,21 +233,23 @@ def dask_runner(dask_address: str):
 def pooled_task(ctx: stages.Context, contracts, scores, fresh: list, previous, kept: list,
                 pooled: dict | None = None):
     if pooled is None:
-        pooled = stages.analyse_pooled(ctx, contracts.valid, scores)
-    tables = stages.assemble(ctx, scores, fresh, pooled, previous, kept, contracts.quarantine)
+        pooled = cohort_analysis.analyse_pooled(ctx, contracts.valid, scores)
+    tables = cohort_analysis.assemble(ctx, scores, fresh, pooled, previous, kept,
+                                      contracts.quarantine)
     get_run_logger().info("Analysis: %d reliability rows, %d change rows, %d model rows",
                           len(tables["reliability"]), len(tables["change"]), len(tables["models"]))
     return tables
 
 
 @io_task
-def export_tables_task(exporting: stages.TableExport, tables: dict, workers: int):
-    """Parquet and CSV now; SPSS and Stata files started on worker processes."""
-    exporting.add(tables, workers)
+def export_tables_task(exporting: table_export.TableExport, tables: dict,
+                       processes: int | None = None):
+    """Parquet and CSV now; SPSS and Stata files started on forked processes."""
+    exporting.add(tables, processes)
 
 
 @io_task
-def export_task(ctx: stages.Context, exporting: stages.TableExport):
+def export_task(ctx: stages.Context, exporting: table_export.TableExport):
     written = exporting.finish()
     get_run_logger().info("Wrote %d files to %s", len(written), ctx.config.output_dir)
     return written
@@ -306,7 +312,8 @@ def evaluate_locked(program_dir: str, force: bool, dask_address: str | None,
         plan = stages.plan(ctx, new_key=new_key)
         try:
             if strict and (ctx.problems or plan.problems):
-                raise stages.ProblemsFound(stages.strict_message([*ctx.problems, *plan.problems]))
+                raise run_records.ProblemsFound(
+                    run_records.strict_message([*ctx.problems, *plan.problems]))
             if plan.nothing_new and not force:
                 return no_new_data(ctx, plan)
             check_headers(ctx.config, ctx.instruments,
@@ -321,7 +328,7 @@ def evaluate_locked(program_dir: str, force: bool, dask_address: str | None,
 def record_failure(ctx: stages.Context, plan, exc: Exception) -> None:
     """A ``failed`` row in the runs table (unless the disk is what failed)."""
     try:
-        stages.record_failed(ctx, plan, user_message(exc) or f"{type(exc).__name__}: {exc}")
+        run_records.record_failed(ctx, plan, user_message(exc) or f"{type(exc).__name__}: {exc}")
     except Exception as also:  # noqa: BLE001 - the first error is the one to report
         get_run_logger().warning("Could not record the failed run in the warehouse: %s", also)
 
@@ -357,21 +364,22 @@ def full_run(ctx: stages.Context, plan, force: bool, dask_address: str | None, p
         ingested = ingest_task(ctx)
     with clock("validate"):
         contracts, accounting = validate_task(ctx, ingested)
-    problems = stages.run_problems(ctx, plan, ingested, contracts)
+    problems = run_records.run_problems(ctx, plan, ingested, contracts)
     if strict and problems:
-        raise stages.ProblemsFound(stages.strict_message(problems))
+        raise run_records.ProblemsFound(run_records.strict_message(problems))
     with clock("score"):
         scores = score_task(ctx, contracts)
-    with stages.table_export(ctx) as exporting:
+    with table_export.table_export(ctx) as exporting:
         early = {"scores": scores, "quarantine": contracts.quarantine,
                  "validation_summary": contracts.summary, "accounting": accounting}
         with clock("export"):
-            export_tables_task(exporting, early, workers=1)
+            export_tables_task(exporting, early, processes=1)  # the analysis runs meanwhile
         tables, work = analyse(ctx, plan, contracts, scores, force, dask_address, clock)
-        tables["runs"] = stages.run_record(ctx, ingested, contracts, accounting, plan,
-                                           recomputed=len(work.stale), reused=len(work.kept))
+        tables["runs"] = run_records.run_record(ctx, ingested, contracts, accounting, plan,
+                                                recomputed=len(work.stale),
+                                                reused=len(work.kept))
         with clock("export"):
-            export_tables_task(exporting, tables, workers=stages.WORKERS)
+            export_tables_task(exporting, tables)
             exporting.seal()  # the warehouse is merged on a thread beside the reports
         tables = {"scores": scores, **tables, "quarantine": contracts.quarantine,
                   "validation_summary": contracts.summary, "accounting": accounting}
@@ -379,8 +387,8 @@ def full_run(ctx: stages.Context, plan, force: bool, dask_address: str | None, p
             reports = report_task(ctx, tables, pdf, exporting.reports_staging)
         with clock("export_wait"):
             export_task(ctx, exporting)
-            stages.save_run_state(ctx, plan, work.fingerprints, tables["runs"],
-                                  stages.skipped_files(ingested))
+            run_records.save_run_state(ctx, plan, work.fingerprints, tables["runs"],
+                                       run_records.skipped_files(ingested))
             exporting.commit()
     record_published(ctx, tables["runs"], plan)
     summary = summarise(ctx, tables, reports, problems, plan)
@@ -402,7 +410,7 @@ def record_published(ctx: stages.Context, record: pd.DataFrame, plan) -> None:
     """The published run's row in the runs table (if that fails, the next run writes it from
     the state)."""
     try:
-        stages.record_run(ctx, record, plan)
+        run_records.record_run(ctx, record, plan)
     except OSError as exc:
         get_run_logger().warning("The run is published, but its row in the runs table could not "
                                  "be written (%s); the next run writes it", exc)
@@ -411,38 +419,27 @@ def record_published(ctx: stages.Context, record: pd.DataFrame, plan) -> None:
 def analyse(ctx: stages.Context, plan, contracts, scores, force: bool, dask_address, clock):
     """Changed cohorts, then the program-wide figures (one task).
 
-    Locally one task analyses the changed cohorts in this thread while a forked
-    process (:class:`pipelines.parallel.Beside`) computes the program-wide rows
-    and every 5th changed cohort (:func:`stages.split_beside`); on Dask, groups
-    of cohorts and the program-wide rows are tasks on the cluster.
+    Locally one task shares groups of changed cohorts and the program-wide parts
+    between this process and forked ones (:func:`cohort_analysis.analyse_shared`);
+    on Dask, groups of cohorts and the program-wide rows are tasks on the cluster.
     """
     with clock("analyse_cohorts"):
-        work = stages.cohort_work(ctx, plan, contracts.valid, force)
+        work = cohort_analysis.cohort_work(ctx, plan, contracts.valid, force)
         get_run_logger().info("Cohorts to analyse: %d changed or new, %d unchanged (reused)",
                               len(work.stale), len(work.kept))
         if dask_address:
             fresh, pooled = analyse_on_dask(ctx, contracts, scores, work.stale, dask_address)
         else:
-            there, here = stages.split_beside(work.stale)
-            beside = stages.start_beside(ctx, contracts.valid, scores, there)
-            try:
-                inputs = stages.cohort_inputs(contracts.valid, scores, here)
-                fresh = [analyse_group_task(ctx, *inputs)] if here else []
-            except BaseException:
-                beside.cancel()
-                raise
+            pooled, fresh = analyse_here_task(ctx, contracts.valid, scores, work.stale)
     with clock("analyse_program"):
-        if not dask_address:
-            pooled, more = beside.result()
-            fresh += [more] if more is not None else []
         tables = pooled_task(ctx, contracts, scores, fresh, work.previous, work.kept, pooled)
     return tables, work
 
 
 def analyse_on_dask(ctx: stages.Context, contracts, scores, stale: list[str], dask_address):
     """Groups of changed cohorts and the program-wide rows as tasks on a Dask cluster."""
-    parts = [stages.cohort_inputs(contracts.valid, scores, g)
-             for g in stages.cohort_groups(stale, DASK_GROUPS)]
+    parts = [cohort_analysis.cohort_inputs(contracts.valid, scores, g)
+             for g in cohort_analysis.cohort_groups(stale, DASK_GROUPS)]
     try:
         done = (analyse_cohorts_flow.with_options(task_runner=dask_runner(dask_address))(
             ctx, parts, (contracts.valid, scores)) if parts else {"cohorts": [], "pooled": None})
@@ -454,9 +451,9 @@ def analyse_on_dask(ctx: stages.Context, contracts, scores, stale: list[str], da
 
 def no_new_data(ctx: stages.Context, plan) -> dict:
     """Record a run that found nothing new, and say so (with any inbox file no source reads)."""
-    summary = stages.record_no_new_data(ctx, plan)
+    summary = run_records.record_no_new_data(ctx, plan)
     text = "\n".join([
-        f"# capacitar run {ctx.run_id}: {ctx.config.name}",
+        f"# capacitar run {ctx.run_id}: {escape_markdown(ctx.config.name)}",
         *problem_lines(summary["problems"]),
         f"No new data: the {len(plan.inputs)} input files, program.yaml and instruments are "
         f"those of run {summary['previous_run']} ({summary['previous_finished']}). Outputs "
@@ -484,7 +481,7 @@ def escape_markdown(text: str) -> str:
 
 CHANGE_VIEW = ["cohort", "instrument", "scale", "from_wave", "to_wave", "n_pairs", "mean_from",
                "mean_to", "mean_diff", "ci_low", "ci_high", "p_holm", "d_z", "d_z_ci_low",
-               "d_z_ci_high", "rci_improved", "rci_deteriorated", "flags"]
+               "d_z_ci_high", "rci_improved", "rci_deteriorated", "verdict", "flags"]
 ARTIFACT_ROWS = 2000  # an artifact is for a glance in the UI; the full table is in outputs
 
 
@@ -518,29 +515,45 @@ def headline_lines(tables: dict) -> list[str]:
     return lines
 
 
+def quarantine_lines(quarantine: pd.DataFrame) -> list[str]:
+    """Per rule, the rows and the single answers (cells) set aside, counted apart.
+
+    >>> q = pd.DataFrame({"rule": ["dup", "dup", "range"], "scope": ["row", "row", "cell"]})
+    >>> quarantine_lines(q)
+    ['- dup: 2 rows', '- range: 1 cell']
+    """
+    counts = quarantine.groupby(["rule", "scope"], sort=True).size()
+    lines = []
+    for rule, by_scope in counts.groupby(level="rule", sort=True):
+        parts = [f"{n} {scope}{'s' if n != 1 else ''}"
+                 for (_, scope), n in by_scope.items()]
+        lines.append(f"- {escape_markdown(str(rule))}: " + ", ".join(parts))
+    return lines
+
+
 def summarise(ctx, tables, reports: list[Path], problems: list[str], plan=None) -> dict:
     """A short run summary: what came in, what was set aside, headline changes, report links."""
     acc = tables["accounting"]
-    quarantine = tables["quarantine"]["rule"].value_counts()
     changed = set(plan.changed_files) if plan else set()
     files = [f"- `{e['source_file']}`" + (" (new or changed)" if e["source_file"] in changed
                                          else "") for e in (plan.inputs if plan else [])]
     lines = [
-        f"# capacitar run {ctx.run_id}: {ctx.config.name}",
+        f"# capacitar run {ctx.run_id}: {escape_markdown(ctx.config.name)}",
         *problem_lines(problems),
         f"- rows read {acc['rows_read'].sum()}, valid {acc['rows_valid'].sum()}, "
-        f"quarantined {acc['rows_quarantined'].sum()}",
+        f"quarantined {acc['rows_quarantined'].sum()}; single answers (cells) quarantined "
+        f"{acc['cells_quarantined'].sum()}",
         f"- outputs: {ctx.config.output_dir}",
         f"- program report: [{reports[0].name}]({reports[0].resolve().as_uri()})",
         "", "## What came in", *files,
-        "", "## Set aside (quarantine)", *[f"- {rule}: {n}" for rule, n in quarantine.items()],
+        "", "## Set aside (quarantine)", *quarantine_lines(tables["quarantine"]),
         "", "## Headline changes", *headline_lines(tables),
         "", "## Reports",
         *[f"- [{p.name}]({p.resolve().as_uri()})" for p in reports[1:] if p.suffix == ".html"],
     ]
     return {
         "run_id": ctx.run_id,
-        "status": stages.WITH_PROBLEMS if problems else stages.COMPLETE,
+        "status": run_records.WITH_PROBLEMS if problems else run_records.COMPLETE,
         "output_dir": str(ctx.config.output_dir),
         "report": str(reports[0]),
         "rows_read": int(acc["rows_read"].sum()),

@@ -183,11 +183,9 @@ def cohort_fingerprints(valid: dict[str, pd.DataFrame], context: str) -> dict[st
         frame = valid[inst_id]
         if frame.empty:
             continue
-        columns = sorted(c for c in frame.columns if c not in ("source_file", "source_row"))
-        canonical = canonical_values(frame, columns)
-        # One hash per row, then each cohort's row hashes in sorted order: the canonical
-        # order (10x faster than sorting the rows by every column and hashing per cohort).
-        hashes = pd.util.hash_pandas_object(canonical, index=False).to_numpy()
+        columns, canonical, hashes = row_hashes(frame)
+        # Each cohort's row hashes in sorted order: the canonical order (much faster
+        # than sorting the rows by every column and hashing per cohort).
         codes, cohorts = pd.factorize(canonical["cohort"], sort=True)
         order = np.lexsort((hashes, codes))
         bounds = np.searchsorted(codes[order], np.arange(len(cohorts) + 1))
@@ -198,13 +196,45 @@ def cohort_fingerprints(valid: dict[str, pd.DataFrame], context: str) -> dict[st
     return {cohort: d.hexdigest() for cohort, d in digests.items()}
 
 
+def row_hashes(frame: pd.DataFrame) -> tuple[list[str], pd.DataFrame, np.ndarray]:
+    """The hashed columns (all but the row's file and line), their canonical values, and one
+    64-bit hash per row."""
+    columns = sorted(c for c in frame.columns if c not in ("source_file", "source_row"))
+    canonical = canonical_values(frame, columns)
+    return columns, canonical, pd.util.hash_pandas_object(canonical, index=False).to_numpy()
+
+
+def equating_digest(valid: dict[str, pd.DataFrame], instruments: dict,
+                    baseline_wave: str) -> str:
+    """SHA-256 of what the knowledge tests' equating lines are fitted on: the baseline-wave
+    rows of every cohort of each test with several forms.
+
+    ``equated_percent_correct`` puts each form on the first form's scale with a
+    line fitted on all cohorts' baseline answers, so a cohort's equated figures
+    change when another cohort's baseline does: this digest goes into every
+    cohort's fingerprint (:func:`cohort_fingerprints`'s ``context``).
+
+    >>> equating_digest({}, {}, "pre") == hashlib.sha256().hexdigest()
+    True
+    """
+    digest = hashlib.sha256()
+    for inst_id in sorted(valid):
+        inst, frame = instruments.get(inst_id), valid[inst_id]
+        if inst is None or inst.kind != "knowledge" or len(inst.forms) < 2 or frame.empty:
+            continue
+        _, _, hashes = row_hashes(frame[frame["wave"].astype(str) == baseline_wave])
+        digest.update(inst_id.encode())
+        digest.update(np.sort(hashes).tobytes())
+    return digest.hexdigest()
+
+
 def canonical_values(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """``columns`` of ``frame`` spelled one way per value, for hashing.
 
     Numbers (and booleans) as float64, so a column read as integers in one run
     and as floats in the next (a blank elsewhere in the file) hashes the same;
-    dates as they are; everything else as text, missing as "\\x00". Converting
-    only the text columns to strings keeps this fast (~0.2 s for 240,000 rows).
+    dates as they are; everything else as text, missing as "\\x00". Only the
+    text columns are converted to strings (the costly part).
 
     >>> a = pd.DataFrame({"cohort": ["c"], "q1": [3]})
     >>> b = pd.DataFrame({"cohort": ["c"], "q1": [3.0]})

@@ -1,16 +1,26 @@
-"""One computation beside the caller's, in a forked process (the second of two cores).
+"""Work beside the caller: the one place capacitar starts processes and threads.
 
-The program-wide figures of a national run (pooled bootstrap over ~27,000
-people per wave) take ~10 s of CPU that does not depend on the per-cohort
-analysis. On Linux a forked child sees the caller's tables without copying
-them (copy-on-write pages), computes, and sends back only its small result
-through a pipe. Where fork is not available or not safe (Windows, macOS) or
-``CAPACITAR_WORKERS=1``, the work runs in-process when its result is asked for:
-same result, no parallelism.
+Ingest, the analysis and the export share out work through this module; the
+stages say what can run apart, this module decides where it runs:
 
-Children never outlive the run: on Linux each asks the kernel for a signal when
-its parent dies (``PR_SET_PDEATHSIG``), so a run killed with ``kill -9`` leaves
-no forked analysis, SPSS/Stata writer or embedded Prefect server behind.
+- :func:`workers`: how many processes may compute at once (``CAPACITAR_WORKERS``,
+  else the CPUs this process may use);
+- :class:`Beside`: one call in a forked child while the caller goes on (on Linux
+  a child sees the caller's tables without copying them and sends back only its
+  result); where fork is not available or not safe (Windows, macOS) or with
+  ``CAPACITAR_WORKERS=1`` the call runs in-process when its result is asked for:
+  same result, no parallelism;
+- :class:`Shared`: one function over a list of items, each process (the caller's
+  too, if it helps) taking the next item as it becomes free, results in item order;
+- :class:`OnThread`: one call on a thread, only for work that releases the GIL
+  (DuckDB reading Parquet files);
+- :func:`dying_with_parent`: a command (a server, a browser) that ends with this process.
+
+A child's error is raised in the caller with the child's traceback, a child
+that dies is an error naming its exit code, and children never outlive the
+run: on Linux each asks the kernel for a signal when its parent dies
+(``PR_SET_PDEATHSIG``), so even a run killed with ``kill -9`` leaves none behind.
+Dask (``--dask-address``) is the way to outgrow one machine.
 """
 
 from __future__ import annotations
@@ -21,11 +31,14 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable
 from typing import Any
 
 from threadpoolctl import threadpool_limits
+
+from pipelines.errors import CapacitarError
 
 PR_SET_PDEATHSIG = 1
 
@@ -81,9 +94,38 @@ def dying_with_parent(command: list[str], sig: int = signal.SIGTERM) -> list[str
             *command]
 
 
+WORKERS_ENV = "CAPACITAR_WORKERS"
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity where the system has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def workers() -> int:
+    """How many processes may compute at once: ``$CAPACITAR_WORKERS``, else :func:`usable_cpus`.
+
+    >>> workers() >= 1
+    True
+    """
+    text = os.environ.get(WORKERS_ENV, "").strip()
+    if not text:
+        return usable_cpus()
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise CapacitarError(f"{WORKERS_ENV}={text!r}: give a whole number of processes, 1 or "
+                             "more (1 keeps every computation in one process)")
+    return count
+
+
 def can_fork() -> bool:
     """Whether :class:`Beside` runs work in a child process here."""
-    return (sys.platform.startswith("linux") and os.environ.get("CAPACITAR_WORKERS") != "1"
+    return (sys.platform.startswith("linux") and workers() > 1
             and "fork" in multiprocessing.get_all_start_methods())
 
 
@@ -150,7 +192,7 @@ class Beside:
 def _child(send, fn: Callable[..., Any], args: tuple, parent: int) -> None:
     die_with_parent(signal.SIGKILL, parent)
     # The parent's log handlers may rely on threads a fork does not copy (Prefect's
-    # API log worker): the child logs nothing. One BLAS thread: the parent has the other core.
+    # API log worker): the child logs nothing. One BLAS thread: the processes share the cores.
     logging.disable(logging.CRITICAL)
     try:
         with threadpool_limits(limits=1):
@@ -164,3 +206,98 @@ def _child(send, fn: Callable[..., Any], args: tuple, parent: int) -> None:
             send.send(("error", repr(exc), text))
     finally:
         send.close()
+
+
+class Shared:
+    """``fn(item)`` for every item, shared out among forked processes as each becomes free.
+
+    ``processes`` children start at once; the caller may take items too
+    (:meth:`help`) or go on with other work. Each process takes the next item
+    not yet taken, so uneven items even out without any estimate of their
+    cost: put the biggest first. Without fork (see :class:`Beside`) everything
+    runs in this process. Used as a context manager, an error in the caller's
+    own work stops the children (else they would wait forever to hand over
+    their results).
+
+    Examples
+    --------
+    >>> with Shared(abs, [-3, 1, -2], processes=1) as shared:
+    ...     shared.help()
+    ...     shared.results()
+    [3, 1, 2]
+    """
+
+    def __init__(self, fn: Callable[[Any], Any], items: list, processes: int):
+        self.fn, self.items = fn, list(items)
+        self._next = multiprocessing.Value("q", 0)  # the next item to take, shared by all
+        self._mine: dict[int, Any] = {}
+        self._children = [Beside(self._take_all) for _ in range(max(1, processes))]
+
+    def _take(self) -> int:
+        with self._next.get_lock():
+            taken = self._next.value
+            self._next.value += 1
+        return taken
+
+    def _take_all(self) -> dict[int, Any]:
+        done = {}
+        while (i := self._take()) < len(self.items):
+            done[i] = self.fn(self.items[i])
+        return done
+
+    def help(self) -> None:
+        """Take items in this process too, until none is left."""
+        self._mine.update(self._take_all())
+
+    def results(self) -> list:
+        """``fn(item)`` per item, in the items' order."""
+        done = dict(self._mine)
+        for child in self._children:
+            done.update(child.result())
+        return [done[i] for i in range(len(self.items))]
+
+    def cancel(self) -> None:
+        """Stop every child still running."""
+        for child in self._children:
+            child.cancel()
+
+    def __enter__(self) -> Shared:
+        return self
+
+    def __exit__(self, kind, error, trace) -> None:
+        if error is not None:
+            self.cancel()
+
+
+class OnThread:
+    """``fn(*args)`` on a thread beside the caller: only for work that releases the GIL.
+
+    Examples
+    --------
+    >>> OnThread(sum, [1, 2]).result()
+    3
+    """
+
+    def __init__(self, fn: Callable[..., Any], *args: Any, name: str = "beside"):
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(fn, args), name=name,
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self, fn: Callable[..., Any], args: tuple) -> None:
+        try:
+            self._value = fn(*args)
+        except BaseException as exc:  # noqa: BLE001 - raised in the caller by result()
+            self._error = exc
+
+    def result(self) -> Any:
+        """Wait for the call; its value, or its error raised here."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    def wait(self) -> None:
+        """Let the call end, whatever its outcome (the caller is already failing)."""
+        self._thread.join()

@@ -18,7 +18,7 @@ import pandas as pd
 
 from pipelines.errors import ConfigError, SourceError
 from pipelines.ingest.core import configured_columns
-from pipelines.ingest.export import Export, strip_prefixes
+from pipelines.ingest.raw import Export, strip_prefixes
 from pipelines.ingest.lines import decode_text, split_records
 from pipelines.ingest.readers import looks_like_html, sniff_delimiter, unique_names
 from pipelines.ingest.text import fold

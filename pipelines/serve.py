@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from pipelines.embedded_server import offline_defaults
 from pipelines.errors import CapacitarError
 from pipelines.parallel import dying_with_parent
 
@@ -49,12 +50,6 @@ class Schedule:
         if self.cron:
             return f"cron '{self.cron}' ({self.timezone or 'UTC'})"
         return f"every {self.interval} s"
-
-
-def offline_defaults() -> None:
-    """Offline machines: no telemetry (it errors and can lock the SQLite database)."""
-    os.environ.setdefault("DO_NOT_TRACK", "1")
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
 def local_timezone() -> str | None:

@@ -27,8 +27,9 @@ from collections.abc import Hashable, Iterable
 import numpy as np
 import pandas as pd
 
+from pipelines.schema import POOLED
+
 SUPPRESSED = None  # a suppressed cell; templates print the stated reason instead
-POOLED = "ALL"
 RCI_CATEGORIES = ("improved", "no_change", "deteriorated")
 
 

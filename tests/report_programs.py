@@ -8,7 +8,7 @@ import pandas as pd
 
 from data_contracts.rules import ContractResult
 from instruments import load_builtin
-from pipelines import stages
+from pipelines import cohort_analysis, stages
 from pipelines.analysis.tables import band_transitions, item_tables, reliability_table, wave_means
 from pipelines.config import ProgramConfig
 
@@ -93,7 +93,7 @@ def analysed(config: ProgramConfig, valid: dict[str, pd.DataFrame], quarantine: 
     """The report stage's tables, through the pipeline's own stage functions.
 
     Without ``mixed_models`` the program-wide rows are those of
-    ``stages.analyse_pooled`` minus the mixed models (seconds per program; they
+    ``cohort_analysis.analyse_pooled`` minus the mixed models (seconds per program; they
     print no count), so that many programs can be rendered in a test.
     """
     ctx = stages.Context(config=config, instruments=load_builtin(), run_id="r0test",
@@ -111,8 +111,8 @@ def analysed(config: ProgramConfig, valid: dict[str, pd.DataFrame], quarantine: 
                       [band_transitions(scores, f, t, scope="pooled") for f, t in config.pairs()]
                       or [None]),
                   "wave_means": wave_means(scores, scope="pooled"), "mixed_models": []}
-        tables = stages.assemble(ctx, scores, [stages.analyse_cohorts(ctx, valid, scores)],
-                                 pooled, quarantine=quarantine)
+        fresh = [cohort_analysis.analyse_cohorts(ctx, valid, scores)]
+        tables = cohort_analysis.assemble(ctx, scores, fresh, pooled, quarantine=quarantine)
     runs = pd.DataFrame([{"run_id": ctx.run_id, "started": ctx.started,
                           "finished": ctx.started, "status": "complete",
                           "code_version": "test", "problems": ""}])

@@ -109,7 +109,7 @@ def test_link_file_inside_outputs_is_refused(tmp_path):
 
 
 def test_person_seen_only_at_post_is_kept_and_reported_unmatched():
-    from pipelines.stages import participation_table
+    from pipelines.cohort_analysis import participation_table
 
     scores = pd.DataFrame({"cohort": "c1", "instrument": "omshc", "scale": "total",
                            "participant": ["a", "b", "a", "b", "z"],
@@ -122,7 +122,7 @@ def test_person_seen_only_at_post_is_kept_and_reported_unmatched():
 
 def test_every_output_of_a_run_over_all_export_kinds_is_free_of_personal_data(tmp_path):
     """All nine kinds in one program, run through every stage; then scan every output file."""
-    from pipelines import stages
+    from pipelines import run_records, stages
 
     inbox = tmp_path / "inbox"
     inbox.mkdir()
@@ -152,7 +152,7 @@ def test_every_output_of_a_run_over_all_export_kinds_is_free_of_personal_data(tm
         tables.update(scores=scores, quarantine=contracts.quarantine,
                       validation_summary=contracts.summary,
                       accounting=stages.accounting_table(ingested, contracts))
-        tables["runs"] = stages.run_record(ctx, ingested, contracts, tables["accounting"])
+        tables["runs"] = run_records.run_record(ctx, ingested, contracts, tables["accounting"])
         stages.export(ctx, tables)
         stages.report(ctx, tables)
     finally:

@@ -66,7 +66,7 @@ def survivors(children: list[int], seconds: float = 20) -> list[int]:
 
 KILL_AT = {  # where the run is killed -> the function replaced by a SIGKILL to itself
     "before the swap": "stages.report_folder",
-    "after the swap, before the state": "stages.save_run_state",
+    "after the swap, before the state": "run_records.save_run_state",
 }
 
 
@@ -84,7 +84,7 @@ def test_a_killed_run_is_undone_by_the_next_and_never_recorded_complete(program,
     add_cohort_c3(program)
     script = textwrap.dedent(f"""
         import os, signal, sys
-        from pipelines import stages
+        from pipelines import run_records, stages
         def killed(*args, **kwargs):
             os.kill(os.getpid(), signal.SIGKILL)
         {KILL_AT[moment]} = killed

@@ -108,7 +108,7 @@ def test_program_yaml_errors_name_the_field(tmp_path):
 
 
 def test_two_processes_read_the_inbox_as_one_does(tmp_path, monkeypatch):
-    """A big inbox is shared between this process and a forked one: same result, same order."""
+    """A big inbox is shared between this process and forked ones: same result, same order."""
     import pipelines.ingest.core as core
 
     files = {f"stss_{wave}_{i}.csv": stss_csv([(f"P{i}{j}", f"p{i}{j}@x.pe",
@@ -119,9 +119,10 @@ def test_two_processes_read_the_inbox_as_one_does(tmp_path, monkeypatch):
     root = small_program(tmp_path, files)
     one = ingest_program(load_program(root), load_builtin(), KEY)
     monkeypatch.setattr(core, "PARALLEL_BYTES", 0)
+    monkeypatch.setenv("CAPACITAR_WORKERS", "3")
     forked = []
-    real = core.Beside
-    monkeypatch.setattr(core, "Beside", lambda *a: forked.append(1) or real(*a))
+    real = core.Shared
+    monkeypatch.setattr(core, "Shared", lambda *a: forked.append(1) or real(*a))
     two = ingest_program(load_program(root), load_builtin(), KEY)
     assert forked  # the parallel path ran
     pd.testing.assert_frame_equal(one.responses["stss"], two.responses["stss"])
@@ -139,22 +140,23 @@ def test_an_error_while_reading_stops_the_forked_reader(tmp_path, monkeypatch):
     files = {f"stss_pre_{i}.csv": stss_csv([(f"P{i}", f"p{i}@x.pe", ["3"] * 17)]) for i in range(4)}
     root = small_program(tmp_path, files)
     monkeypatch.setattr(core, "PARALLEL_BYTES", 0)
+    monkeypatch.setenv("CAPACITAR_WORKERS", "2")
     parent = __import__("os").getpid()
 
-    def slow_or_broken(files, *args):
+    def slow_or_broken(source, path, *args):
         if __import__("os").getpid() != parent:
             __import__("time").sleep(60)  # the forked reader: still busy
         raise RuntimeError("simulated bug while reading")
 
-    monkeypatch.setattr(core, "ingest_files", slow_or_broken)
-    forked, real = [], core.Beside
+    monkeypatch.setattr(core, "ingest_file", slow_or_broken)
+    forked, real = [], core.Shared
 
     def recorded(*args):
-        job = real(*args)
-        forked.append(job._proc.pid)
-        return job
+        shared = real(*args)
+        forked.extend(child._proc.pid for child in shared._children)
+        return shared
 
-    monkeypatch.setattr(core, "Beside", recorded)
+    monkeypatch.setattr(core, "Shared", recorded)
     with pytest.raises(RuntimeError, match="simulated bug"):
         ingest_program(load_program(root), load_builtin(), KEY)
     assert len(forked) == 1 and not psutil.pid_exists(forked[0])  # stopped and reaped

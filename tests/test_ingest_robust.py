@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from instruments import load_builtin
-from pipelines import stages
+from pipelines import run_records, stages
 from pipelines.accounting import row_accounting
 from pipelines.config import load_program
 from pipelines.ingest import ingest_program
@@ -320,9 +320,9 @@ def test_a_run_with_a_file_in_motion_is_not_the_last_word(tmp_path):
     ctx = stages.load_context(root)
     plan = stages.plan(ctx)
     (ctx.config.output_dir / "tables").mkdir(parents=True)
-    stages.save_run_state(ctx, plan, {}, skipped=["stss_pre.csv"])
+    run_records.save_run_state(ctx, plan, {}, skipped=["stss_pre.csv"])
     assert not stages.plan(ctx).nothing_new
-    stages.save_run_state(ctx, plan, {})
+    run_records.save_run_state(ctx, plan, {})
     assert stages.plan(ctx).nothing_new
 
 

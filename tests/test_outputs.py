@@ -19,7 +19,7 @@ import pyreadstat
 import pytest
 
 from instruments.model import Text
-from pipelines import stages
+from pipelines import run_records, stages
 from pipelines.codebook import SET_TITLES
 from pipelines.export import variable_name
 from pipelines.schema import load_schema
@@ -43,7 +43,7 @@ def run_stages(root: Path) -> dict:
     tables = {"scores": scores, **stages.analyse(ctx, contracts, scores),
               "quarantine": contracts.quarantine, "validation_summary": contracts.summary,
               "accounting": accounting,
-              "runs": stages.run_record(ctx, ingested, contracts, accounting)}
+              "runs": run_records.run_record(ctx, ingested, contracts, accounting)}
     stages.export(ctx, tables)
     return tables
 
@@ -166,7 +166,7 @@ def test_schema_file_loads_with_both_languages_everywhere():
 
 
 def test_worker_processes_write_the_same_labelled_files(program, monkeypatch, tmp_path):
-    """Big programs write .sav/.dta in two worker processes: same files as in-process."""
+    """Big programs write .sav/.dta in forked processes: same files as in-process."""
     import pipelines.export as export
 
     run_stages(program)
@@ -181,34 +181,34 @@ def test_worker_processes_write_the_same_labelled_files(program, monkeypatch, tm
             b, meta_b = reader(str(inline / f"{name}{suffix}"))
             pd.testing.assert_frame_equal(a, b)
             assert meta_a.variable_value_labels == meta_b.variable_value_labels
-    assert not list(inline.glob(".labelled-job-*"))  # job files cleaned up
 
 
-def test_a_failing_worker_is_an_error_not_a_silent_gap(program, monkeypatch):
+def test_a_failing_writer_is_an_error_not_a_silent_gap(tmp_path, monkeypatch):
     import pipelines.export as export
 
     monkeypatch.setattr(export, "PARALLEL_ROWS", 0)
-    monkeypatch.setattr(export, "write_labelled_files", lambda *a: None)  # parent side unaffected
-    monkeypatch.setenv("PYTHONPATH", "/nonexistent")  # still finds pipelines (root added)
-    run_stages(program)  # workers import pipelines from the checkout: succeeds
-    table_dir = program / "outputs" / "tables"
-    assert (table_dir / "scores.sav").exists()
-    writer = export.LabelledFiles(table_dir, {}, {}, "es")
-    writer.workers.append(export.start_worker(
-        [(table_dir / "missing.parquet", None, {}, "es", [table_dir / "x.sav"])], table_dir))
-    with pytest.raises(RuntimeError, match="SPSS/Stata"):
+    monkeypatch.setenv("CAPACITAR_WORKERS", "2")
+    writer = export.LabelledFiles(tmp_path, {"t": None}, {}, "es")
+    writer.submit({"t": pd.DataFrame({"a": [1]})}, processes=2)  # no spec: the writer fails
+    with pytest.raises(RuntimeError, match="SPSS/Stata") as raised:
         writer.wait()
-    assert not list(table_dir.glob(".labelled-job-*"))
+    assert "in the background process" in "".join(raised.value.__cause__.__notes__)
 
 
-def test_cancelled_workers_stop_and_leave_no_job_files(tmp_path):
+def test_cancelled_writers_stop(tmp_path, monkeypatch):
+    import time
+
     import pipelines.export as export
 
-    writer = export.LabelledFiles(tmp_path, {}, {}, "es")
-    job, worker = export.start_worker([], tmp_path)
-    writer.workers.append((job, worker))
+    monkeypatch.setattr(export, "PARALLEL_ROWS", 0)
+    monkeypatch.setattr(export, "write_labelled_files", lambda *a: time.sleep(60))
+    monkeypatch.setenv("CAPACITAR_WORKERS", "2")
+    writer = export.LabelledFiles(tmp_path, {"t": None}, {}, "es")
+    writer.submit({"t": pd.DataFrame({"a": [1]})}, processes=2)
+    children = [c._proc for shared in writer.writers for c in shared._children]
+    assert len(children) == 2 and all(p.is_alive() for p in children)
     writer.cancel()
-    assert worker.returncode is not None and not job.exists()
+    assert not any(p.is_alive() for p in children)
 
 
 def test_warehouse_from_parquet_files_equals_from_frames(program, tmp_path):

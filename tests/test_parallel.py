@@ -62,3 +62,56 @@ def test_without_fork_the_work_runs_in_process_when_asked(monkeypatch):
 
 
 
+def test_workers_come_from_the_setting_else_the_usable_cpus(monkeypatch):
+    monkeypatch.delenv("CAPACITAR_WORKERS", raising=False)
+    assert parallel.workers() == len(os.sched_getaffinity(0))
+    monkeypatch.setenv("CAPACITAR_WORKERS", "3")
+    assert parallel.workers() == 3
+    for wrong in ("0", "two", "-1"):
+        monkeypatch.setenv("CAPACITAR_WORKERS", wrong)
+        with pytest.raises(CapacitarError, match="CAPACITAR_WORKERS"):
+            parallel.workers()
+
+
+def pid_and_square(x: int) -> tuple[int, int]:
+    __import__("time").sleep(0.02)  # long enough for every process to take some items
+    return os.getpid(), x * x
+
+
+def test_shared_work_is_spread_over_the_processes_and_returned_in_order(monkeypatch):
+    monkeypatch.setenv("CAPACITAR_WORKERS", "3")
+    items = list(range(40))
+    with parallel.Shared(pid_and_square, items, processes=2) as shared:
+        shared.help()
+        done = shared.results()
+    assert [square for _, square in done] == [x * x for x in items]
+    assert len({pid for pid, _ in done}) >= 2  # the children took some
+
+
+def test_shared_work_without_fork_runs_here(monkeypatch):
+    monkeypatch.setenv("CAPACITAR_WORKERS", "1")
+    shared = parallel.Shared(pid_and_square, [1, 2], processes=0)
+    assert shared.results() == [(os.getpid(), 1), (os.getpid(), 4)]
+
+
+def test_an_error_in_the_callers_share_stops_the_children():
+    def slow(_):
+        __import__("time").sleep(60)
+
+    with pytest.raises(ZeroDivisionError):
+        with parallel.Shared(slow, [1, 2, 3], processes=2) as shared:
+            children = [c._proc for c in shared._children]
+            1 / 0
+    assert not any(p.is_alive() for p in children)
+
+
+def test_a_shared_item_that_fails_raises_with_the_childs_traceback():
+    with pytest.raises(CapacitarError, match="cohort c9") as raised:
+        parallel.Shared(refuse, [1], processes=1).results()
+    assert any("refuse" in note for note in raised.value.__notes__)
+
+
+def test_a_call_on_a_thread_gives_its_value_or_its_error():
+    assert parallel.OnThread(sum, [1, 2]).result() == 3
+    with pytest.raises(CapacitarError, match="cohort c9"):
+        parallel.OnThread(refuse, None).result()

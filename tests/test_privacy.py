@@ -20,7 +20,7 @@ import pandas as pd
 import pyreadstat
 import pytest
 
-from pipelines import stages
+from pipelines import run_records, stages
 from tests import accidents
 from tests.helpers import small_program, stss_csv
 from tests.scanner import (
@@ -214,7 +214,7 @@ def test_a_run_with_no_new_data_keeps_the_results_and_adds_its_run(tmp_path, mon
     db = root / "outputs" / "warehouse.duckdb"
     before = counts(db)
     ctx = stages.load_context(root)
-    stages.record_no_new_data(ctx, stages.plan(ctx))
+    run_records.record_no_new_data(ctx, stages.plan(ctx))
     after = counts(db)
     assert after == {**before, "runs": before["runs"] + 1} and before["scores"] > 0
     assert oct(db.stat().st_mode & 0o777) == "0o600"

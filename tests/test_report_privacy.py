@@ -28,7 +28,8 @@ from scipy.optimize import linprog
 
 from pipelines.analysis.tables import pooled_means
 from reports.privacy import RCI_CATEGORIES, secondary_suppression
-from reports.render import number, report_pages, short_label
+from reports.i18n import number, short_label
+from reports.render import report_pages
 from tests.report_programs import small_program
 
 POOLED = "ALL"
@@ -310,7 +311,7 @@ def test_the_audit_finds_a_leak_when_suppression_is_switched_off(monkeypatch):
 def test_the_audit_finds_a_program_mean_that_counts_a_hidden_cohort(monkeypatch):
     """The Laredo case: a 4-person cohort beside others whose means and sizes are shown; a
     program mean over every cohort would give its mean away."""
-    import reports.render as render
+    import reports.view as render
 
     monkeypatch.setattr(render.TableIndex, "_program_means", lambda self, means: {
         (r["instrument"], r["scale"], r["wave"]): r for r in render.records(

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from reports.pdf import chromium
-from reports.render import number
+from reports.i18n import number
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (CI has it)")
@@ -193,7 +193,7 @@ def test_means_points_follow_the_means_and_whiskers_the_intervals():
 
 def test_chart_numbers_follow_the_language():
     from reports import plots
-    from reports.render import number
+    from reports.i18n import number
 
     panel = {"title": "S", "waves": ["a", "b"], "cohort": [(2.5, 2.25, 2.75), None],
              "program": [None, None]}
@@ -245,7 +245,8 @@ def many_cohorts(demo_run, copies: int):
 
 
 def test_a_program_of_many_cohorts_gets_a_readable_program_report(demo_run):
-    from reports.render import FOREST_EXTREMES, report_pages
+    from reports.render import report_pages
+    from reports.view import FOREST_EXTREMES
 
     tables, config, instruments = many_cohorts(demo_run, 10)  # 50 cohorts, 10 of 4 people
     pages = report_pages(tables, config, instruments)

@@ -18,7 +18,7 @@ import pandas as pd
 import psutil
 import pytest
 
-from pipelines import stages
+from pipelines import cohort_analysis, run_records, stages, table_export
 from pipelines.locking import ProgramBusy, program_lock
 from tests.helpers import small_program, stss_csv
 from tests.test_cli import capacitar
@@ -137,7 +137,7 @@ def test_a_corrected_file_supersedes_its_old_version(program, prefect_harness):
 def test_two_concurrent_runs_do_not_interleave(program, prefect_harness, monkeypatch):
     from pipelines.flows import evaluate_program
 
-    events, real_plan, real_save = [], stages.plan, stages.save_run_state
+    events, real_plan, real_save = [], stages.plan, run_records.save_run_state
 
     def plan(ctx, **options):  # the first thing a run does once it holds the folder
         events.append((time.perf_counter(), ctx.run_id, "start"))
@@ -149,7 +149,7 @@ def test_two_concurrent_runs_do_not_interleave(program, prefect_harness, monkeyp
         events.append((time.perf_counter(), ctx.run_id, "end"))
 
     monkeypatch.setattr(stages, "plan", plan)
-    monkeypatch.setattr(stages, "save_run_state", save)
+    monkeypatch.setattr(run_records, "save_run_state", save)
     results = []
     threads = [threading.Thread(target=lambda: results.append(
         evaluate_program(str(program), force=True))) for _ in range(2)]
@@ -195,15 +195,16 @@ def test_a_failed_stage_keeps_previous_outputs(program, prefect_harness, monkeyp
     def broken(*args, **kwargs):
         raise RuntimeError("simulated crash in the analysis")
 
-    monkeypatch.setattr(stages, "assemble", broken)
-    monkeypatch.setattr("pipelines.export.PARALLEL_ROWS", 0)  # SPSS/Stata workers running
+    monkeypatch.setattr(cohort_analysis, "assemble", broken)
+    monkeypatch.setattr("pipelines.export.PARALLEL_ROWS", 0)  # SPSS/Stata writers running
     add_cohort_c3(program)
     with pytest.raises(RuntimeError, match="simulated crash"):
         evaluate_program(str(program))
     assert snapshot(outputs / "tables") | snapshot(outputs / "reports") == kept
     assert not list(outputs.glob(".tables.staging-*"))  # the half-filled staging is gone
-    assert not [p for p in psutil.Process().children(recursive=True)  # workers stopped
-                if "pipelines.export" in " ".join(p.cmdline())]
+    me = psutil.Process()
+    assert not [p for p in me.children(recursive=True)  # no forked process left
+                if p.cmdline() == me.cmdline() and p.status() != psutil.STATUS_ZOMBIE]
     assert (outputs / "state.json").read_bytes() == state
     history = runs(program)
     assert history["status"].tolist() == ["complete", "failed"]
@@ -219,20 +220,23 @@ def test_rows_computed_beside_equal_those_computed_in_process(program, prefect_h
     from pipelines.flows import evaluate_program
 
     add_cohort_c3(program)
-    # program-wide rows and every cohort's rows in a forked process (Linux)
-    monkeypatch.setattr(stages, "BESIDE_EVERY", 1)
-    assert stages.split_beside(["c1", "c2", "c3"]) == (["c1", "c2", "c3"], [])
+    monkeypatch.setenv("CAPACITAR_WORKERS", "3")  # two forked processes beside this one
+    forked, real = [], cohort_analysis.Shared
+
+    def recorded(*args, **kwargs):
+        shared = real(*args, **kwargs)
+        forked.append([child._proc for child in shared._children])
+        return shared
+
+    monkeypatch.setattr(cohort_analysis, "Shared", recorded)
     evaluate_program(str(program))
+    assert len(forked[0]) == 2 and all(proc is not None for proc in forked[0])
     beside = tables_of(program)
     assert (beside["reliability"]["cohort"] == "ALL").any()
     assert set(beside["change"]["cohort"]) == {"c1", "c2", "c3"}
-    monkeypatch.setattr(stages, "split_beside", lambda stale: (["c1", "c3"], ["c2"]))
-    evaluate_program(str(program), force=True)  # c1 and c3 beside, c2 here
-    split = tables_of(program)
     monkeypatch.setenv("CAPACITAR_WORKERS", "1")  # no fork: everything in the run's process
     evaluate_program(str(program), force=True)
     assert_same_tables(beside, tables_of(program))
-    assert_same_tables(split, tables_of(program))
 
 
 def test_a_dask_cluster_gives_the_same_tables(program, prefect_harness):
@@ -480,7 +484,7 @@ def test_failures_at_the_edges_are_one_line_without_traceback(program, prefect_h
         raise OSError(errno.ENOSPC, "No space left on device", "outputs/x.parquet")
 
     if fault == "disk":  # in a task that retries I/O errors: not this one
-        monkeypatch.setattr(stages, "write_open_formats", full)
+        monkeypatch.setattr(table_export, "write_open_formats", full)
         said = "no space left on the disk writing outputs/x.parquet"
     elif fault == "disk-reports":  # in a task Prefect logs with its traceback
         monkeypatch.setattr(stages, "render_report_folder", full)
@@ -533,7 +537,7 @@ def test_the_cli_says_a_failed_run_in_one_line_with_status_3(program, prefect_ha
         raise OSError(errno.ENOSPC, "No space left on device", "outputs/x.parquet")
 
     monkeypatch.setattr("pipelines.embedded_server.start_early", NoServer)
-    monkeypatch.setattr(stages, "write_open_formats", full)
+    monkeypatch.setattr(table_export, "write_open_formats", full)
     with pytest.raises(SystemExit) as stop, PrefectLogs() as logs:
         main(["run", str(program)])
     said = capsys.readouterr().err.strip().splitlines()

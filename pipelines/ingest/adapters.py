@@ -8,14 +8,13 @@ prefixes, status columns, metadata with personal data, checkbox columns.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from pipelines.errors import SourceError
-from pipelines.ingest.export import Export, RowRule, strip_prefixes
+from pipelines.ingest.raw import Export, RowRule, strip_prefixes
 from pipelines.ingest.readers import MAX_CELLS, MAX_COLUMNS, read_rows, read_table
 from pipelines.ingest.text import fold
 
@@ -254,24 +253,6 @@ def qualtrics(path: Path, source) -> Export:
         export.row_rules.append(RowRule(t["Finished"].map(fold).isin(FALSE_TEXT), "not_finished",
                                         "response not finished (Finished = 0)", "Finished"))
     return export
-
-
-def qualtrics_question_text(path: Path) -> dict[str, str]:
-    """Column name -> question text (row 2), to help write a program.yaml mapping."""
-    table = read_table(path, "csv")
-    return {c: str(table[c].iloc[0]) for c in table.columns} if len(table) else {}
-
-
-def import_ids(table: pd.DataFrame) -> dict[str, str]:
-    """Column -> Qualtrics ImportId (row 3), for checking a mapping against the survey."""
-    row = table.iloc[1] if len(table) > 1 else pd.Series(dtype=str)
-    out = {}
-    for col, cell in row.items():
-        try:
-            out[col] = json.loads(cell).get("ImportId", "")
-        except (ValueError, AttributeError):
-            continue
-    return out
 
 
 # --- Google Forms -----------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Turn the inbox's raw exports into canonical responses, one frame per instrument.
 
-Canonical responses (DESIGN.md): key columns ``KEYS`` then the instrument's
+Canonical responses (ARCHITECTURE.md): key columns ``KEYS`` then the instrument's
 item ids as columns. Likert items hold numeric codes (float, NaN = missing);
 knowledge items hold option codes as text. Personal columns never leave this
 module: identifiers become keyed pseudonyms, other PII is dropped.
@@ -29,12 +29,12 @@ from instruments.model import Instrument, ResponseOption
 from pipelines.config import InstrumentMapping, Locator, ProgramConfig, Source
 from pipelines.errors import SourceError
 from pipelines.ingest.adapters import read_export
-from pipelines.ingest.export import Export, RowRule
+from pipelines.ingest.raw import Export, RowRule
 from pipelines.ingest.pseudonym import normalise_identifier, pseudonymise
 from pipelines.ingest.scrub import NOTHING_KNOWN, REDACTED, KnownValues, looks_personal, \
     safe_value, safe_values, scrub_message
 from pipelines.ingest.text import fold, map_distinct
-from pipelines.parallel import Beside
+from pipelines.parallel import Shared, workers
 
 KEYS = ["cohort", "participant", "wave", "instrument", "source_file", "source_row"]
 EXTRA_KEYS = ["submitted_at", "form"]
@@ -489,7 +489,7 @@ class FileResult:
     links: pd.DataFrame | None = None
 
 
-PARALLEL_BYTES = 4_000_000  # a smaller inbox is read in one process (a fork costs more)
+PARALLEL_BYTES = 4_000_000  # a smaller inbox is read in this process: too little to share
 SETTLE_SECONDS = 3.0  # a file modified more recently may still be being written
 SETTLE_ENV = "CAPACITAR_SETTLE_SECONDS"
 INPUT_COLUMNS = ["source", "source_file", "sha256", "status", "rows", "encoding", "message"]
@@ -529,7 +529,7 @@ def ingest_program(
 
     A file that cannot be read (as configured, or at all) is reported in
     ``problems`` (one message naming the file) and skipped; the other files go
-    on. A big inbox is read by two processes (files are independent), the
+    on. A big inbox is read by several processes (files are independent), the
     results assembled in the inbox's order: the same result as one process.
     """
     plan: list[str | tuple[Source, Path]] = []  # in order: a problem, or a file to read
@@ -561,23 +561,18 @@ def file_size(path: Path) -> int:
 
 def read_in_parallel(files: list[tuple[Source, Path]], config: ProgramConfig,
                      instruments: dict[str, Instrument], key: bytes) -> list[FileResult]:
-    """:func:`ingest_file` of each file, in order; half the bytes in a forked process."""
+    """:func:`ingest_file` of each file, in order; a big inbox shared out among processes
+    (:class:`pipelines.parallel.Shared`), the biggest files first."""
     sizes = [file_size(path) for _, path in files]
     if sum(sizes) < PARALLEL_BYTES or len(files) < 2:
         return ingest_files(files, config, instruments, key)
-    beside, here, loads = [], [], [0, 0]  # biggest first, each to the lighter side
-    for i in sorted(range(len(files)), key=lambda i: -sizes[i]):
-        side = 0 if loads[0] <= loads[1] else 1
-        (beside if side == 0 else here).append(i)
-        loads[side] += sizes[i]
-    job = Beside(ingest_files, [files[i] for i in beside], config, instruments, key)
-    try:
-        mine = ingest_files([files[i] for i in here], config, instruments, key)
-    except BaseException:
-        job.cancel()  # else the child would wait forever to hand over its result
-        raise
+    order = sorted(range(len(files)), key=lambda i: -sizes[i])
+    with Shared(lambda i: ingest_file(*files[i], config, instruments, key), order,
+                workers() - 1) as shared:
+        shared.help()
+        results = shared.results()
     out: list = [None] * len(files)
-    for i, result in [*zip(here, mine), *zip(beside, job.result())]:
+    for i, result in zip(order, results):
         out[i] = result
     return out
 
