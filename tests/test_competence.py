@@ -3,6 +3,7 @@ demo's planted raters, the interrater/raters tables and the reports' competence 
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from instruments import load_builtin, load_instrument
@@ -71,3 +72,72 @@ def test_broken_rating_yaml_is_one_line_naming_file_and_field(tmp_path, patch, e
         load_instrument(path)
     message = str(err.value)
     assert str(path) in message and expected in message and "\n" not in message
+
+
+# --- raters at ingest -------------------------------------------------------------------------
+def roleplay_program(tmp_path: Path, rows: list[str], **source) -> Path:
+    """A one-cohort program with one role-play ratings CSV (``rows`` after the header)."""
+    from tests.helpers import small_program
+
+    header = "email,tutor,sede,momento," + ",".join(f"RP{n}" for n in range(1, 10))
+    spec = {"name": "s", "pattern": "roleplay_*.csv", "identifier": ["email"],
+            "rater": ["tutor"], "cohort": {"column": "sede"}, "wave": {"column": "momento"},
+            "instruments": {"tic_roleplay": {"items": "RP{n}"}}, **source}
+    return small_program(tmp_path, {"roleplay_1.csv": "\n".join([header, *rows]) + "\n"},
+                         sources=[spec], max_failing_share=0.9)
+
+
+def levels(*codes) -> str:
+    return ",".join(str(c) for c in codes)
+
+
+@pytest.fixture
+def keyed(monkeypatch):
+    monkeypatch.setenv("CAPACITAR_PSEUDONYM_KEY", "k" * 32)
+    monkeypatch.setenv("CAPACITAR_SETTLE_SECONDS", "0")
+
+
+def ingest_and_validate(root: Path):
+    from pipelines import stages
+
+    ctx = stages.load_context(root)
+    ingested = stages.ingest(ctx)
+    contracts = stages.validate(ctx, ingested)
+    return ctx, contracts, stages.accounting_table(ingested, contracts)
+
+
+def test_ratings_keep_a_rater_pseudonym_and_every_line_is_accounted_for(tmp_path, keyed):
+    from pipelines.ingest.pseudonym import normalise_identifier, pseudonym
+
+    rows = [f"ana@x.pe,Lic. Rosa Díaz,Virú,pre,{levels(*[3] * 9)}",
+            f"ana@x.pe,Ps. Juan Soto,Virú,pre,{levels(*[2] * 9)}",
+            f"ana@x.pe,Lic. Rosa Díaz,Virú,post,{levels(*[4] * 8, 'útil')}",   # label -> 3
+            f"luis@x.pe,Lic. Rosa Díaz,Virú,pre,{levels(*[3] * 8, 7)}",       # 7: cell
+            f"luis@x.pe,,Virú,post,{levels(*[3] * 9)}",                       # no rater: row
+            f"eva@x.pe,Ps. Juan Soto,Virú,pre,{levels(*[1] * 9)}",            # twice: rows
+            f"eva@x.pe,ps. juan soto ,Virú,pre,{levels(*[2] * 9)}"]
+    _, contracts, accounting = ingest_and_validate(roleplay_program(tmp_path, rows))
+    valid = contracts.valid["tic_roleplay"]
+    rosa = pseudonym(normalise_identifier("Lic. Rosa Díaz"), b"k" * 32, "R")
+    assert rosa.startswith("R") and valid["rater"].str.match(r"^R[0-9a-f]{12}$").all()
+    assert (valid["rater"] == rosa).sum() == 3 and len(valid) == 4
+    assert valid.loc[valid["wave"] == "post", "r09"].tolist() == [3.0]
+    q = contracts.quarantine.set_index("source_row")
+    assert q.loc[5, "rule"] == "code_out_of_range" and q.loc[5, "scope"] == "cell"
+    assert q.loc[5, "column"] == "r09" and valid["r09"].isna().sum() == 1
+    assert q.loc[6, "rule"] == "missing_rater" and q.loc[6, "scope"] == "row"
+    assert q.loc[[7, 8], "rule"].tolist() == ["duplicate_rating"] * 2
+    assert accounting["balanced"].all() and accounting["rows_in"].sum() == 7
+    assert int(accounting["rows_valid"].sum()) == 4 and int(accounting["rows_quarantined"].sum()) == 3
+    text = contracts.quarantine.to_csv() + valid.to_csv()
+    assert "Rosa" not in text and "Soto" not in text and "ana@x.pe" not in text
+
+
+def test_rating_source_without_rater_is_one_line(tmp_path, keyed):
+    root = roleplay_program(tmp_path, [f"ana@x.pe,R,Virú,pre,{levels(*[3] * 9)}"], rater=[])
+    from pipelines import stages
+
+    with pytest.raises(ConfigError) as err:
+        stages.load_context(root)
+    assert "rating instrument" in str(err.value) and "rater:" in str(err.value)
+    assert "\n" not in str(err.value)

@@ -368,7 +368,8 @@ def instrument_rows(
         keys = keys.assign(form=pd.NA)
     if inst.kind == "rating":
         reject(keys[RATER].eq(""), "missing_rater",
-               "no rater (" + ", ".join(ff.source.rater) + ") in this row")
+               "no rater (" + ", ".join(ff.source.rater) + ") in this row",
+               ", ".join(ff.source.rater))
     unanswered = items.isna().all(axis=1)
     reject(unanswered, "no_answers", f"no {inst.id} item answered in this row")
     canonical = pd.concat([keys[key_columns(inst)], items], axis=1).loc[keep]
