@@ -32,12 +32,19 @@ import pandas as pd
 
 from instruments import Instrument
 from instruments.rating import TOTAL, domains
+from pipelines.analysis.interrater import (
+    RATING_COLUMNS,
+    interrater_table,
+    level_distribution,
+    rated_scores,
+    raters_table,
+    score_reliability,
+)
+from pipelines.schema import POOLED
 
-RATING_COLUMNS = ["cohort", "wave", "participant", "rater", "instrument", "item", "domain",
-                  "value"]
 TABLES = ("interrater", "raters", "competence_levels")
 RCI_RELIABILITY = "rated_rci_reliability"  # key of the RCI reliabilities among pooled parts
-RCI_SOURCE = "interrater_score_reliability"
+RCI_SOURCE = "pooled_interrater_icc"  # labelled in pipelines/schema.py
 
 
 def rating_instruments(instruments: dict[str, Instrument]) -> dict[str, Instrument]:
@@ -96,8 +103,6 @@ def rated_score_rows(frame: pd.DataFrame, inst: Instrument, columns: list[str]) 
     rater's scale score); ``items_answered`` counts the items any rater rated,
     ``prorated`` is False and ``band`` empty (rated scales have no cut-offs).
     """
-    from pipelines.analysis.interrater import rated_scores
-
     ratings = ratings_frame({inst.id: frame}, {inst.id: inst})
     keys = ["cohort", "instrument", "participant", "wave", "scale"]
     scores = rated_scores(ratings).merge(items_rated(ratings), on=keys, how="left")
@@ -109,42 +114,103 @@ def rated_score_rows(frame: pd.DataFrame, inst: Instrument, columns: list[str]) 
     return scores[columns]
 
 
-def competence_tables(valid: dict[str, pd.DataFrame], instruments: dict[str, Instrument]
-                      ) -> dict:
+def competence_tables(valid: dict[str, pd.DataFrame], instruments: dict[str, Instrument],
+                      waves: list[str]) -> dict:
     """The ``interrater``, ``raters`` and ``competence_levels`` tables, and under
-    :data:`RCI_RELIABILITY` the reliability of each rated scale for the RCI:
-    ``{(instrument, scale): (reliability, source)}``. Empty without rating instruments."""
+    :data:`RCI_RELIABILITY` the reliability of each rated scale for the RCI.
+
+    Empty without rating instruments (nothing is computed). ``waves``: the program's
+    waves in order (a rater's drift is from the first to the last wave they rated).
+    """
     rating = rating_instruments(instruments)
     if not rating:
         return {}
-    from pipelines.analysis.interrater import (
-        interrater_table,
-        level_distribution,
-        raters_table,
-        score_reliability,
-    )
-
     ratings = ratings_frame(valid, instruments)
+    interrater = interrater_table(ratings)
+    levels = [level_distribution(ratings[ratings["instrument"] == inst_id],
+                                 harmful_below=inst.harmful_to + 1,
+                                 helpful_from=inst.helpful_from,
+                                 levels=[o.code for o in inst.response_options])
+              for inst_id, inst in rating.items()]
     return {
-        "interrater": interrater_table(ratings),
-        "raters": raters_table(ratings),
-        "competence_levels": level_distribution(ratings, **level_cuts(rating)),
-        RCI_RELIABILITY: rci_reliabilities(score_reliability, ratings, rating),
+        "interrater": interrater,
+        "raters": raters_table(ratings, waves=waves),
+        "competence_levels": pd.concat(levels, ignore_index=True),
+        RCI_RELIABILITY: rci_reliabilities(score_reliability(ratings, interrater)),
     }
 
 
-def level_cuts(rating: dict[str, Instrument]) -> dict:
-    """The harmful and helpful levels of each rating instrument, for the level distribution."""
-    return {"harmful_to": {i: inst.harmful_to for i, inst in rating.items()},
-            "helpful_from": {i: inst.helpful_from for i, inst in rating.items()}}
+def rci_reliabilities(reliability: pd.DataFrame) -> dict:
+    """(instrument, scale) -> (reliability, source) of the rated scores, program-wide.
+
+    The RCI uses program-wide references (as alpha for questionnaires): the
+    pooled ICC(1), stepped up to the typical number of raters of a participant.
+    """
+    pooled = reliability[reliability["cohort"] == POOLED]
+    return {(i, s): (float(r), RCI_SOURCE)
+            for i, s, r in zip(pooled["instrument"], pooled["scale"], pooled["reliability"])}
 
 
-def rci_reliabilities(score_reliability, ratings: pd.DataFrame,
-                      rating: dict[str, Instrument]) -> dict:
-    """(instrument, scale) -> (reliability of the rated score, source) for the RCI."""
-    found = {}
-    for inst_id, inst in rating.items():
-        mine = ratings[ratings["instrument"] == inst_id]
-        for sub in inst.subscales:
-            found[(inst_id, sub.id)] = (score_reliability(mine, sub.id), RCI_SOURCE)
-    return found
+# --- labels of the tables' categories (value sets of pipelines/schema.py) ------------------
+def _texts(pairs: dict[str, tuple[str, str]]) -> list:
+    from instruments.model import Text
+
+    return [(key, Text(es=es, en=en)) for key, (es, en) in pairs.items()]
+
+
+MEASURE_KINDS = {"item": ("ítem", "item"), "domain": ("dominio", "domain"),
+                 "total": ("total", "total")}
+AGREEMENT_LEVELS = {  # Koo & Li (2016) bands, computed in pipelines/analysis/interrater.py
+    "poor": ("pobre (< 0,50)", "poor (< 0.50)"),
+    "moderate": ("moderado (0,50-0,75)", "moderate (0.50-0.75)"),
+    "good": ("bueno (0,75-0,90)", "good (0.75-0.90)"),
+    "excellent": ("excelente (>= 0,90)", "excellent (>= 0.90)"),
+    "not_estimable": ("no estimable (menos de 10 personas calificadas dos veces o más)",
+                      "not estimable (fewer than 10 people rated twice or more)")}
+DIRECTIONS = {
+    "harsh": ("más severo que los demás (fuera de la banda de calibración)",
+              "harsher than the others (outside the calibration band)"),
+    "lenient": ("más benévolo que los demás (fuera de la banda de calibración)",
+                "more lenient than the others (outside the calibration band)"),
+    "within_band": ("dentro de la banda de calibración", "within the calibration band"),
+    "not_estimable": ("no estimable (pocas personas compartidas con otros evaluadores)",
+                      "not estimable (few people shared with other raters)")}
+ICC_FORMS = {
+    "icc1": ("ICC(1): un evaluador, modelo de una vía", "ICC(1): one rater, one-way model"),
+    "icc2": ("ICC(A,1): un evaluador, dos vías, acuerdo absoluto",
+             "ICC(A,1): one rater, two-way, absolute agreement"),
+    "icc3": ("ICC(C,1): un evaluador, dos vías, consistencia",
+             "ICC(C,1): one rater, two-way, consistency"),
+    "icc1k": ("ICC(k): media de k evaluadores, una vía", "ICC(k): mean of k raters, one-way"),
+    "icc2k": ("ICC(A,k): media de k evaluadores, dos vías, acuerdo absoluto",
+              "ICC(A,k): mean of k raters, two-way, absolute agreement"),
+    "icc3k": ("ICC(C,k): media de k evaluadores, dos vías, consistencia",
+              "ICC(C,k): mean of k raters, two-way, consistency")}
+ALPHA_METRICS = {"ordinal": ("ordinal (ítems)", "ordinal (items)"),
+                 "interval": ("de intervalo (dominios y total)", "interval (domains and total)")}
+
+
+def value_sets(instruments: dict[str, Instrument], waves: list) -> dict[str, list]:
+    """The value sets of the competence tables' categories, for ``schema.value_sets``.
+
+    ``measures``: every rating instrument's items, domains and total (within the instrument);
+    ``waves_pooled``: the waves and ``ALL`` (all waves), sharing the waves' codes.
+    """
+    from instruments.model import Text
+    from pipelines.schema import instrument_name
+
+    measures = []
+    for inst in rating_instruments(instruments).values():
+        def name(lang, inst=inst):
+            return instrument_name(inst, lang)
+        measures += [((inst.id, item.id), Text(
+            es=f"{name('es')} {item.id}: {item.text.get('es')}".rstrip(": "),
+            en=f"{name('en')} {item.id}: {item.text.get('en')}".rstrip(": ")))
+            for item in inst.items]
+        measures += [((inst.id, sub.id), Text(es=f"{name('es')}: {sub.label.get('es')}",
+                                              en=f"{name('en')}: {sub.label.get('en')}"))
+                     for sub in inst.subscales]
+    return {"measure_kinds": _texts(MEASURE_KINDS), "measures": measures,
+            "agreement_levels": _texts(AGREEMENT_LEVELS), "rater_directions": _texts(DIRECTIONS),
+            "icc_forms": _texts(ICC_FORMS), "alpha_metrics": _texts(ALPHA_METRICS),
+            "waves_pooled": waves + [(POOLED, Text(es="Todos los momentos", en="All waves"))]}

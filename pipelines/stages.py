@@ -44,6 +44,8 @@ from pipelines.analysis.tables import (
     wave_means,
 )
 from pipelines.codebook import codebook_texts
+from pipelines.competence import RCI_RELIABILITY, competence_tables
+from pipelines.competence import TABLES as COMPETENCE_TABLES
 from pipelines.codes import REGISTRY_FILE, program_codes
 from pipelines.config import ProgramConfig, load_program
 from pipelines.errors import CapacitarError
@@ -215,7 +217,8 @@ def analyse_pooled(ctx: Context, valid: dict[str, pd.DataFrame], scores: pd.Data
             "items": items, "item_options": options,
             "band_transitions": pd.concat(transitions, ignore_index=True) if transitions else None,
             "wave_means": wave_means(scores, scope="pooled"),
-            "mixed_models": mixed_model_rows(scores, ctx.config.pairs())}
+            "mixed_models": mixed_model_rows(scores, ctx.config.pairs()),
+            **competence_tables(valid, ctx.instruments, ctx.config.wave_order())}
 
 
 BESIDE_EVERY = 5  # of the changed cohorts, every 5th is analysed beside (with the pooled rows)
@@ -296,7 +299,8 @@ def assemble(ctx: Context, scores: pd.DataFrame, fresh: list[dict], pooled: dict
             reused = previous[name][previous[name]["cohort"].astype(str).isin(set(kept))]
         tables[name] = stack([*(f[name] for f in fresh), reused, pooled.get(name)], rank, name)
     first = ctx.config.wave_order()[0]
-    references = rci_references(scores, tables["reliability"], ctx.instruments, first)
+    references = rci_references(scores, tables["reliability"], ctx.instruments, first,
+                                rated=pooled.get(RCI_RELIABILITY))
     tables["change"], tables["individual_change"] = apply_rci(
         tables["change"], tables["individual_change"], references,
         improvement_directions(ctx.instruments))
@@ -308,6 +312,7 @@ def assemble(ctx: Context, scores: pd.DataFrame, fresh: list[dict], pooled: dict
     tables["change"] = change_verdicts(tables["change"], primary)
     tables["models"] = model_verdicts(tables["models"], improvement_directions(ctx.instruments),
                                       primary)
+    tables.update({name: pooled[name] for name in COMPETENCE_TABLES if name in pooled})
     return tables
 
 
@@ -684,7 +689,7 @@ def report_folder(ctx: Context, tables: dict[str, pd.DataFrame], pdf: bool = Tru
 
 REPORT_TABLES = ["participation", "change", "reliability", "items", "band_transitions",
                  "models", "wave_means", "quarantine"]
-REPORT_TABLES_OPTIONAL = ["accounting", "runs"]
+REPORT_TABLES_OPTIONAL = ["accounting", "runs", *COMPETENCE_TABLES]
 
 
 def stored_tables(ctx: Context) -> dict[str, pd.DataFrame]:
