@@ -3,6 +3,7 @@ demo's planted raters, the interrater/raters tables and the reports' competence 
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -141,3 +142,50 @@ def test_rating_source_without_rater_is_one_line(tmp_path, keyed):
         stages.load_context(root)
     assert "rating instrument" in str(err.value) and "rater:" in str(err.value)
     assert "\n" not in str(err.value)
+
+
+# --- the demo: planted raters recovered ---------------------------------------------------------
+def rater_names(demo_run) -> dict[str, str]:
+    """Rater pseudonym -> tutor name, with the demo's key (the test knows the key; outputs do not)."""
+    from pipelines.ingest.pseudonym import load_key, normalise_identifier, pseudonym
+
+    key = load_key(demo_run["root"] / "secrets" / "pseudonym.key")
+    return {pseudonym(normalise_identifier(name), key, "R"): name
+            for name in demo_run["truth"]["roleplay"]["tutors"]}
+
+
+def test_demo_flags_the_planted_harsh_and_drifting_raters_and_no_other(demo_run):
+    truth, names = demo_run["truth"]["roleplay"], rater_names(demo_run)
+    raters = demo_run["tables"]["raters"]
+    program = raters[(raters["cohort"] == "ALL") & (raters["measure"] == "total")
+                     & (raters["wave"] == "ALL")].assign(name=lambda f: f["rater"].map(names))
+    assert set(program["name"]) == set(truth["tutors"])  # every tutor has a row, as a pseudonym
+    harsh = program.loc[program["direction"] == "harsh", "name"].tolist()
+    lenient = program.loc[program["direction"] == "lenient", "name"].tolist()
+    drifting = program.loc[program["drifting"], "name"].tolist()
+    assert harsh == [truth["harsh_rater"]] and lenient == []
+    assert drifting == [truth["drifting_rater"]]
+    drifter = program.set_index("name").loc[truth["drifting_rater"]]
+    assert drifter["drift"] < 0 and (drifter["drift_from"], drifter["drift_to"]) == ("pre", "post")
+
+
+def test_demo_interrater_reliability_and_rated_change(demo_run):
+    ir = demo_run["tables"]["interrater"]
+    total = ir[(ir["cohort"] == "ALL") & (ir["measure"] == "total")].iloc[0]
+    assert total["n_targets"] >= 30 and total["headline_form"] == "icc1"
+    assert 0.5 < total["headline"] < 0.95 and total["agreement_level"] in ("moderate", "good")
+    change = demo_run["tables"]["change"]
+    rated = change[change["instrument"] == "tic_roleplay"]
+    assert set(rated["scale"]) == {"engagement", "safety", "collaboration", "total"}
+    assert (rated["rci_reliability_source"] == "pooled_interrater_icc").all()
+    pooled = ir[(ir["cohort"] == "ALL") & (ir["measure_kind"] != "item")].set_index("measure")
+    assert np.allclose(rated.groupby("scale")["rci_reliability"].first().sort_index(),
+                       pooled["headline"].sort_index())  # usual raters per person: 1
+    big = rated[(rated["scale"] == "total") & (rated["n_pairs"] >= 12)]
+    assert (big["mean_diff"] > 0).all() and (big["verdict"] == "improved").any()
+    scores = demo_run["tables"]["scores"]
+    assert not scores[scores["instrument"] == "tic_roleplay"].duplicated(
+        ["participant", "wave", "scale"]).any()  # one score per person, wave and scale
+    levels = demo_run["tables"]["competence_levels"]
+    shares = levels.groupby(["cohort", "wave", "measure"])["share"].sum()
+    assert np.allclose(shares, 1.0)
