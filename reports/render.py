@@ -31,6 +31,7 @@ from pipelines.analysis.tables import pooled_means
 from pipelines.publish import write_folder
 from pipelines.schema import load_schema
 from reports import plots
+from reports.competence import competence_section
 from reports.pdf import print_all
 from reports.privacy import POOLED, RCI_CATEGORIES, SUPPRESSED, Disclosure, values
 
@@ -1098,6 +1099,7 @@ def cohort_context(data: ReportData, cohort) -> dict:
         "gains": data.gain_rows(cohort.id),
         "reliability": data.reliability_rows(cohort.id),
         "quarantine": data.quarantine_rows(cohort.id),
+        "competence": competence_section(data, cohort.id),
     }
 
 
@@ -1145,7 +1147,8 @@ def render_pages(index: TableIndex, tables: dict[str, pd.DataFrame], config, ins
             grids=data.cohort_grids(files), means=data.means_figure(None),
             forests=data.forest_sections(), many=len(cohorts) > FOREST_ROWS,
             models=data.model_sections(), reliability=data.program_reliability(),
-            quality=data.data_quality(), hidden_cohorts=sum(not c["reportable"] for c in cohorts))
+            quality=data.data_quality(), hidden_cohorts=sum(not c["reportable"] for c in cohorts),
+            competence=competence_section(data, None))
         pages.update({f"program_{lang}.html": program, **cohort_pages,
                       f"index_{lang}.html": program})
     return pages

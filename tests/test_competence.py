@@ -189,3 +189,50 @@ def test_demo_interrater_reliability_and_rated_change(demo_run):
     levels = demo_run["tables"]["competence_levels"]
     shares = levels.groupby(["cohort", "wave", "measure"])["share"].sum()
     assert np.allclose(shares, 1.0)
+
+
+# --- reports --------------------------------------------------------------------------------
+SECTION = {"es": "Competencias observadas (juegos de roles)",
+           "en": "Observed competencies (role-plays)"}
+
+
+def test_demo_reports_show_the_competence_section_in_es_and_en(demo_run):
+    reports = demo_run["root"] / "outputs" / "reports"
+    names = rater_names(demo_run)
+    harsh = next(p for p, n in names.items() if n == demo_run["truth"]["roleplay"]["harsh_rater"])
+    for lang in ("es", "en"):
+        program = (reports / f"program_{lang}.html").read_text(encoding="utf-8")
+        cohort = (reports / f"cohort_alto-trujillo-2026-1_{lang}.html").read_text(encoding="utf-8")
+        for page in (program, cohort):
+            assert SECTION[lang] in page
+            assert page.count("<svg") > 4  # the level charts (domains and total)
+        section = program[program.index(SECTION[lang]):]
+        row = section[section.index(harsh):].split("</tr>")[0]
+        assert '<span class="badge">!</span>' in row  # flagged, as a pseudonym
+        assert {"es": "más severo", "en": "harsher"}[lang] in row
+    laredo = (reports / "cohort_laredo-2026-1_en.html").read_text(encoding="utf-8")
+    assert SECTION["en"] not in laredo  # 4 people: no full report, no competence section
+
+
+def test_no_rater_identity_in_any_output(demo_run):
+    from tests.scanner import Identifiers, find_identifiers, run_texts
+
+    tutors = Identifiers()
+    for name in demo_run["truth"]["roleplay"]["tutors"]:
+        tutors.add(name)
+        tutors.add(name.split(" ", 1)[1])  # without the title (Lic., Ps.)
+    texts = run_texts(demo_run["root"])
+    assert any("juego_de_roles" in t for t in texts.values())  # the scan reads the outputs
+    assert find_identifiers(texts, tutors) == []
+    pseudonyms = set(rater_names(demo_run))
+    program = (demo_run["root"] / "outputs" / "reports" / "program_en.html").read_text()
+    assert sum(p in program for p in pseudonyms) == len(pseudonyms)
+
+
+def test_small_level_counts_are_hidden_with_a_complement():
+    from reports.competence import suppressed
+
+    assert suppressed({1.0: 0, 2.0: 12, 3.0: 30, 4.0: 9}, 5) == set()
+    assert suppressed({1.0: 3, 2.0: 12, 3.0: 30, 4.0: 9}, 5) == {1.0, 4.0}
+    assert suppressed({1.0: 3, 2.0: 2, 3.0: 30, 4.0: 9}, 5) == {1.0, 2.0}
+    assert suppressed({1.0: 6, 2.0: 12, 3.0: 30, 4.0: 9}, 5, hidden={2.0}) == {1.0, 2.0}
