@@ -19,6 +19,7 @@ import jinja2
 import pandas as pd
 
 from instruments.model import Text
+from pipelines.competence import SET_TITLES as COMPETENCE_SET_TITLES
 from pipelines.codes import REGISTRY_FILE, ValueSet
 from pipelines.export import json_text, labelled_columns
 from pipelines.schema import (
@@ -123,6 +124,7 @@ SET_TITLES = {
     "quarantine_scopes": Text(es="Alcance de la cuarentena", en="Quarantine scopes"),
     "improvement": Text(es="Dirección de mejora", en="Direction of improvement"),
 }
+SET_TITLES.update((name, Text(es=es, en=en)) for name, (es, en) in COMPETENCE_SET_TITLES.items())
 
 
 def set_title(name: str, language: str) -> str:

@@ -214,3 +214,14 @@ def value_sets(instruments: dict[str, Instrument], waves: list) -> dict[str, lis
             "agreement_levels": _texts(AGREEMENT_LEVELS), "rater_directions": _texts(DIRECTIONS),
             "icc_forms": _texts(ICC_FORMS), "alpha_metrics": _texts(ALPHA_METRICS),
             "waves_pooled": waves + [(POOLED, Text(es="Todos los momentos", en="All waves"))]}
+
+
+SET_TITLES = {  # the codebook's titles of the value sets above
+    "measure_kinds": ("Tipos de medida", "Measure kinds"),
+    "measures": ("Medidas de instrumentos de calificación (por instrumento)",
+                 "Measures of rating instruments (per instrument)"),
+    "agreement_levels": ("Niveles de acuerdo entre evaluadores", "Inter-rater agreement levels"),
+    "rater_directions": ("Calibración de evaluadores", "Rater calibration"),
+    "icc_forms": ("Formas del ICC", "ICC forms"),
+    "alpha_metrics": ("Métricas del alfa de Krippendorff", "Krippendorff's alpha metrics"),
+    "waves_pooled": ("Momentos y todos los momentos", "Waves and all waves")}
