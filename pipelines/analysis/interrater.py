@@ -121,6 +121,58 @@ LEVEL_COLUMNS = ["cohort", "instrument", "wave", "measure_kind", "measure", "lev
 # --------------------------------------------------------------------------- input
 
 
+def _compact(*codes: np.ndarray) -> np.ndarray:
+    """A dense code 0..n-1 per distinct combination of non-negative integer code arrays."""
+    key = np.zeros(len(codes[0]), dtype=np.int64)
+    span = 1
+    for code in codes:
+        code = np.asarray(code, dtype=np.int64)
+        width = int(code.max()) + 1 if len(code) else 1
+        if span * width >= 2 ** 62:
+            key = pd.factorize(key)[0].astype(np.int64)
+            span = _size(key)
+        key = key * width + code
+        span *= width
+    return pd.factorize(key)[0].astype(np.int64)
+
+
+def _size(codes: np.ndarray) -> int:
+    return int(codes.max()) + 1 if len(codes) else 0
+
+
+def _one_row_of(codes: np.ndarray) -> np.ndarray:
+    """A row index per code (any row: for attributes that are constant within a code)."""
+    index = np.zeros(_size(codes), dtype=np.int64)
+    index[codes] = np.arange(len(codes))
+    return index
+
+
+def _sums(codes: np.ndarray, size: int, weights: np.ndarray | None = None) -> np.ndarray:
+    return np.bincount(codes, weights=weights, minlength=size).astype(float)
+
+
+def _validated(ratings: pd.DataFrame) -> tuple[pd.DataFrame, dict, dict]:
+    """The checked frame, integer codes of its text columns and their labels (sorted)."""
+    missing = [c for c in RATING_COLUMNS if c not in ratings.columns]
+    if missing:
+        raise ValueError(f"ratings: missing columns {', '.join(missing)}")
+    frame = ratings[RATING_COLUMNS].copy()
+    frame["value"] = pd.to_numeric(frame["value"], errors="raise").astype(float)
+    if frame["rater"].isna().any():
+        raise ValueError(f"ratings: {int(frame['rater'].isna().sum())} rating(s) with no rater")
+    codes, labels = {}, {}
+    for column in RATING_COLUMNS[:-1]:
+        codes[column], uniques = pd.factorize(frame[column], sort=True)
+        labels[column] = np.asarray(uniques, dtype=object)
+    rated = frame["value"].notna().to_numpy()
+    key = _compact(*(codes[c][rated] for c in TARGET + ["rater", "item"]))
+    twice = len(key) - _size(key)
+    if twice:
+        raise ValueError(f"ratings: {twice} item rating(s) given twice by the same "
+                         "rater to the same participant at the same wave")
+    return frame, codes, labels
+
+
 def check_ratings(ratings: pd.DataFrame) -> pd.DataFrame:
     """The ratings with the documented columns, values as float; one clear error otherwise.
 
@@ -134,18 +186,64 @@ def check_ratings(ratings: pd.DataFrame) -> pd.DataFrame:
     ...
     ValueError: ratings: missing columns wave, participant, rater, instrument, item, domain, value
     """
-    missing = [c for c in RATING_COLUMNS if c not in ratings.columns]
-    if missing:
-        raise ValueError(f"ratings: missing columns {', '.join(missing)}")
-    frame = ratings[RATING_COLUMNS].copy()
-    frame["value"] = pd.to_numeric(frame["value"], errors="raise").astype(float)
-    if frame["rater"].isna().any():
-        raise ValueError(f"ratings: {int(frame['rater'].isna().sum())} rating(s) with no rater")
-    twice = frame[frame["value"].notna()].duplicated(TARGET + ["rater", "item"])
-    if twice.any():
-        raise ValueError(f"ratings: {int(twice.sum())} item rating(s) given twice by the same "
-                         "rater to the same participant at the same wave")
-    return frame
+    return _validated(ratings)[0]
+
+
+class _Scored:
+    """Every rater's rating or scale score of every target, as integer codes (internal).
+
+    Rows: one per rater x target x measure, ``kind`` 0 item, 1 domain, 2 total
+    and ``code`` the item or domain code (0 for total). ``rt`` numbers the
+    rater x target pairs; ``of_rt[column]`` gives their cohort, instrument,
+    participant, wave and rater codes; ``labels[column]`` the sorted labels,
+    so rater codes follow pseudonym order.
+    """
+
+    KINDS = np.array(["item", "domain", "total"], dtype=object)
+
+    def __init__(self, ratings: pd.DataFrame):
+        frame, codes, self.labels = _validated(ratings)
+        rated = frame["value"].notna().to_numpy()
+        codes = {c: v[rated] for c, v in codes.items()}
+        value = frame["value"].to_numpy(dtype=float)[rated]
+        rt = _compact(*(codes[c] for c in TARGET + ["rater"]))
+        self.of_rt = {c: codes[c][_one_row_of(rt)] for c in TARGET + ["rater"]}
+        n_rt = _size(rt)
+        by_domain = _compact(rt, codes["domain"])
+        domain_row = _one_row_of(by_domain)
+        n_dom = _size(by_domain)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            domain_score = _sums(by_domain, n_dom, value) / _sums(by_domain, n_dom)
+            total_score = _sums(rt, n_rt, value) / _sums(rt, n_rt)
+        self.rt = np.concatenate([rt, rt[domain_row], np.arange(n_rt)])
+        self.kind = np.repeat(np.arange(3), [len(rt), n_dom, n_rt])
+        self.code = np.concatenate([codes["item"], codes["domain"][domain_row],
+                                    np.zeros(n_rt, dtype=np.int64)])
+        self.value = np.concatenate([value, domain_score, total_score])
+        self.target_of_rt = _compact(*(self.of_rt[c] for c in TARGET))
+
+    def at(self, column: str, rows=slice(None)) -> np.ndarray:
+        """The code of ``column`` (a TARGET column or rater) of each row."""
+        return self.of_rt[column][self.rt[rows]]
+
+    def label(self, column: str, codes: np.ndarray) -> np.ndarray:
+        return self.labels[column][codes]
+
+    def measure_labels(self, kind: np.ndarray, code: np.ndarray) -> np.ndarray:
+        items = self.labels["item"][np.minimum(code, len(self.labels["item"]) - 1)]
+        domains = self.labels["domain"][np.minimum(code, len(self.labels["domain"]) - 1)]
+        return np.where(kind == 0, items, np.where(kind == 1, domains, TOTAL)).astype(object)
+
+    def target(self, rows=slice(None)) -> np.ndarray:
+        """A code per (participant x wave target, measure) of each row."""
+        return _compact(self.target_of_rt[self.rt[rows]], self.kind[rows], self.code[rows])
+
+    def frame(self) -> pd.DataFrame:
+        out = pd.DataFrame({c: self.label(c, self.at(c)) for c in TARGET + ["rater"]})
+        out["measure_kind"] = self.KINDS[self.kind]
+        out["measure"] = self.measure_labels(self.kind, self.code)
+        out["value"] = self.value
+        return out.astype({c: str for c in TARGET + ["rater"] + MEASURE})
 
 
 def rater_scores(ratings: pd.DataFrame) -> pd.DataFrame:
@@ -169,18 +267,7 @@ def rater_scores(ratings: pd.DataFrame) -> pd.DataFrame:
     2       domain      d1    1.5
     3        total   total    1.5
     """
-    frame = check_ratings(ratings)
-    frame = frame[frame["value"].notna()]
-    keys = TARGET + ["rater"]
-    items = frame[keys + ["item", "value"]].rename(columns={"item": "measure"})
-    domains = (frame.groupby(keys + ["domain"], sort=False, observed=True)["value"].mean()
-               .reset_index().rename(columns={"domain": "measure"}))
-    totals = frame.groupby(keys, sort=False, observed=True)["value"].mean().reset_index()
-    totals["measure"] = TOTAL
-    parts = [part.assign(measure_kind=kind)
-             for kind, part in (("item", items), ("domain", domains), ("total", totals))]
-    out = pd.concat(parts, ignore_index=True)
-    return out[keys + MEASURE + ["value"]]
+    return _Scored(ratings).frame()
 
 
 def rated_scores(ratings: pd.DataFrame) -> pd.DataFrame:
@@ -201,42 +288,49 @@ def rated_scores(ratings: pd.DataFrame) -> pd.DataFrame:
     ...                   "item": ["i1", "i2", "i1", "i2"], "domain": "d",
     ...                   "value": [1.0, 2.0, 3.0, np.nan]})
     >>> rated_scores(r)[["scale", "score", "n_raters"]]
-       scale  score  n_raters
-    0      d   2.25         2
-    1  total   2.25         2
+      scale  score  n_raters
+    0     d   2.25         2
+    1 total   2.25         2
     """
-    scored = rater_scores(ratings)
-    scored = scored[scored["measure_kind"] != "item"]
-    out = (scored.groupby(TARGET + ["measure"], sort=True, observed=True)["value"]
-           .agg(score="mean", n_raters="size").reset_index()
-           .rename(columns={"measure": "scale"}))
-    return out[TARGET + ["scale", "score", "n_raters"]]
+    scored = _Scored(ratings)
+    rows = scored.kind > 0
+    t = scored.target(rows)
+    n_t = _size(t)
+    first = np.flatnonzero(rows)[_one_row_of(t)]
+    n_raters = _sums(t, n_t)
+    out = pd.DataFrame({c: scored.label(c, scored.at(c, first)) for c in TARGET})
+    out["scale"] = scored.measure_labels(scored.kind[first], scored.code[first])
+    out["score"] = _sums(t, n_t, scored.value[rows]) / n_raters
+    out["n_raters"] = n_raters.astype(np.int64)
+    out = out.astype({c: str for c in TARGET + ["scale"]})
+    return out.sort_values(TARGET + ["scale"]).reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------- grouped arrays
-
-
-def _sums(codes: np.ndarray, size: int, weights: np.ndarray | None = None) -> np.ndarray:
-    return np.bincount(codes, weights=weights, minlength=size).astype(float)
 
 
 class _Design:
     """Ratings of many groups as flat arrays: group ``g``, target ``t``, rater ``r``, value ``x``.
 
     Only targets with 2+ ratings of their measure are kept. Targets are
-    numbered globally (no target in two groups); raters by sorted pseudonym.
+    renumbered 0..T-1 (a target belongs to one group) and the rows sorted by
+    target, then rater code (pseudonym order); ``slot`` is a row's position
+    within its target.
     """
 
     def __init__(self, g, t, r, x, n_groups):
-        m = np.bincount(t)
-        keep = m[t] >= 2
+        keep = np.bincount(t)[t] >= 2
         g, t, r, x = g[keep], t[keep], r[keep], x[keep]
-        _, t = np.unique(t, return_inverse=True)
-        self.g, self.t, self.r, self.x, self.G = g, t, r, x, n_groups
-        self.T = int(t.max()) + 1 if len(t) else 0
-        self.m = np.bincount(t, minlength=self.T).astype(float)
+        present = np.bincount(t) > 0
+        t = (np.cumsum(present) - 1)[t]
+        order = np.argsort(t * (_size(r) or 1) + r, kind="stable")
+        self.g, self.t, self.r, self.x = g[order], t[order], r[order], x[order]
+        self.G, self.T = n_groups, _size(t)
+        counts = np.bincount(self.t, minlength=self.T)
+        self.m = counts.astype(float)
+        self.slot = np.arange(len(self.t)) - (np.cumsum(counts) - counts)[self.t]
         self.target_group = np.zeros(self.T, dtype=np.int64)
-        self.target_group[t] = g
+        self.target_group[self.t] = self.g
 
     def group_sum(self, weights=None):
         return _sums(self.g, self.G, weights)
@@ -252,6 +346,18 @@ class _Design:
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = self.group_sum(x) / self.group_sum()
         return x - mean[self.g]
+
+    def pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """Row indices (first, second) of every pair of ratings of one target."""
+        first, second = [], []
+        rows = np.arange(len(self.t))
+        for offset in range(1, int(self.m.max()) if self.T else 1):
+            i = rows[self.slot + offset < self.m[self.t]]
+            first.append(i)
+            second.append(i + offset)
+        if not first:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        return np.concatenate(first), np.concatenate(second)
 
 
 def _f_bounds(f, df1, df2, level=CI_LEVEL):
@@ -299,17 +405,14 @@ def _modal_k_targets(d: _Design) -> tuple[np.ndarray, np.ndarray]:
 def _twoway(d: _Design) -> dict[str, np.ndarray]:
     """ICC(2), ICC(3) and their k forms on the targets with the modal k, as psych::ICC."""
     modal, rows = _modal_k_targets(d)
-    order = np.lexsort((d.r[rows], d.t[rows]))
-    g, t, r, x = (a[rows][order] for a in (d.g, d.t, d.r, d.x))
-    starts = np.r_[0, np.flatnonzero(np.diff(t)) + 1]
-    slot = np.arange(len(t)) - np.repeat(starts, np.diff(np.r_[starts, len(t)]))
-    sub = _Design(g, t, r, x, d.G)
+    sub = _Design(d.g[rows], d.t[rows], d.r[rows], d.x[rows], d.G)
+    g, r, x = sub.g, sub.r, sub.x
     k = modal.astype(float)
     xc = sub.centred(x)
     n = sub.per_target_to_group(np.ones(sub.T))
     ss_rows = sub.per_target_to_group(sub.target_sum(xc) ** 2 / sub.m)
     k_max = int(modal.max()) if len(modal) else 2
-    column = g * k_max + slot
+    column = g * k_max + sub.slot
     col_sum = _sums(column, d.G * k_max, xc).reshape(d.G, k_max)
     with np.errstate(invalid="ignore", divide="ignore"):
         ss_cols = (col_sum ** 2).sum(axis=1) / n
@@ -339,17 +442,17 @@ def _twoway(d: _Design) -> dict[str, np.ndarray]:
                "icc3k": (msb - mse) / msb, "icc3k_ci_low": 1 - 1 / f3_low,
                "icc3k_ci_high": 1 - 1 / f3_high}
     # Crossed: each column (slot) of a group holds one and the same rater on every target.
-    slot_rater = np.unique(np.stack([column, r]), axis=1)
-    raters_in_slots = _sums(slot_rater[0] // k_max, d.G)
-    out["raters_crossed"] = (n > 0) & (raters_in_slots == k)
+    per_slot = _distinct_per_group(column, r, d.G * k_max).reshape(d.G, k_max)
+    used = np.arange(k_max) < modal[:, None]
+    out["raters_crossed"] = (n > 0) & np.where(used, per_slot == 1, True).all(axis=1)
     return out
 
 
 def _distinct_per_group(g: np.ndarray, r: np.ndarray, size: int) -> np.ndarray:
-    if not len(g):
-        return np.zeros(size)
-    pairs = np.unique(np.stack([g, r]), axis=1)
-    return _sums(pairs[0], size)
+    """Number of distinct values of ``r`` in each group ``g``."""
+    width = _size(r) or 1
+    distinct = pd.unique(np.asarray(g, dtype=np.int64) * width + r)
+    return _sums(distinct // width, size)
 
 
 def _alpha_interval(d: _Design, x: np.ndarray) -> np.ndarray:
@@ -371,23 +474,27 @@ def _alpha_interval(d: _Design, x: np.ndarray) -> np.ndarray:
 
 
 def _midranks(d: _Design) -> np.ndarray:
-    """Each pairable value's average rank within its group (ordinal alpha's metric)."""
-    return pd.Series(d.x).groupby(d.g).rank(method="average").to_numpy()
+    """Each pairable value's average rank within its group (ordinal alpha's metric):
+    the count of smaller values in the group plus (count of equal values + 1) / 2."""
+    levels, level = np.unique(d.x, return_inverse=True)
+    if d.G * len(levels) > 5e7:
+        return pd.Series(d.x).groupby(d.g).rank(method="average").to_numpy()
+    counts = _sums(d.g * len(levels) + level, d.G * len(levels)).reshape(d.G, len(levels))
+    below = np.cumsum(counts, axis=1) - counts
+    return below[d.g, level] + (counts[d.g, level] + 1) / 2
 
 
-def _pairs(d: _Design) -> pd.DataFrame:
-    """Every pair of ratings of one target (rater order by pseudonym): g, t, a, b, m."""
-    rows = pd.DataFrame({"g": d.g, "t": d.t, "r": d.r, "x": d.x})
-    pairs = rows.merge(rows, on=["g", "t"], suffixes=("_a", "_b"))
-    pairs = pairs[pairs["r_a"] < pairs["r_b"]]
-    return pd.DataFrame({"g": pairs["g"].to_numpy(), "a": pairs["x_a"].to_numpy(),
-                         "b": pairs["x_b"].to_numpy(), "m": d.m[pairs["t"].to_numpy()]})
+def _pairs(d: _Design) -> dict[str, np.ndarray]:
+    """Every pair of ratings of one target, the first by the rater whose pseudonym sorts
+    first: group ``g``, values ``a`` and ``b``, the target's number of ratings ``m``."""
+    first, second = d.pairs()
+    return {"g": d.g[first], "a": d.x[first], "b": d.x[second], "m": d.m[d.t[first]]}
 
 
-def _agreement(pairs: pd.DataFrame, size: int) -> dict[str, np.ndarray]:
+def _agreement(pairs: dict[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
     """Share of rater pairs agreeing exactly and within one level code."""
-    g = pairs["g"].to_numpy()
-    gap = np.abs(pairs["a"].to_numpy() - pairs["b"].to_numpy())
+    g = pairs["g"]
+    gap = np.abs(pairs["a"] - pairs["b"])
     n_pairs = _sums(g, size)
     with np.errstate(invalid="ignore", divide="ignore"):
         return {"n_pairs": n_pairs,
@@ -395,15 +502,15 @@ def _agreement(pairs: pd.DataFrame, size: int) -> dict[str, np.ndarray]:
                 "adjacent_agreement": _sums(g, size, (gap <= 1 + 1e-9).astype(float)) / n_pairs}
 
 
-def _kappa_quadratic(pairs: pd.DataFrame, size: int) -> dict[str, np.ndarray]:
+def _kappa_quadratic(pairs: dict[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
     """Cohen's quadratic-weighted kappa on the targets with exactly two ratings.
 
     kappa = 1 - mean((a - b)^2) / [var(a) + var(b) + (mean(a) - mean(b))^2]
     (population moments): observed over chance-expected squared disagreement,
     Cohen's weighted kappa with weights (a - b)^2 on the level codes.
     """
-    two = pairs[pairs["m"] == 2]
-    g, a, b = two["g"].to_numpy(), two["a"].to_numpy(), two["b"].to_numpy()
+    two = pairs["m"] == 2
+    g, a, b = pairs["g"][two], pairs["a"][two], pairs["b"][two]
     n = _sums(g, size)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_a, mean_b = _sums(g, size, a) / n, _sums(g, size, b) / n
@@ -453,30 +560,48 @@ def spearman_brown(reliability, k) -> np.ndarray:
 # --------------------------------------------------------------------------- tables
 
 
-def _with_pooled(scored: pd.DataFrame, pooled: str | None) -> pd.DataFrame:
-    """The scored rows with a target key, plus a copy with cohort = ``pooled``."""
-    scored = scored.assign(target_cohort=scored["cohort"])
-    if pooled is None:
-        return scored
-    return pd.concat([scored, scored.assign(cohort=pooled)], ignore_index=True)
+def _group_keys(scored: _Scored, rows: np.ndarray, g: np.ndarray, columns: list[str],
+                cohort: str | None = None) -> pd.DataFrame:
+    """Labels of each group code: ``columns`` (TARGET columns or rater), measure_kind, measure;
+    ``cohort`` given: that label in the cohort column (the pooled rows)."""
+    first = rows[_one_row_of(g)]
+    keys = pd.DataFrame({c: scored.label(c, scored.at(c, first)) for c in columns})
+    if cohort is not None:
+        keys.insert(0, "cohort", cohort)
+    keys["measure_kind"] = scored.KINDS[scored.kind[first]]
+    keys["measure"] = scored.measure_labels(scored.kind[first], scored.code[first])
+    return keys.astype(str)
 
 
-def _codes(frame: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, pd.DataFrame]:
-    """Integer code per row of the combination of ``columns``, and the key of each code."""
-    codes = frame.groupby(columns, sort=True, observed=True).ngroup().to_numpy()
-    keys = frame[columns].drop_duplicates().set_axis(
-        codes[~frame[columns].duplicated().to_numpy()], axis=0).sort_index()
-    return codes, keys.reset_index(drop=True)
+def _grouping(scored: _Scored, rows: np.ndarray, columns: list[str], pooled: str | None
+              ) -> tuple[np.ndarray, pd.DataFrame, np.ndarray, np.ndarray]:
+    """Group codes of ``rows`` by cohort x ``columns`` x measure, then (when ``pooled``)
+    the same rows again grouped over all cohorts. Returns the codes, the keys of the codes,
+    the row each code belongs to (``rows``, twice with pooled) and the copy (0, 1 pooled)."""
+    measure = (scored.kind[rows], scored.code[rows])
+    by_cohort = _compact(scored.at("cohort", rows), *(scored.at(c, rows) for c in columns),
+                         *measure)
+    keys = [_group_keys(scored, rows, by_cohort, ["cohort"] + columns)]
+    codes, which = [by_cohort], [rows]
+    if pooled is not None:
+        program = _compact(*(scored.at(c, rows) for c in columns), *measure)
+        keys.append(_group_keys(scored, rows, program, columns, cohort=pooled))
+        codes.append(program + len(keys[0]))
+        which.append(rows)
+    copy = np.repeat(np.arange(len(which)), len(rows))
+    return (np.concatenate(codes), pd.concat(keys, ignore_index=True), np.concatenate(which),
+            copy)
 
 
-def reliability_design(scored: pd.DataFrame, pooled: str | None = POOLED):
-    """Group keys and the flat design of rater scores (internal to the two tables)."""
-    frame = _with_pooled(scored, pooled)
-    g, keys = _codes(frame, ["cohort", "instrument"] + MEASURE)
-    t = frame.groupby(["cohort", "target_cohort", "instrument", "participant", "wave"]
-                      + MEASURE, sort=False, observed=True).ngroup().to_numpy()
-    r = pd.factorize(frame["rater"], sort=True)[0]
-    return keys, _Design(g, t, r, frame["value"].to_numpy(dtype=float), len(keys))
+def _reliability_design(scored: _Scored, pooled: str | None) -> tuple[pd.DataFrame, _Design]:
+    """Group keys (cohort, instrument, measure_kind, measure) and the design of their
+    targets with 2+ ratings; the pooled groups' targets are copies with new numbers."""
+    t = scored.target()
+    rows = np.flatnonzero(np.bincount(t)[t] >= 2)
+    g, keys, which, copy = _grouping(scored, rows, ["instrument"], pooled)
+    t = t[which] + copy * _size(t)
+    design = _Design(g, t, scored.at("rater", which), scored.value[which], len(keys))
+    return keys, design
 
 
 def icc_forms(data: pd.DataFrame, target: str = "target", rater: str = "rater",
@@ -598,9 +723,9 @@ def interrater_table(ratings: pd.DataFrame, pooled: str | None = POOLED,
     >>> table.query("cohort == 'ALL' and measure == 'total'")[
     ...     ["n_targets", "icc1", "headline_form", "agreement_level"]].round(2)
        n_targets  icc1 headline_form agreement_level
-    6         28  0.88          icc1            good
+    6         25  0.86          icc1            good
     """
-    keys, d = reliability_design(rater_scores(ratings), pooled)
+    keys, d = _reliability_design(_Scored(ratings), pooled)
     if d.T == 0:
         return pd.DataFrame(columns=INTERRATER_COLUMNS)
     out = keys.copy()
@@ -631,6 +756,7 @@ def interrater_table(ratings: pd.DataFrame, pooled: str | None = POOLED,
                    "n_pairs"):
         out[column] = out[column].astype(np.int64)
     out["raters_crossed"] = out["raters_crossed"].astype(bool)
+    out = out.sort_values(["cohort", "instrument"] + MEASURE)
     return out[INTERRATER_COLUMNS].reset_index(drop=True)
 
 
@@ -692,18 +818,21 @@ def score_reliability(ratings: pd.DataFrame, table: pd.DataFrame | None = None,
     return out[keys + ["icc1", "icc_source", "k_typical", "reliability"]]
 
 
-def _severity_stats(dev: pd.DataFrame, keys: list[str], band: float, min_shared: int
-                    ) -> pd.DataFrame:
-    """Mean deviation per ``keys`` with SD, SE, t CI, band flag and direction."""
-    out = dev.groupby(keys, sort=True, observed=True)["dev"].agg(
-        n_targets="size", severity="mean", sd="std").reset_index()
-    n = out["n_targets"].to_numpy(dtype=float)
-    se = out["sd"].to_numpy() / np.sqrt(n)
-    with np.errstate(invalid="ignore"):
+def _severity_stats(scored: _Scored, rows: np.ndarray, dev: np.ndarray, columns: list[str],
+                    pooled: str | None, band: float, min_shared: int) -> pd.DataFrame:
+    """Mean deviation per cohort x ``columns`` x measure (and pooled) with SD, SE, t CI,
+    band flag and direction; ``dev`` holds one deviation per scored row."""
+    g, out, which, _ = _grouping(scored, rows, columns, pooled)
+    x = dev[which]
+    n = _sums(g, len(out))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = _sums(g, len(out), x) / n
+        sd = np.sqrt(_sums(g, len(out), (x - mean[g]) ** 2) / (n - 1))
+        se = sd / np.sqrt(n)
         half = stats.t.ppf(1 - (1 - CI_LEVEL) / 2, n - 1) * se
-    out["se"] = se
-    out["ci_low"] = out["severity"] - half
-    out["ci_high"] = out["severity"] + half
+    out["n_targets"] = n.astype(np.int64)
+    out["severity"], out["sd"], out["se"] = mean, sd, se
+    out["ci_low"], out["ci_high"] = mean - half, mean + half
     excludes_zero = (out["ci_low"] > 0) | (out["ci_high"] < 0)
     out["outside_band"] = (out["severity"].abs() > band) & excludes_zero & (n >= min_shared)
     out["direction"] = np.select(
@@ -712,19 +841,19 @@ def _severity_stats(dev: pd.DataFrame, keys: list[str], band: float, min_shared:
     return out
 
 
-def _deviations(ratings: pd.DataFrame, pooled: str | None) -> pd.DataFrame:
-    """Each rater's scale score minus the mean of the other raters of the same target."""
-    scored = rater_scores(ratings)
-    scored = scored[scored["measure_kind"] != "item"]
-    target = TARGET + MEASURE
-    grouped = scored.groupby(target, sort=False, observed=True)["value"]
-    m = grouped.transform("size").to_numpy(dtype=float)
-    total = grouped.transform("sum").to_numpy()
-    x = scored["value"].to_numpy()
+def _deviations(scored: _Scored) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of scale scores of targets with 2+ raters, and per scored row the rater's
+    score minus the mean of the OTHER raters' scores of the same target (NaN elsewhere)."""
+    scale = np.flatnonzero(scored.kind > 0)
+    t = scored.target(scale)
+    x = scored.value[scale]
+    m = np.bincount(t)[t].astype(float)
+    shared = m >= 2
     with np.errstate(invalid="ignore", divide="ignore"):
-        others = (total - x) / (m - 1)
-    dev = scored.assign(dev=x - others)[m >= 2]
-    return _with_pooled(dev, pooled)
+        others = (_sums(t, _size(t), x)[t] - x) / (m - 1)
+    dev = np.full(len(scored.value), np.nan)
+    dev[scale] = x - others
+    return scale[shared], dev
 
 
 def _drift(by_wave: pd.DataFrame, keys: list[str], waves: list[str], band: float,
@@ -766,6 +895,12 @@ def raters_table(ratings: pd.DataFrame, pooled: str | None = POOLED,
     ``rater`` x ``wave``, where ``wave == pooled`` is the rater over all
     waves and the other rows are the rater at one wave (drift).
 
+    The others' mean includes their own severity: a rater who shares a
+    share ``f`` of their targets with a rater of severity ``s`` (and no third
+    rater) looks shifted by about ``-f * s``. With one harsh rater among six
+    this is a fifth of the harsh rater's severity, which is why the band is
+    half a level and a flag also needs the CI to exclude 0.
+
     Columns: ``n_targets`` shared targets, ``severity`` mean deviation, ``sd``,
     ``se`` = sd / sqrt(n), ``ci_low``/``ci_high`` (95%, t with n - 1 df),
     ``outside_band`` True when |severity| > ``band`` levels, the CI excludes 0
@@ -792,12 +927,17 @@ def raters_table(ratings: pd.DataFrame, pooled: str | None = POOLED,
     4     a          4      -1.5   -2.42    -0.58     harsh
     6     b          4       1.5    0.58     2.42   lenient
     """
-    dev = _deviations(ratings, pooled)
+    scored = _Scored(ratings)
+    rows, dev = _deviations(scored)
     wave_label = POOLED if pooled is None else pooled
     keys = ["cohort", "instrument"] + MEASURE + ["rater"]
-    overall = _severity_stats(dev, keys, band, min_shared).assign(wave=wave_label)
-    by_wave = _severity_stats(dev, keys + ["wave"], band, min_shared)
+    overall = _severity_stats(scored, rows, dev, ["instrument", "rater"], pooled, band,
+                              min_shared).assign(wave=wave_label)
+    by_wave = _severity_stats(scored, rows, dev, ["instrument", "rater", "wave"], pooled, band,
+                              min_shared)
     order = list(waves) if waves is not None else list(pd.unique(ratings["wave"]))
+    if by_wave.empty:
+        return pd.DataFrame(columns=RATERS_COLUMNS)
     overall = overall.merge(_drift(by_wave, keys, order, drift_band, min_shared), on=keys,
                             how="left")
     overall["drifting"] = overall["drifting"].astype("boolean").fillna(False).astype(bool)
@@ -834,85 +974,118 @@ def level_distribution(ratings: pd.DataFrame, harmful_below: float, helpful_from
     ...                    levels=[1, 2, 3, 4]).query("measure_kind == 'item'")[
     ...     ["level", "n_level", "share", "share_harmful", "share_helpful_or_above"]].round(3)
        level  n_level  share  share_harmful  share_helpful_or_above
-    4    1.0        1  0.333          0.333                   0.667
-    5    2.0        0  0.000          0.333                   0.667
-    6    3.0        2  0.667          0.333                   0.667
-    7    4.0        0  0.000          0.333                   0.667
+    0    1.0        1  0.333          0.333                   0.667
+    1    2.0        0  0.000          0.333                   0.667
+    2    3.0        2  0.667          0.333                   0.667
+    3    4.0        0  0.000          0.333                   0.667
     """
-    frame = check_ratings(ratings)
-    frame = frame[frame["value"].notna()]
+    frame, codes, labels = _validated(ratings)
+    rated = frame["value"].notna().to_numpy()
+    value = frame["value"].to_numpy(dtype=float)[rated]
+    if not len(value):
+        return pd.DataFrame(columns=LEVEL_COLUMNS)
+    all_levels = np.array(sorted(set(np.unique(value)) | {float(v) for v in (levels or [])}))
+    n_levels = len(all_levels)
     base = ["cohort", "instrument", "wave"]
-    parts = [frame[base + ["item", "value"]].rename(columns={"item": "measure"})
-             .assign(measure_kind="item"),
-             frame[base + ["domain", "value"]].rename(columns={"domain": "measure"})
-             .assign(measure_kind="domain"),
-             frame[base + ["value"]].assign(measure=TOTAL, measure_kind="total")]
-    long = pd.concat(parts, ignore_index=True)
-    if pooled is not None:
-        long = pd.concat([long, long.assign(cohort=pooled)], ignore_index=True)
-    keys = base + MEASURE
-    counts = long.groupby(keys + ["value"], sort=True, observed=True).size().rename("n_level")
-    wide = counts.unstack("value", fill_value=0)
-    all_levels = sorted(set(wide.columns) | set(float(v) for v in (levels or [])))
-    wide = wide.reindex(columns=all_levels, fill_value=0)
-    n = wide.sum(axis=1)
-    level_codes = np.asarray(all_levels, dtype=float)
-    harmful = wide.loc[:, level_codes < harmful_below].sum(axis=1) / n
-    helpful = wide.loc[:, level_codes >= helpful_from].sum(axis=1) / n
-    out = wide.stack().rename("n_level").reset_index().rename(columns={"value": "level"})
-    index = pd.MultiIndex.from_frame(out[keys])
-    out["n_ratings"] = n.reindex(index).to_numpy()
+    key = _compact(*(codes[c][rated] for c in base + ["item", "domain"]))
+    counts = _sums(key * n_levels + np.searchsorted(all_levels, value),
+                   _size(key) * n_levels).reshape(-1, n_levels)
+    first = np.flatnonzero(rated)[_one_row_of(key)]
+    items = pd.DataFrame({c: labels[c][codes[c][first]] for c in base + ["item", "domain"]})
+    level_columns = list(range(n_levels))
+    items[level_columns] = counts
+    cohorts = [items] if pooled is None else [items, items.assign(cohort=pooled)]
+    items = pd.concat(cohorts, ignore_index=True)
+    tables = []
+    for kind, column in (("item", "item"), ("domain", "domain"), ("total", None)):
+        by = base + ([column] if column else [])
+        table = items.groupby(by, sort=True, observed=True)[level_columns].sum().reset_index()
+        table["measure"] = table[column] if column else TOTAL
+        tables.append(table.assign(measure_kind=kind)[base + MEASURE + level_columns])
+    wide = pd.concat(tables, ignore_index=True)
+    n_level = wide[level_columns].to_numpy()
+    n = n_level.sum(axis=1)
+    out = wide.loc[np.repeat(wide.index, n_levels), base + MEASURE].reset_index(drop=True)
+    out["level"] = np.tile(all_levels, len(wide))
+    out["n_level"] = n_level.ravel().astype(np.int64)
+    out["n_ratings"] = np.repeat(n, n_levels).astype(np.int64)
     out["share"] = out["n_level"] / out["n_ratings"]
-    out["share_harmful"] = harmful.reindex(index).to_numpy()
-    out["share_helpful_or_above"] = helpful.reindex(index).to_numpy()
-    out["level"] = out["level"].astype(float)
-    return out[LEVEL_COLUMNS].reset_index(drop=True)
+    out["share_harmful"] = np.repeat(n_level[:, all_levels < harmful_below].sum(axis=1) / n,
+                                     n_levels)
+    out["share_helpful_or_above"] = np.repeat(
+        n_level[:, all_levels >= helpful_from].sum(axis=1) / n, n_levels)
+    return out[LEVEL_COLUMNS].astype({c: str for c in base + MEASURE})
 
 
-def example_ratings(seed: int = 1, cohorts: int = 2, participants: int = 20,
-                    raters: int = 5, items: int = 4, double_share: float = 0.3
-                    ) -> pd.DataFrame:
-    """A small simulated ratings frame (for examples and notebooks).
-
-    Each participant has a true level; each rater a severity (0 here); every
-    rating is the true level plus noise, rounded to the levels 1-4. About
-    ``double_share`` of the targets get a second rater.
+def example_ratings(seed: int = 1) -> pd.DataFrame:
+    """A small simulated ratings frame (2 cohorts, 20 participants, 5 raters, 4 items).
 
     Examples
     --------
     >>> example_ratings().columns.tolist()
     ['cohort', 'wave', 'participant', 'rater', 'instrument', 'item', 'domain', 'value']
     """
-    return simulate_ratings(seed=seed, cohorts=cohorts, participants=participants,
-                            raters=raters, items=items, double_share=double_share)
+    return simulate_ratings(seed=seed, cohorts=2, participants=20, raters=5, items=4)
 
 
 def simulate_ratings(seed: int = 1, cohorts: int = 2, participants: int = 20, raters: int = 5,
-                     items: int = 4, double_share: float = 0.3, waves=("pre", "post"),
-                     severity=None, drift=None, noise: float = 0.5, spread: float = 0.8
+                     items: int = 4, domains: int = 2, waves=("pre", "post"),
+                     double_share: float = 0.3, triple_share: float = 0.0,
+                     severity: dict | None = None, drift: dict | None = None,
+                     noise: float = 0.5, spread: float = 0.8, gain: float = 0.3
                      ) -> pd.DataFrame:
-    """Simulated ratings with optional planted rater effects.
+    """Simulated ratings on levels 1-4 with optional planted rater effects.
 
-    ``severity``: {rater index: level shift at every wave} (negative = harsh);
-    ``drift``: {rater index: level shift added at the last wave}. Rater
-    pseudonyms are ``<cohort>-r<index>``; items alternate between domains
-    ``d1`` and ``d2``; values are rounded and clipped to 1-4.
+    Each participant has a true level (normal, mean 2.5, sd ``spread``) that
+    rises by ``gain`` per wave; a rating is the true level plus the rater's
+    shift plus normal noise (sd ``noise``), rounded and clipped to 1-4. Each
+    target gets one rater, a second with probability ``double_share``, a third
+    with ``triple_share`` (of all targets), drawn without replacement from the
+    cohort's ``raters``. ``severity``: {rater index: shift at every wave}
+    (negative = harsh); ``drift``: {rater index: shift added at the last
+    wave}. Pseudonyms: participants ``c<k>-p<i>``, raters ``c<k>-r<j>``; items
+    ``i1..`` cycle over domains ``d1..``.
+
+    Examples
+    --------
+    >>> r = simulate_ratings(cohorts=1, participants=3, raters=2, items=2, double_share=1)
+    >>> len(r), sorted(r["rater"].unique())
+    (24, ['c1-r0', 'c1-r1'])
     """
     rng = np.random.default_rng(seed)
-    severity, drift = severity or {}, drift or {}
-    rows = []
-    for c in range(cohorts):
-        ability = rng.normal(2.5, spread, participants)
-        for w, wave in enumerate(waves):
-            for p in range(participants):
-                n_r = 2 if rng.random() < double_share else 1
-                for j in rng.choice(raters, n_r, replace=False):
-                    shift = severity.get(int(j), 0.0)
-                    if w == len(waves) - 1:
-                        shift += drift.get(int(j), 0.0)
-                    values = ability[p] + 0.3 * w + shift + rng.normal(0, noise, items)
-                    for i in range(items):
-                        rows.append((f"c{c + 1}", wave, f"c{c + 1}-p{p}", f"c{c + 1}-r{j}",
-                                     "role", f"i{i + 1}", f"d{i % 2 + 1}",
-                                     float(np.clip(np.rint(values[i]), 1, 4))))
-    return pd.DataFrame(rows, columns=RATING_COLUMNS)
+    n_waves = len(waves)
+    n_targets = cohorts * participants * n_waves
+    cohort = np.repeat(np.arange(cohorts), participants * n_waves)
+    person = np.repeat(np.arange(cohorts * participants), n_waves)
+    wave = np.tile(np.arange(n_waves), cohorts * participants)
+    level = rng.normal(2.5, spread, cohorts * participants)[person] + gain * wave
+    u = rng.random(n_targets)
+    n_raters = 1 + (u < double_share) + (u < triple_share)
+    slots = np.argsort(rng.random((n_targets, raters)), axis=1)
+    take = np.arange(raters) < np.minimum(n_raters, raters)[:, None]
+    target, rater = np.nonzero(take)
+    rater = slots[target, rater]
+    shift = np.zeros(raters)
+    for j, value in (severity or {}).items():
+        shift[j] += value
+    last = np.zeros(raters)
+    for j, value in (drift or {}).items():
+        last[j] += value
+    mean = level[target] + shift[rater] + np.where(wave[target] == n_waves - 1, last[rater], 0)
+    values = mean[:, None] + rng.normal(0, noise, (len(target), items))
+    values = np.clip(np.rint(values), 1, 4).ravel()
+    row_target = np.repeat(target, items)
+    item = np.tile(np.arange(items), len(target))
+    c = cohort[row_target] + 1
+    frame = pd.DataFrame({
+        "cohort": pd.Series(c).map(lambda k: f"c{k}"),
+        "wave": np.asarray(waves, dtype=object)[wave[row_target]],
+        "participant": pd.Series(person[row_target] % participants),
+        "rater": pd.Series(np.repeat(rater, items)),
+        "instrument": "role",
+        "item": pd.Series(item + 1).map(lambda i: f"i{i}"),
+        "domain": pd.Series(item % domains + 1).map(lambda i: f"d{i}"),
+        "value": values})
+    frame["participant"] = frame["cohort"] + "-p" + frame["participant"].astype(str)
+    frame["rater"] = frame["cohort"] + "-r" + frame["rater"].astype(str)
+    return frame[RATING_COLUMNS].astype({c: str for c in RATING_COLUMNS[:-1]})
