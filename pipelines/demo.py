@@ -72,7 +72,7 @@ SHEET_WAVES = {"pre": "Pre", "post": "Post", "follow_up": "Seguimiento"}
 # Role-play ratings: tutors (staff, pseudonymised as raters), the share of role-plays rated
 # twice, and the planted rater effects in latent SD units (negative = harsh).
 TUTORS = ["Lic. Carmen Villanueva Ríos", "Ps. Jorge Benites Alfaro", "Lic. Rosa Zavaleta Cruz",
-          "Ps. Miguel Ángel Tello", "Lic. Patricia Olórtegui", "Ps. Diana Cárdenas Vega"]
+          "Ps. Miguel Ángel Tello", "Lic. Patricia Olórtegui", "Ps. Diana Cárdenas Ugaz"]
 HARSH_TUTOR, DRIFTING_TUTOR = TUTORS[2], TUTORS[4]
 SEVERITY = {HARSH_TUTOR: {"pre": -0.9, "post": -0.9}, DRIFTING_TUTOR: {"pre": 0.8, "post": -0.8}}
 DOUBLE_RATED, ROLEPLAY_WAVES, ROLEPLAY_EFFECT = 0.3, ("pre", "post"), {"pre": 0.0, "post": 1.0}
