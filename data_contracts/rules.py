@@ -12,7 +12,9 @@ the quarantine; single answers can be set aside too:
   beyond ``date_window`` in program.yaml;
 - ``duplicate_submission``: one person, wave and instrument submitted more
   than once; the latest submission (by timestamp, else by file and row order)
-  wins, the others are quarantined;
+  wins, the others are quarantined; for a rating instrument (one rating per rater), every
+  rating one rater gave one person at one wave is quarantined when there are several
+  (``duplicate_rating``: which one holds is unknown);
 - batch problems (a table-level expectation failing, or more than
   ``max_failing_share`` of a file's rows with a problem, counting the rows that
   failed at ingest) reject that file for that instrument: all its rows go to
@@ -245,7 +247,12 @@ def check_instrument(context, inst, config, frame, language, at_ingest: pd.DataF
     dated = outside_cohort_dates(frame, config)
     q.add(frame.index[dated], "date_outside_cohort", "submitted_at")
     remaining = frame.loc[~q.failing]
-    q.add(remaining.index[duplicates(remaining)], "duplicate_submission")
+    if inst.kind == "rating":  # one rating per rater, participant and wave: which one is right?
+        from pipelines.competence import repeated_ratings
+
+        q.add(remaining.index[repeated_ratings(remaining)], "duplicate_rating")
+    else:
+        q.add(remaining.index[duplicates(remaining)], "duplicate_submission")
     problems += reject_bad_files(q, inst, config.max_failing_share, at_ingest)
     summary = summary_rows(frame, inst.id, failures, q)
     return q.valid(), q.table(), summary, problems, pages
@@ -296,7 +303,8 @@ def summary_rows(frame, inst_id, failures, q: Quarantine) -> list[dict]:
     files = frame["source_file"]
     rows = []
     for rule in [*flagged, *(r for r in ("date_outside_cohort", "duplicate_submission",
-                                           "batch_rejected") if r not in flagged)]:
+                                           "duplicate_rating", "batch_rejected")
+                             if r not in flagged)]:
         mine = records[records["rule"] == rule]
         whole = mine[mine["scope"] == "row"]
         # GX rules: the rows the expectation flagged; pandas-side rules: the rows they set aside

@@ -33,7 +33,7 @@ def meta(rule: str, **extra) -> dict:
 def item_expectation(inst: Instrument, item_id: str) -> gxe.Expectation:
     """Allowed answers of one item; missing answers pass (scoring handles them)."""
     codes = [o.code for o in inst.options_for(item_id)]
-    if inst.kind == "scale":
+    if inst.kind in ("scale", "rating"):
         return gxe.ExpectColumnValuesToBeInSet(
             column=item_id, value_set=[float(c) for c in codes],
             meta=meta("code_out_of_range", allowed=[str(c) for c in codes]))

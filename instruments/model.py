@@ -45,11 +45,16 @@ class Text(Strict):
 
 
 class ResponseOption(Strict):
-    """One response option: the stored code and its labels."""
+    """One response option: the stored code and its labels.
+
+    A rating instrument's options are its ordered levels; ``anchor`` describes
+    what a rater sees at that level (optional).
+    """
 
     code: int | str
     es: str
     en: str
+    anchor: Text | None = None
 
 
 class Item(Strict):
@@ -149,7 +154,7 @@ class Instrument(Strict):
 
     id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     version: str
-    kind: Literal["scale", "knowledge"]
+    kind: Literal["scale", "knowledge", "rating"]
     title: Text
     short: Text = Field(default=Text(), description="Short name for labels (STSS); default: "
                         "the title's last parenthesis, else the id.")
@@ -161,6 +166,10 @@ class Instrument(Strict):
     subscales: list[Subscale] = []
     forms: list[TestForm] = []
     anchor_items: list[str] = []
+    # Rating instruments (observer-rated competencies): the highest level code that is
+    # harmful and the lowest that is helpful, for the level distributions of the reports.
+    harmful_to: int | None = None
+    helpful_from: int | None = None
     notes: str = ""
 
     @field_validator("items")
@@ -192,6 +201,12 @@ class Instrument(Strict):
                     raise ValueError(f"item {item.id} has no response options")
         if self.kind == "knowledge" and not self.forms:
             raise ValueError("a knowledge test needs at least one form with its key")
+        if self.kind == "rating":
+            from instruments.rating import check_rating
+
+            check_rating(self)
+        elif self.harmful_to is not None or self.helpful_from is not None:
+            raise ValueError("harmful_to and helpful_from are for kind: rating only")
         return self
 
     def _check_key(self, form: TestForm) -> None:

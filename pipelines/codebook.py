@@ -19,6 +19,7 @@ import jinja2
 import pandas as pd
 
 from instruments.model import Text
+from pipelines.competence import SET_TITLES as COMPETENCE_SET_TITLES
 from pipelines.codes import REGISTRY_FILE, ValueSet
 from pipelines.export import json_text, labelled_columns
 from pipelines.schema import (
@@ -125,6 +126,7 @@ SET_TITLES = {
     "verdicts": Text(es="Veredictos de cambio", en="Change verdicts"),
     "verdict_families": Text(es="Familias de veredictos", en="Verdict families"),
 }
+SET_TITLES.update((name, Text(es=es, en=en)) for name, (es, en) in COMPETENCE_SET_TITLES.items())
 
 
 def set_title(name: str, language: str) -> str:

@@ -34,6 +34,8 @@ from pipelines.analysis.tables import (
     retention,
     wave_means,
 )
+from pipelines.competence import RCI_RELIABILITY, competence_tables
+from pipelines.competence import TABLES as COMPETENCE_TABLES
 from pipelines.config import ProgramConfig
 from pipelines.incremental import (
     ANALYSIS_VERSION,
@@ -140,6 +142,7 @@ def pooled_parts(ctx: Context, valid: dict[str, pd.DataFrame], scores: pd.DataFr
         "band_transitions": lambda: [band_transitions(scores, f, t, scope="pooled")
                                      for f, t in pairs],
         "wave_means": lambda: wave_means(scores, scope="pooled"),
+        "competence": lambda: competence_tables(valid, ctx.instruments, ctx.config.wave_order()),
     }
 
 
@@ -149,7 +152,8 @@ def pooled_rows(parts: dict[str, Any]) -> dict[str, pd.DataFrame]:
     transitions = parts["band_transitions"]
     return {"reliability": parts["reliability"], "items": items, "item_options": options,
             "band_transitions": pd.concat(transitions, ignore_index=True) if transitions else None,
-            "wave_means": parts["wave_means"], "mixed_models": parts["mixed_models"]}
+            "wave_means": parts["wave_means"], "mixed_models": parts["mixed_models"],
+            **parts["competence"]}
 
 
 def analyse_pooled(ctx: Context, valid: dict[str, pd.DataFrame], scores: pd.DataFrame
@@ -231,7 +235,8 @@ def assemble(ctx: Context, scores: pd.DataFrame, fresh: list[dict], pooled: dict
             reused = previous[name][previous[name]["cohort"].astype(str).isin(set(kept))]
         tables[name] = stack([*(f[name] for f in fresh), reused, pooled.get(name)], rank, name)
     first = ctx.config.wave_order()[0]
-    references = rci_references(scores, tables["reliability"], ctx.instruments, first)
+    references = rci_references(scores, tables["reliability"], ctx.instruments, first,
+                                rated=pooled.get(RCI_RELIABILITY))
     tables["change"], tables["individual_change"] = apply_rci(
         tables["change"], tables["individual_change"], references,
         improvement_directions(ctx.instruments))
@@ -243,6 +248,7 @@ def assemble(ctx: Context, scores: pd.DataFrame, fresh: list[dict], pooled: dict
     tables["change"] = change_verdicts(tables["change"], primary)
     tables["models"] = model_verdicts(tables["models"], improvement_directions(ctx.instruments),
                                       primary)
+    tables.update({name: pooled[name] for name in COMPETENCE_TABLES if name in pooled})
     return tables
 
 

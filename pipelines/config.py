@@ -245,6 +245,8 @@ class Source(Strict):
         min_length=1, description="Columns that identify a person (email, DNI...); hashed."
     )
     pii: list[str] = Field(default=[], description="Other personal columns; dropped at ingest.")
+    rater: list[str] = Field(default=[], description=(
+        "Rating instruments: the columns that identify the rater (staff); hashed to R pseudonyms."))
     cohort: Locator
     wave: Locator
     submitted_at: str | None = Field(default=None, description="Timestamp column, for duplicates.")

@@ -12,7 +12,10 @@ The raw files are written the way the tools write them:
 - ``estigma_OMSHC_<wave>.csv``: stigma sheets typed in Spanish Excel and saved
   as CSV (cp1252, ``;``), some answers typed as labels;
 - ``conocimientos_TIC.xlsx``: the knowledge test typed by a tutor, a title
-  row above the header, forms A/B.
+  row above the header, forms A/B;
+- ``juego_de_roles_RPC.csv``: the role-play competency assessment (RPC-1) rated
+  by six tutors at pre and post, about 30% of the role-plays rated by two tutors,
+  one tutor planted harsh and one drifting (lenient at pre, harsh at post).
 
 The messiness a real program has is planted and recorded in ``truth/truth.json``
 (never read by the pipeline): accented names and emails, a duplicate
@@ -66,6 +69,14 @@ LAST = ["Pérez", "Gómez", "Rodríguez", "Núñez", "Quispe", "Chávez", "Díaz
         "Cabrera", "Paredes", "Alvarado", "León", "Rojas"]
 EVENTS = {"pre": "baseline_arm_1", "post": "post_arm_1", "follow_up": "seguimiento_arm_1"}
 SHEET_WAVES = {"pre": "Pre", "post": "Post", "follow_up": "Seguimiento"}
+# Role-play ratings: tutors (staff, pseudonymised as raters), the share of role-plays rated
+# twice, and the planted rater effects in latent SD units (negative = harsh).
+TUTORS = ["Lic. Carmen Villanueva Ríos", "Ps. Jorge Benites Alfaro", "Lic. Rosa Zavaleta Cruz",
+          "Ps. Miguel Ángel Tello", "Lic. Patricia Olórtegui", "Ps. Diana Cárdenas Ugaz"]
+HARSH_TUTOR, DRIFTING_TUTOR = TUTORS[2], TUTORS[4]
+SEVERITY = {HARSH_TUTOR: {"pre": -0.9, "post": -0.9}, DRIFTING_TUTOR: {"pre": 0.8, "post": -0.8}}
+DOUBLE_RATED, ROLEPLAY_WAVES, ROLEPLAY_EFFECT = 0.3, ("pre", "post"), {"pre": 0.0, "post": 1.0}
+LEVEL_THRESHOLDS = (-1.0, 0.0, 1.0)  # latent performance -> levels 1-4
 
 
 @dataclass
@@ -328,6 +339,62 @@ def answer(rng, inst, key, item_id, logit) -> str:
     return chosen.upper()
 
 
+def roleplay_ratings(people, inst: Instrument, truth, seed: int) -> pd.DataFrame:
+    """The tutors' role-play sheet: one row per rating (a tutor rating one person at a wave).
+
+    A stream of its own (``seed`` + 24), so the other files stay as they were. Competence
+    is half knowledge, half its own; a role-play's performance per item is shared by its
+    raters, each adds their severity and their own noise.
+    """
+    rng = np.random.default_rng([seed, 24])
+    site_of = {c[0]: c[1] for c in COHORTS}
+    shift = rng.normal(0, 0.3, len(inst.item_ids))
+    severity = {t: SEVERITY.get(t, {w: rng.normal(0, 0.05) for w in ROLEPLAY_WAVES})
+                for t in TUTORS}
+    rows = []
+    for wave in ROLEPLAY_WAVES:
+        for p in (p for p in people if wave in p.waves):
+            base = 0.5 * p.traits["knowledge"] + np.sqrt(0.75) * p.traits.setdefault(
+                "competence", rng.normal())
+            level = base + ROLEPLAY_EFFECT[wave] + (rng.normal(0, INDIVIDUAL_SD) if wave != "pre"
+                                                    else 0.0)
+            performance = level + shift + rng.normal(0, 0.5, len(shift))
+            raters = rng.choice(TUTORS, 2 if rng.random() < DOUBLE_RATED else 1, replace=False)
+            for tutor in raters:
+                seen = performance + severity[tutor][wave] + rng.normal(0, 0.35, len(shift))
+                row = {"Fecha": survey_date(p.cohort, wave, rng), "Sede": site_of[p.cohort],
+                       "Momento": SHEET_WAVES[wave], "Correo del participante": p.email,
+                       "Tutor(a) evaluador(a)": tutor}
+                row.update({f"RP{n}": str(v) for n, v in
+                            enumerate(np.digitize(seen, LEVEL_THRESHOLDS) + 1, 1)})
+                rows.append(row)
+    frame = pd.DataFrame(rows)
+    plant_rating_mess(frame, inst, truth)
+    truth["roleplay"] = {"tutors": TUTORS, "harsh_rater": HARSH_TUTOR,
+                         "drifting_rater": DRIFTING_TUTOR, "severity_sd_units": severity,
+                         "double_rated_share": DOUBLE_RATED, "waves": list(ROLEPLAY_WAVES),
+                         "true_effect_sd_units": ROLEPLAY_EFFECT}
+    return frame
+
+
+def plant_rating_mess(frame: pd.DataFrame, inst: Instrument, truth) -> None:
+    """Levels typed as labels, a level that is none, a rating without tutor, one repeated."""
+    labels = {o.code: o.es for o in inst.response_options}
+    for row, col in ((1, "RP2"), (8, "RP7")):
+        frame.loc[row, col] = labels[int(frame.loc[row, col])].lower()
+    frame.loc[12, "RP5"] = "5"
+    frame.loc[20, "Tutor(a) evaluador(a)"] = ""
+    again = frame.loc[30].copy()
+    again["RP1"] = str(5 - int(again["RP1"]))  # the same tutor, another level: which holds?
+    frame.loc[len(frame)] = again
+    file = "juego_de_roles_RPC.csv"
+    truth["expected_quarantine"] += [
+        {"file": file, "instrument": inst.id, "rule": "code_out_of_range", "rows": 1},
+        {"file": file, "instrument": inst.id, "rule": "missing_rater", "rows": 1},
+        {"file": file, "instrument": inst.id, "rule": "duplicate_rating", "rows": 2},
+    ]
+
+
 def retype_one_email(people, sheets, knowledge, redcap, truth) -> None:
     """One participant types their email differently at post (accents, case, spaces)."""
     person = next(p for p in people if "post" in p.waves and p.cohort == COHORTS[0][0])
@@ -420,6 +487,12 @@ def program_yaml(name: str) -> dict:
              "wave": {"column": "Momento",
                       "map": {"pre": "pre", "post": "post", "seguimiento": "follow_up"}},
              "instruments": {"tic_knowledge": {"items": "P{n}", "form": {"column": "Forma"}}}},
+            {"name": "juego_de_roles", "pattern": "juego_de_roles_*.csv", "format": "csv",
+             "identifier": ["Correo del participante"], "rater": ["Tutor(a) evaluador(a)"],
+             "cohort": {"column": "Sede"},
+             "wave": {"column": "Momento", "map": {"pre": "pre", "post": "post"}},
+             "submitted_at": "Fecha",
+             "instruments": {"tic_roleplay": {"items": "RP{n}"}}},
         ],
     }
 
@@ -448,6 +521,7 @@ def write_demo(folder: str | Path, seed: int = SEED) -> Path:
     sheets = omshc_sheets(rng, people, instruments["omshc"], truth)
     knowledge = knowledge_sheet(rng, people, instruments["tic_knowledge"], truth)
     retype_one_email(people, sheets, knowledge, redcap, truth)
+    roleplay = roleplay_ratings(people, instruments["tic_roleplay"], truth, seed)
 
     redcap.to_csv(inbox / "redcap_bienestar_export_2026-09-01.csv", index=False, encoding="utf-8")
     redcap_dictionary(instruments).to_csv(inbox / REDCAP_DICTIONARY, index=False)
@@ -455,12 +529,13 @@ def write_demo(folder: str | Path, seed: int = SEED) -> Path:
         name = {"follow_up": "seguimiento"}.get(wave, wave)
         frame.to_csv(inbox / f"estigma_OMSHC_{name}.csv", sep=";", index=False, encoding="cp1252")
     write_knowledge_xlsx(inbox / "conocimientos_TIC.xlsx", knowledge)
+    roleplay.to_csv(inbox / "juego_de_roles_RPC.csv", index=False, encoding="utf-8")
     mark_settled(inbox)  # complete exports, read at once (not files still being written)
 
     truth["participants"] = len(people)
     # For the privacy tests only: what must never appear in an output.
     truth["pii"] = {"emails": [p.email for p in people],
-                    "names": [f"{p.first} {p.last}" for p in people],
+                    "names": [f"{p.first} {p.last}" for p in people] + TUTORS,
                     "dni": [p.dni for p in people], "phones": [p.phone for p in people]}
     truth["people_per_cohort"] = {c[0]: c[2] for c in COHORTS}
     truth["rows_per_file"] = {p.name: rows_of(p) for p in sorted(inbox.iterdir())}

@@ -47,6 +47,10 @@ def check_instruments(config, instruments: dict) -> None:
                     f"{config.root / 'program.yaml'}: source {source.name}: unknown instrument "
                     f"{inst_id!r}{did_you_mean(inst_id, list(instruments))}; known: "
                     f"{', '.join(sorted(instruments))} (`capacitar instruments list`)")
+            if instruments[inst_id].kind == "rating" and not source.rater:
+                raise ConfigError(
+                    f"{config.root / 'program.yaml'}: source {source.name}: {inst_id} is a rating "
+                    "instrument: name the column(s) identifying the rater, e.g. rater: [tutor]")
 
 
 def header_of(path: Path, source) -> list[str]:

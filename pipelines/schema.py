@@ -92,7 +92,12 @@ RCI_RELIABILITY_SOURCES = {
     "pooled_baseline_alpha": Text(es="alfa del programa completo en el primer momento",
                                   en="the program's pooled alpha at the first wave"),
     "published_alpha": Text(es="alfa publicado del instrumento (menos de 30 personas)",
-                            en="the instrument's published alpha (fewer than 30 people)")}
+                            en="the instrument's published alpha (fewer than 30 people)"),
+    "pooled_interrater_icc": Text(  # rated scales: pipelines/competence.py
+        es="confiabilidad entre evaluadores del puntaje (ICC(1) del programa completo, ajustada "
+           "al número habitual de evaluadores)",
+        en="inter-rater reliability of the score (the whole program's ICC(1), stepped up to "
+           "the usual number of raters)")}
 ALPHA_CI_METHODS = {"feldt": Text(es="Feldt (1965), basado en F", en="Feldt (1965), F-based")}
 MISSING_RULES = {"listwise within scale": Text(es="casos completos dentro de la escala",
                                                en="listwise within the scale")}
@@ -179,9 +184,9 @@ MODEL_FLAGS = {
                        en="could not be fitted (the reason in the flags text)")}
 WITHIN = {"scales": ("instrument",), "bands": ("instrument", "scale"),
           "items": ("instrument",), "forms": ("instrument",), "options": ("instrument",),
-          "terms": ("model",)}
+          "terms": ("model",), "measures": ("instrument",)}
 BOOLEAN = {0: Text(es="No", en="No"), 1: Text(es="Sí", en="Yes")}  # every 0/1 variable
-SPACES = {"cohorts_pooled": "cohorts"}  # value sets that share another set's codes
+SPACES = {"cohorts_pooled": "cohorts", "waves_pooled": "waves"}  # value sets that share another set's codes
 KNOWLEDGE_SCALES = {
     "percent_correct": Text(es="% correctas", en="% correct"),
     "anchor_percent_correct": Text(es="% correctas (ítems ancla)", en="% correct (anchor items)"),
@@ -329,4 +334,7 @@ def value_sets(config, instruments: dict[str, Instrument], rules: dict) -> dict[
         "verdicts": list(VERDICTS.items()),
         "verdict_families": list(VERDICT_FAMILIES.items()),
     }
+    from pipelines.competence import value_sets as competence_sets  # rating instruments
+
+    sets.update(competence_sets(instruments, sets["waves"]))
     return {name: distinct_labels(entries) for name, entries in sets.items()}

@@ -22,6 +22,7 @@ from pipelines.accounting import row_accounting
 from pipelines.analysis.scoring import score_responses
 from pipelines.analysis.tables import check_primary_outcomes
 from pipelines.cohort_analysis import analyse_shared, assemble, cohorts_present
+from pipelines.competence import TABLES as COMPETENCE_TABLES
 from pipelines.config import ProgramConfig, load_program
 from pipelines.incremental import Plan, plan_run
 from pipelines.ingest import IngestResult, ingest_program
@@ -156,7 +157,7 @@ def report_folder(ctx: Context, tables: dict[str, pd.DataFrame], pdf: bool = Tru
 
 REPORT_TABLES = ["participation", "change", "reliability", "items", "band_transitions",
                  "models", "wave_means", "quarantine"]
-REPORT_TABLES_OPTIONAL = ["accounting", "runs"]
+REPORT_TABLES_OPTIONAL = ["accounting", "runs", *COMPETENCE_TABLES]
 
 
 def stored_tables(ctx: Context) -> dict[str, pd.DataFrame]:

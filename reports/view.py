@@ -31,6 +31,7 @@ from pipelines.analysis.cautions import (
 from pipelines.analysis.tables import pooled_means
 from pipelines.schema import POOLED, load_schema
 from reports import plots
+from reports.competence import competence_section
 from reports.i18n import MESSAGES, Catalogue, instrument_short, number, scale_label, short_label
 from reports.privacy import RCI_CATEGORIES, SUPPRESSED, Disclosure, values
 
@@ -989,6 +990,7 @@ def cohort_context(data: ReportData, cohort) -> dict:
         "gains": data.gain_rows(cohort.id),
         "reliability": data.reliability_rows(cohort.id),
         "quarantine": data.quarantine_rows(cohort.id),
+        "competence": competence_section(data, cohort.id),
     }
 
 
@@ -1003,4 +1005,5 @@ def program_context(data: ReportData, files: dict[str, str]) -> dict:
         "forests": data.forest_sections(), "many": len(cohorts) > FOREST_ROWS,
         "models": data.model_sections(), "reliability": data.program_reliability(),
         "quality": data.data_quality(),
+        "competence": competence_section(data, None),
     }

@@ -68,7 +68,7 @@ def inbox_identifiers(root: Path, extra_columns: dict[str, list[str]] | None = N
     config = yaml.safe_load((root / "program.yaml").read_text(encoding="utf-8"))
     found = Identifiers()
     for source in config["sources"]:
-        columns = [*source["identifier"], *source.get("pii", []),
+        columns = [*source["identifier"], *source.get("pii", []), *source.get("rater", []),
                    *(extra_columns or {}).get(source["name"], [])]
         for path in sorted((root / config.get("inbox", "inbox")).glob(source["pattern"])):
             table = read_source(path, source)

@@ -452,7 +452,7 @@ def test_pspp_opens_every_sav_and_crosstabs_scales_apart(demo_run, tmp_path):
     assert sum(line == "Table: Variables" for line in lines) == len(list(folder.glob("*.sav")))
     rows = [line.split(",") for line in lines if ",Count," in line and not line.startswith("Total")]
     scales = pd.read_parquet(folder / "scores.parquet")[["instrument", "scale"]].drop_duplicates()
-    assert len(rows) == len(scales) == 14
+    assert len(rows) == len(scales) == 18  # 14 questionnaire and test scales, 4 rated (RPC-1)
     for row in rows:  # each scale row counts rows of one instrument only
         counts = [int(c) for c in row[row.index("Count") + 1:-1]]
         assert sum(c > 0 for c in counts) == 1, row

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
-import pytest
 
 from tests.pull_servers import KOBO_TOKEN, ODK_PASSWORD, REDCAP_TOKEN
 from tests.test_cli import capacitar

@@ -183,6 +183,10 @@ def score_responses(
         inst = instruments[inst_id]
         if inst.kind == "knowledge":
             parts.append(score_knowledge(frame, inst, baseline_wave))
+        elif inst.kind == "rating":  # the mean over raters (pipelines/competence.py)
+            from pipelines.competence import rated_score_rows
+
+            parts.append(rated_score_rows(frame, inst, SCORE_COLUMNS))
         else:
             parts.append(score_scale(frame, inst))
     return pd.concat(parts, ignore_index=True) if parts else empty_scores()

@@ -106,7 +106,7 @@ def reliability_table(
     jobs = []  # (keys, respondents x items matrix, subscale, omega_h groups)
     for inst_id, frame in valid.items():
         inst = instruments[inst_id]
-        if frame.empty:
+        if frame.empty or inst.kind == "rating":  # raters' agreement: the interrater table
             continue
         if inst.kind == "scale":
             keyed = at_levels(with_keys(frame, reverse_keyed(frame, inst)), scope)
@@ -199,7 +199,7 @@ def item_tables(
     items, options = [], []
     for inst_id, frame in valid.items():
         inst = instruments[inst_id]
-        if frame.empty:
+        if frame.empty or inst.kind == "rating":  # level shares: the competence_levels table
             continue
         needed = ["cohort", "wave", *(["form"] if inst.kind != "scale" else []), *inst.item_ids]
         leveled = at_levels(frame[needed], scope)
@@ -282,13 +282,16 @@ TRANSITION_COLUMNS = ["cohort", "instrument", "scale", "from_wave", "to_wave", "
 
 
 def rci_references(scores: pd.DataFrame, reliability: pd.DataFrame,
-                   instruments: dict[str, Instrument], baseline_wave: str) -> dict:
+                   instruments: dict[str, Instrument], baseline_wave: str,
+                   rated: dict | None = None) -> dict:
     """(instrument, scale) -> (baseline SD, r_xx, source) for the Reliable Change Index.
 
     SD and alpha come from the whole program at the baseline wave (cohort
     reliability is unstable in small cohorts). Below 30 people at baseline,
     a published alpha declared in the instrument is used when there is one.
-    Knowledge scales use the n-weighted alpha (KR-20) of their forms.
+    Knowledge scales use the n-weighted alpha (KR-20) of their forms. Rated scales use
+    ``rated``: (instrument, scale) -> (reliability, source), the inter-rater reliability of
+    the score (``pipelines.competence.rci_reliabilities``).
     """
     base = scores[scores["wave"] == baseline_wave]
     pooled = reliability[(reliability["cohort"] == POOLED) & (reliability["wave"] == baseline_wave)]
@@ -298,6 +301,7 @@ def rci_references(scores: pd.DataFrame, reliability: pd.DataFrame,
         rows = pooled[(pooled["instrument"] == inst_id) & (pooled["scale"] == rel_scale)]
         sub = next((s for s in instruments[inst_id].subscales if s.id == scale), None)
         alpha, source = rci_reliability(rows["alpha"], rows["n"], sub.reliability if sub else None)
+        alpha, source = (rated or {}).get((inst_id, scale), (alpha, source))
         refs[(inst_id, scale)] = (float(grp["score"].std(ddof=1)), alpha, source)
     return refs
 

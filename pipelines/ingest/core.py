@@ -30,7 +30,7 @@ from pipelines.config import InstrumentMapping, Locator, ProgramConfig, Source
 from pipelines.errors import SourceError
 from pipelines.ingest.adapters import read_export
 from pipelines.ingest.raw import Export, RowRule
-from pipelines.ingest.pseudonym import normalise_identifier, pseudonymise
+from pipelines.ingest.pseudonym import RATER_PREFIX, normalise_identifier, pseudonymise
 from pipelines.ingest.scrub import NOTHING_KNOWN, REDACTED, KnownValues, looks_personal, \
     safe_value, safe_values, scrub_message
 from pipelines.ingest.text import fold, map_distinct
@@ -38,6 +38,7 @@ from pipelines.parallel import Shared, workers
 
 KEYS = ["cohort", "participant", "wave", "instrument", "source_file", "source_row"]
 EXTRA_KEYS = ["submitted_at", "form"]
+RATER = "rater"  # rating instruments only: the rater's pseudonym, after EXTRA_KEYS
 QUARANTINE_COLUMNS = [
     "source_file",
     "source_row",
@@ -264,6 +265,9 @@ def file_keys(table: pd.DataFrame, path: Path, source: Source, config, key,
     keys = pd.DataFrame(index=table.index)
     keys["cohort"] = map_distinct(cohort, lambda v: lookup.get(fold(v)) or safe_value(v, known))
     keys["participant"] = pseudonymise(table, source.identifier, key)
+    if source.rater:
+        require_columns(table, source.rater, "rater column")
+        keys[RATER] = pseudonymise(table, source.rater, key, RATER_PREFIX)
     keys["wave"] = safe_values(locate(table, source.wave, path, "wave"), known,
                                keep=config.wave_order())
     keys["source_file"] = path.name
@@ -362,10 +366,19 @@ def instrument_rows(
     else:
         items = likert_items(ff, inst, mapping, reject)
         keys = keys.assign(form=pd.NA)
+    if inst.kind == "rating":
+        reject(keys[RATER].eq(""), "missing_rater",
+               "no rater (" + ", ".join(ff.source.rater) + ") in this row",
+               ", ".join(ff.source.rater))
     unanswered = items.isna().all(axis=1)
     reject(unanswered, "no_answers", f"no {inst.id} item answered in this row")
-    canonical = pd.concat([keys[KEYS + EXTRA_KEYS], items], axis=1).loc[keep]
+    canonical = pd.concat([keys[key_columns(inst)], items], axis=1).loc[keep]
     return canonical.reset_index(drop=True), rejects
+
+
+def key_columns(inst: Instrument) -> list[str]:
+    """The key columns of an instrument's canonical rows (a rating's rater after the others)."""
+    return KEYS + EXTRA_KEYS + ([RATER] if inst.kind == "rating" else [])
 
 
 def broken_records(ff: FileFrame, inst_id: str) -> list[dict]:
@@ -690,7 +703,8 @@ def read_file(path: Path, source: Source, config: ProgramConfig, key: bytes,
         raise SourceError("the file has a header but no data rows")
     resolve_names(export, configured_columns(source, instruments))
     table = export.table
-    personal = [c for c in dict.fromkeys(source.identifier + source.pii + export.personal)
+    personal = [c for c in dict.fromkeys(source.identifier + source.pii + source.rater
+                                          + export.personal)
                 if c in table.columns]
     known = KnownValues(table, personal)
     keys = file_keys(table, path, source, config, key, export, known)
@@ -702,7 +716,7 @@ def read_file(path: Path, source: Source, config: ProgramConfig, key: bytes,
 
 def configured_columns(source: Source, instruments: dict[str, Instrument]) -> list[str]:
     """Every column name program.yaml uses for this source."""
-    names = [*source.identifier, *source.pii]
+    names = [*source.identifier, *source.pii, *source.rater]
     for locator in (source.cohort, source.wave):
         names += [locator.column] if locator.column else []
     names += [source.submitted_at] if source.submitted_at else []
@@ -738,4 +752,4 @@ def link_records(ff_table: pd.DataFrame, source: Source, participants: pd.Series
 
 def empty_responses(inst: Instrument) -> pd.DataFrame:
     """A canonical frame with no rows (an instrument no file delivered)."""
-    return pd.DataFrame(columns=KEYS + EXTRA_KEYS + inst.item_ids)
+    return pd.DataFrame(columns=key_columns(inst) + inst.item_ids)

@@ -22,6 +22,7 @@ from pipelines.ingest.text import fold, map_distinct
 KEY_ENV = "CAPACITAR_PSEUDONYM_KEY"
 MIN_KEY_CHARS = 16  # the same minimum for the file and the environment variable
 PREFIX = "P"
+RATER_PREFIX = "R"  # raters (staff) get their own pseudonyms: R + 12 hex digits
 DIGITS = 12  # 48 bits: collision-free in practice for programs of < 10^5 people
 
 
@@ -56,7 +57,7 @@ def normalise_identifier(value: object) -> str:
     return folded
 
 
-def pseudonym(identifier: str, key: bytes) -> str:
+def pseudonym(identifier: str, key: bytes, prefix: str = PREFIX) -> str:
     """HMAC-SHA256 pseudonym of an already normalised identifier.
 
     Examples
@@ -65,13 +66,19 @@ def pseudonym(identifier: str, key: bytes) -> str:
     True
     >>> pseudonym("a", b"k1") != pseudonym("a", b"k2")
     True
+    >>> pseudonym("a", b"k", RATER_PREFIX)[1:] != pseudonym("a", b"k")[1:]
+    True
     """
+    # Another prefix also hashes another message, so a tutor who is also a trainee has
+    # two unlinkable pseudonyms.
+    message = identifier if prefix == PREFIX else f"{prefix}\x1f{identifier}"
     # hmac.digest is the one-shot C implementation: several times faster than hmac.new.
-    digest = hmac.digest(key, identifier.encode("utf-8"), "sha256").hex()
-    return PREFIX + digest[:DIGITS]
+    digest = hmac.digest(key, message.encode("utf-8"), "sha256").hex()
+    return prefix + digest[:DIGITS]
 
 
-def pseudonymise(frame: pd.DataFrame, columns: list[str], key: bytes) -> pd.Series:
+def pseudonymise(frame: pd.DataFrame, columns: list[str], key: bytes,
+                 prefix: str = PREFIX) -> pd.Series:
     """One pseudonym per row from the identifier columns; empty string where none.
 
     Several columns are joined after normalisation, so list only the columns
@@ -81,7 +88,7 @@ def pseudonymise(frame: pd.DataFrame, columns: list[str], key: bytes) -> pd.Seri
     normalised = frame[columns].apply(lambda col: map_distinct(col, normalise_identifier))
     joined = normalised.agg("|".join, axis=1) if len(columns) > 1 else normalised[columns[0]]
     has_id = normalised.ne("").all(axis=1)
-    hashed = map_distinct(joined, lambda v: pseudonym(v, key))
+    hashed = map_distinct(joined, lambda v: pseudonym(v, key, prefix))
     return hashed.where(has_id, "").astype("str")
 
 
