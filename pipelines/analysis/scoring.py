@@ -1,7 +1,7 @@
 """Score canonical responses: subscale scores of scales, percent correct of tests.
 
 Pure functions over DataFrames. The result follows the ``scores`` table of
-DESIGN.md: cohort, participant, wave, instrument, scale, score,
+pipelines/schema.yaml: cohort, participant, wave, instrument, scale, score,
 items_answered, items_total, prorated, band.
 """
 

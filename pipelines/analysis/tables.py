@@ -1,4 +1,4 @@
-"""Group the per-scale statistics into the result tables of DESIGN.md.
+"""Group the per-scale statistics into the result tables (ARCHITECTURE.md, "Where each figure is computed").
 
 These functions only split and stack; every formula lives in the statistics
 modules (``reliability``, ``items``, ``change``, ``gains``, ``models``), so there
