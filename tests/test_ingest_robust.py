@@ -276,7 +276,8 @@ def test_a_file_younger_than_the_settle_time_is_read_next_run(tmp_path, monkeypa
     root = small_program(tmp_path, {"stss_pre.csv": stss_csv([("Ana", "ana@x.pe", ["3"] * 17)])})
     monkeypatch.setenv("CAPACITAR_SETTLE_SECONDS", "30")
     result = ingest_program(load_program(root), load_builtin(), KEY)
-    assert result.inputs["status"].tolist() == ["in_motion"] and result.pending == ["stss_pre.csv"]
+    assert result.inputs["status"].tolist() == ["in_motion"]
+    assert result.inputs["source_file"].tolist() == ["stss_pre.csv"]
     assert "modified" in result.problems[0] and "next run" in result.problems[0]
     old = time.time() - 31
     os.utime(root / "inbox" / "stss_pre.csv", (old, old))

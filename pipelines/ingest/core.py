@@ -69,11 +69,6 @@ class IngestResult:
     problems: list[str] = field(default_factory=list)
     links: pd.DataFrame | None = None
 
-    @property
-    def pending(self) -> list[str]:
-        """Files skipped because they were being written: to be read on the next run."""
-        return self.inputs.loc[self.inputs["status"] == IN_MOTION, "source_file"].tolist()
-
 
 def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
     """SHA-256 of a file's bytes (read in chunks: exports can be large), for the runs record."""
