@@ -39,10 +39,11 @@ from contextlib import contextmanager  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pandas as pd  # noqa: E402
-from prefect import flow, get_run_logger, task  # noqa: E402
+from prefect import Task, flow, get_run_logger, task  # noqa: E402
 from prefect.artifacts import create_markdown_artifact, create_table_artifact  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 from prefect.states import Completed, Failed  # noqa: E402
+from prefect.utilities.annotations import quote  # noqa: E402
 
 from pipelines import pull as pulls  # noqa: E402
 from pipelines import cohort_analysis, run_records, stages, table_export  # noqa: E402
@@ -83,11 +84,37 @@ def transient_io(task, task_run, state) -> bool:
             and exc.errno not in PERMANENT)
 
 
+class StageTask(Task):
+    """A stage as a Prefect task, given its arguments as they are.
+
+    Prefect walks every list, dict and dataclass of a task's arguments looking
+    for futures to wait on; a stage is given a run's context and tables (tens of
+    thousands of objects, walked twice per call), never a future, so its
+    arguments are passed quoted: Prefect hands them over without walking them.
+    """
+
+    CONTROLS = ("return_state", "wait_for")  # arguments of Prefect's own, not the stage's
+
+    def __call__(self, *args, **kwargs):
+        return super().__call__(*map(quote, args), **self.quoted(kwargs))
+
+    def submit(self, *args, **kwargs):
+        return super().submit(*map(quote, args), **self.quoted(kwargs))
+
+    def quoted(self, kwargs: dict) -> dict:
+        return {k: v if k in self.CONTROLS else quote(v) for k, v in kwargs.items()}
+
+
+def stage_tasks(**options):
+    """A decorator making stage functions :class:`StageTask` with ``options``."""
+    return lambda fn: StageTask(fn, **options)
+
+
 # Tables are passed in memory between tasks; caching them by input hash would
 # hash whole DataFrames for nothing.
-stage_task = task(cache_policy=NO_CACHE, persist_result=False)
-io_task = task(cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=3,
-               retry_condition_fn=transient_io)
+stage_task = stage_tasks(cache_policy=NO_CACHE, persist_result=False)
+io_task = stage_tasks(cache_policy=NO_CACHE, persist_result=False, retries=2,
+                      retry_delay_seconds=3, retry_condition_fn=transient_io)
 
 
 def server_down(task, task_run, state) -> bool:
