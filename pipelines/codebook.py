@@ -11,8 +11,11 @@ rendered with raw HTML off, so nothing in it runs in a browser.
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import re
 import unicodedata
+from hashlib import sha256
+from html import escape
 from pathlib import Path
 
 import jinja2
@@ -394,14 +397,48 @@ STYLE = ("body{font-family:system-ui,sans-serif;max-width:70rem;margin:2rem auto
          "vertical-align:top}code{background:#f4f4f4}")
 
 
-def codebook_html(markdown_text: str, title: str, language: str) -> str:
+def codebook_html(markdown_text: str, title: str, language: str,
+                  previous: Path | None = None) -> str:
     """The codebook as a self-contained HTML page.
 
     Raw HTML in the Markdown is shown as text, never passed through, and every
-    heading gets the id its contents link uses.
-    """
-    from html import escape
+    heading gets the id its contents link uses. The page ends with a stamp: a
+    digest of what it was made from (the Markdown, title, language, style, this
+    module's page code and the Markdown parser's version) and of the page itself.
+    When the ``previous`` page has the same stamp and is unaltered, it is that
+    page: its text is returned without parsing the Markdown again.
 
+    Examples
+    --------
+    >>> page = codebook_html("# Codebook", "Codebook: demo", "en")
+    >>> '<h1 id="codebook">Codebook</h1>' in page
+    True
+    """
+    import markdown_it
+
+    made_from = "\0".join([markdown_text, title, language, STYLE, markdown_it.__version__,
+                           inspect.getsource(codebook_html), inspect.getsource(html_page)])
+    key = sha256(made_from.encode()).hexdigest()
+    kept = stamped_page(previous, key)
+    if kept is not None:
+        return kept
+    page = html_page(markdown_text, title, language)
+    return f"{page}\n<!-- capacitar codebook {key} {sha256(page.encode()).hexdigest()} -->\n"
+
+
+def stamped_page(path: Path | None, key: str) -> str | None:
+    """The text of the page at ``path`` if its stamp names ``key`` and the page is unaltered."""
+    if path is None or not path.is_file() or path.is_symlink():
+        return None
+    text = path.read_text(encoding="utf-8", errors="replace")
+    page, _, stamp = text.rstrip("\n").rpartition("\n")
+    if stamp == f"<!-- capacitar codebook {key} {sha256(page.encode()).hexdigest()} -->":
+        return text
+    return None
+
+
+def html_page(markdown_text: str, title: str, language: str) -> str:
+    """The Markdown as HTML with heading ids, raw HTML shown as text."""
     from markdown_it import MarkdownIt
 
     parser = MarkdownIt("commonmark", {"html": False}).enable("table")
@@ -453,7 +490,7 @@ def codebook_texts(out: Path, specs: dict[str, TableSpec], tables: dict[str, pd.
     markdown = codebook_markdown(book)
     title = f"{WORDS[language]['codebook']}: {config.name}"
     return {"codebook.md": markdown,
-            "codebook.html": codebook_html(markdown, title, language),
+            "codebook.html": codebook_html(markdown, title, language, out / "codebook.html"),
             "load_in_R.R": R_SCRIPT,
             "load_in_SPSS.sps": SPSS_SCRIPT.format(folder=str(out).replace("'", "''")),
             "codebook.json": json_text(book)}

@@ -645,3 +645,29 @@ def test_wide_columns_too_long_for_spss_take_their_short_name(tmp_path):
         assert data["s1_w2"].tolist() == [35.0]
     _, meta = pyreadstat.read_dta(str(tmp_path / "w.dta"))
     assert meta.column_labels[3].startswith(f"{long_id}_follow_up"[:40])
+
+
+def test_the_codebook_page_is_reused_only_when_made_from_the_same(tmp_path, monkeypatch):
+    """codebook.html is the previous page when its Markdown, title and language are the same
+    (the parser is not run), and made again when any of them changed."""
+    import markdown_it
+
+    from pipelines.codebook import codebook_html
+
+    markdown = "# Libro\n\n## Tablas\n\n| a | b |\n|---|---|\n| 1 | <x> |\n"
+    previous = tmp_path / "codebook.html"
+    previous.write_text(codebook_html(markdown, "Libro: demo", "es"), encoding="utf-8")
+    fresh = previous.read_text(encoding="utf-8")
+
+    def no_parse(*args, **kwargs):
+        raise AssertionError("the Markdown was parsed again")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(markdown_it.MarkdownIt, "parse", no_parse)
+        assert codebook_html(markdown, "Libro: demo", "es", previous) == fresh
+    for changed in [(markdown + "\nmás\n", "Libro: demo", "es"),
+                    (markdown, "Libro: otro", "es"), (markdown, "Libro: demo", "en")]:
+        page = codebook_html(*changed, previous)
+        assert page != fresh and page == codebook_html(*changed)
+    previous.write_text(fresh.replace("Tablas", "Tablas a mano"), encoding="utf-8")
+    assert codebook_html(markdown, "Libro: demo", "es", previous) == fresh  # an edit: made again
