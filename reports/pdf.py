@@ -10,7 +10,7 @@ Python, several pages at a time in tabs that stay open for the whole run.
 A tab opens the first page it prints from its file (so relative links resolve
 in the pages' folder) and then takes each next page's HTML in place
 (``Page.setDocumentContent``): no navigation, no new document loader, no
-browser-side work per page but the PDF itself. The browser gets SIGTERM from
+browser-side work per page but the PDF itself; the tab shows print media. The browser gets SIGTERM from
 the kernel when the thread that started it ends, so a killed run leaves no
 Chromium behind (:func:`pipelines.parallel.dying_with_parent`).
 """
@@ -215,6 +215,9 @@ def print_pages(devtools: DevTools, pages: list[Path], advance: Callable[[], Non
             session = devtools.call("Target.attachToTarget",
                                     {"targetId": target, "flatten": True})["sessionId"]
             devtools.call("Page.enable", session=session)
+            # The tab shows pages as printed: its own layouts then use the print style sheet,
+            # as printing does, and the style is not worked out twice per page.
+            devtools.call("Emulation.setEmulatedMedia", {"media": "print"}, session=session)
             folder = frame = None
             while not failed:
                 try:
