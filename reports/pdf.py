@@ -224,16 +224,19 @@ def print_pages(devtools: DevTools, pages: list[Path], advance: Callable[[], Non
                     html = todo.get_nowait()
                 except queue.Empty:
                     return
+                loaded = devtools.expect(session, "Page.loadEventFired")
                 if html.parent == folder:
                     devtools.call("Page.setDocumentContent", {
                         "frameId": frame, "html": html.read_text(encoding="utf-8")},
                         session=session)
                 else:
-                    loaded = devtools.expect(session, "Page.loadEventFired")
-                    frame = devtools.call("Page.navigate", {"url": html.resolve().as_uri()},
-                                          session=session)["frameId"]
-                    awaited(loaded, "load event")
+                    opened = devtools.call("Page.navigate", {"url": html.resolve().as_uri()},
+                                           session=session)
+                    if opened.get("errorText"):
+                        raise RuntimeError(opened["errorText"])
+                    frame = opened["frameId"]
                     folder = html.parent
+                awaited(loaded, "load event")  # images or style sheets a page may refer to
                 pdf = devtools.call("Page.printToPDF", PRINT, session=session)["data"]
                 html.with_suffix(".pdf").write_bytes(base64.b64decode(pdf))
                 advance()

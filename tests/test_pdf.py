@@ -137,3 +137,16 @@ def test_a_page_is_reprinted_exactly_when_its_html_changed(tmp_path, monkeypatch
     done = run(third)
     assert printed_now == ["cohort_c_en.html"] and (done.printed, done.reused) == (1, 2)
     assert not (folder / "cohort_b_en.pdf").exists()
+
+
+@needs_chromium
+@pytest.mark.parametrize("missing", [0, pdf.TABS + 1])  # a tab's first page (opened from its
+def test_a_page_that_cannot_be_printed_is_one_line_naming_it(tmp_path, missing):  # file), a later
+    pages = [page(tmp_path / f"report_{i}.html", f"Report{i}", paragraphs=5)
+             for i in range(pdf.TABS + 2)]
+    pages[missing].unlink()
+    with pytest.raises(RuntimeError) as raised:
+        pdf.print_all(pages)
+    message = str(raised.value)
+    assert message.startswith(f"Chromium could not print report_{missing}.html: ")
+    assert "\n" not in message
