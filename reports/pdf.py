@@ -121,8 +121,9 @@ class DevTools:
             *messages, pending = (pending + chunk).split(b"\0")
             for message in messages:
                 self._dispatch(json.loads(message))
+        gone = f"Chromium stopped: {self._said()}"
         with self._lock:
-            self._gone = f"Chromium stopped: {self._said()}"
+            self._gone = gone
             waiting = [*self._replies.values(), *self._events.values()]
             self._replies.clear()
             self._events.clear()
@@ -175,11 +176,20 @@ def browser(binary: str) -> Iterator[DevTools]:
         finally:
             for fd in ends:
                 os.close(fd)
-        said = collections.deque(maxlen=5)
-        threading.Thread(target=keep_last, args=(process.stderr, said), daemon=True).start()
+        last_lines = collections.deque(maxlen=5)
+        threading.Thread(target=keep_last, args=(process.stderr, last_lines), daemon=True).start()
+
+        def said() -> str:  # once the pipe is closed: Chromium's last words, or its exit code
+            try:
+                process.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                pass
+            return (" ".join(line.strip() for line in last_lines)[-300:]
+                    or f"no message, exit code {process.returncode}")
+
         with open(to_browser, "wb", buffering=0) as out, open(from_browser, "rb",
                                                               buffering=0) as into:
-            devtools = DevTools(out, into, lambda: " ".join(line.strip() for line in said)[-300:])
+            devtools = DevTools(out, into, said)
             try:
                 yield devtools
             finally:

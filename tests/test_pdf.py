@@ -1,6 +1,7 @@
 """PDF printing (issue 22): one browser for every page, and no browser left behind."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -150,3 +151,11 @@ def test_a_page_that_cannot_be_printed_is_one_line_naming_it(tmp_path, missing):
     message = str(raised.value)
     assert message.startswith(f"Chromium could not print report_{missing}.html: ")
     assert "\n" not in message
+
+
+def test_a_browser_that_stops_is_one_line_not_a_hang(tmp_path, monkeypatch):
+    monkeypatch.setenv("CAPACITAR_CHROMIUM", shutil.which("false"))
+    with pytest.raises(RuntimeError) as raised:
+        pdf.print_all([page(tmp_path / "a.html", "A")])
+    assert str(raised.value) == ("Chromium could not print any page: Chromium stopped: "
+                                 "no message, exit code 1")
