@@ -10,16 +10,16 @@ Python, several pages at a time in tabs that stay open for the whole run.
 A tab opens the first page it prints from its file (so relative links resolve
 in the pages' folder) and then takes each next page's HTML in place
 (``Page.setDocumentContent``): no navigation, no new document loader, no
-browser-side work per page but the PDF itself; the tab shows print media. The browser gets SIGTERM from
-the kernel when the thread that started it ends, so a killed run leaves no
-Chromium behind (:func:`pipelines.parallel.dying_with_parent`).
+browser-side work per page but the PDF itself; the tab shows print media. The
+browser gets SIGTERM from the kernel when the thread that started it ends, so a
+killed run leaves no Chromium behind (:func:`pipelines.parallel.dying_with_parent`).
+The pipe is a POSIX one: on Windows PDFs are skipped with a message.
 """
 
 from __future__ import annotations
 
 import base64
 import collections
-import fcntl
 import json
 import os
 import queue
@@ -159,6 +159,8 @@ def browser(binary: str) -> Iterator[DevTools]:
     It runs with a fresh profile (no locks between runs) and is stopped when the
     block ends, or by the kernel when the calling thread's process dies.
     """
+    import fcntl  # POSIX only: see print_all
+
     to_read, to_browser = os.pipe()
     from_browser, to_write = os.pipe()
     # Above 4, so that putting one end on 3 cannot close the other.
@@ -275,6 +277,8 @@ def print_all(pages: list[Path]) -> tuple[list[Path], str]:
     """
     if not pages:
         return [], ""
+    if os.name != "posix":
+        return [], "PDF skipped: printing needs Linux or macOS (Chromium's DevTools pipe)"
     binary = chromium()
     if binary is None:
         return [], "PDF skipped: no Chromium/Chrome found (set CAPACITAR_CHROMIUM)"
