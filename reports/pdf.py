@@ -3,24 +3,34 @@
 The binary is ``$CAPACITAR_CHROMIUM`` or the first of chromium / chromium-browser /
 google-chrome on the PATH. Without one, PDFs are skipped with a message, not an error.
 
-One browser prints every page of a run: it is started once, with the flags a
-``chromium --headless --print-to-pdf`` run uses, and Playwright drives it over
-the DevTools protocol, several pages at a time in their own tabs. The browser
-gets SIGTERM from the kernel when the thread that started it ends, so a killed
-run leaves no Chromium behind (:func:`pipelines.parallel.dying_with_parent`).
+One browser prints every page of a run. It is started once and driven over
+its DevTools pipe (``--remote-debugging-pipe``: the DevTools protocol as
+NUL-separated JSON on the browser's file descriptors 3 and 4), straight from
+Python, several pages at a time in tabs that stay open for the whole run.
+A tab opens the first page it prints from its file (so relative links resolve
+in the pages' folder) and then takes each next page's HTML in place
+(``Page.setDocumentContent``): no navigation, no new document loader, no
+browser-side work per page but the PDF itself; the tab shows print media. The
+browser gets SIGTERM from the kernel when the thread that started it ends, so a
+killed run leaves no Chromium behind (:func:`pipelines.parallel.dying_with_parent`).
+The pipe is a POSIX one: on Windows PDFs are skipped with a message.
 """
 
 from __future__ import annotations
 
-import asyncio
+import base64
+import collections
+import json
 import os
-import re
+import queue
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -28,14 +38,25 @@ from pipelines.parallel import dying_with_parent
 from pipelines.progress import progress
 
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-pdf-header-footer",
-         "--disable-extensions", "--no-first-run", "--allow-file-access-from-files"]
+# New headless Chrome is the whole browser: without these features it loads the omnibox
+# popup's web UI in a renderer of its own and keeps it busy while pages are printed.
+# (No --no-pdf-header-footer: it makes Chromium take its URL as a --print-to-pdf command.)
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-extensions", "--no-first-run",
+         "--allow-file-access-from-files", "--disable-features=WebUIOmniboxPopup,"
+         "WebUIOmniboxAimPopup,WebUIOmniboxFullPopup,PreloadTopChromeWebUI"]
 TABS = 4  # pages printed at once: layout of one overlaps the PDF encoding of another
-# What `--print-to-pdf` asks of the page: its CSS page size and margins, backgrounds, no
-# header or footer but the report's own (@page margin boxes), a tagged (accessible) PDF.
-PRINT = {"prefer_css_page_size": True, "print_background": True, "display_header_footer": False,
-         "tagged": True}
-LISTENING = re.compile(r"DevTools listening on (ws://\S+)")
+# What `--print-to-pdf` asks of the page: its CSS page size and margins (the paper and
+# margins below are only the fallback of a page without @page), backgrounds, no header or
+# footer but the report's own (@page margin boxes), a tagged (accessible) PDF.
+PRINT = {"preferCSSPageSize": True, "printBackground": True, "displayHeaderFooter": False,
+         "generateTaggedPDF": True, "generateDocumentOutline": False, "paperWidth": 8.5,
+         "paperHeight": 11, "marginTop": 0, "marginBottom": 0, "marginLeft": 0,
+         "marginRight": 0, "scale": 1, "landscape": False, "pageRanges": "",
+         "transferMode": "ReturnAsBase64"}
+# Become argv[3:] with the pipe ends argv[1] and argv[2] as file descriptors 3 and 4.
+ON_FDS_3_AND_4 = ("import os, sys; os.dup2(int(sys.argv[1]), 3); os.dup2(int(sys.argv[2]), 4); "
+                  "os.close(int(sys.argv[1])); os.close(int(sys.argv[2])); "
+                  "os.execv(sys.argv[3], sys.argv[3:])")
 
 
 def chromium() -> str | None:
@@ -46,98 +67,208 @@ def chromium() -> str | None:
     return next((found for name in CANDIDATES if (found := shutil.which(name))), None)
 
 
+class DevTools:
+    """The DevTools protocol over a browser's pipe: commands, their replies, awaited events.
+
+    :meth:`send` returns a future of the command's result; :meth:`expect`, called
+    before the command that causes it, a future of an event's parameters. When the
+    browser goes away every future still waiting fails with what it said last.
+    """
+
+    def __init__(self, to_browser, from_browser, said: Callable[[], str]):
+        self._out, self._in, self._said = to_browser, from_browser, said
+        self._lock = threading.Lock()
+        self._last_id = 0
+        self._replies: dict[int, Future] = {}
+        self._events: dict[tuple[str | None, str], Future] = {}
+        self._gone: str | None = None
+        threading.Thread(target=self._read, name="capacitar-devtools", daemon=True).start()
+
+    def send(self, method: str, params: dict | None = None,
+             session: str | None = None) -> Future:
+        reply: Future = Future()
+        message = {"method": method, "params": params or {}}
+        if session:
+            message["sessionId"] = session
+        with self._lock:
+            if self._gone is not None:
+                reply.set_exception(RuntimeError(self._gone))
+                return reply
+            self._last_id += 1
+            message["id"] = self._last_id
+            self._replies[self._last_id] = reply
+            try:
+                self._out.write(json.dumps(message).encode() + b"\0")
+            except OSError:
+                self._replies.pop(self._last_id)
+                reply.set_exception(RuntimeError(f"Chromium stopped: {self._said()}"))
+        return reply
+
+    def call(self, method: str, params: dict | None = None, session: str | None = None,
+             timeout: float = 120) -> dict:
+        """The result of ``method``; RuntimeError with Chromium's message if it failed."""
+        return awaited(self.send(method, params, session), method, timeout)
+
+    def expect(self, session: str | None, event: str) -> Future:
+        waiting: Future = Future()
+        with self._lock:
+            self._events[(session, event)] = waiting
+        return waiting
+
+    def _read(self) -> None:
+        pending = b""
+        while chunk := self._in.read(1 << 20):
+            *messages, pending = (pending + chunk).split(b"\0")
+            for message in messages:
+                self._dispatch(json.loads(message))
+        gone = f"Chromium stopped: {self._said()}"
+        with self._lock:
+            self._gone = gone
+            waiting = [*self._replies.values(), *self._events.values()]
+            self._replies.clear()
+            self._events.clear()
+        for future in waiting:
+            future.set_exception(RuntimeError(self._gone))
+
+    def _dispatch(self, message: dict) -> None:
+        with self._lock:
+            if "id" in message:
+                future = self._replies.pop(message["id"], None)
+            else:
+                future = self._events.pop((message.get("sessionId"), message["method"]), None)
+        if future is None:
+            return
+        if "error" in message:
+            future.set_exception(RuntimeError(message["error"].get("message", "error")))
+        else:
+            future.set_result(message.get("result", message.get("params", {})))
+
+
+def awaited(future: Future, what: str, timeout: float = 120):
+    """The result of ``future``; RuntimeError naming ``what`` after ``timeout`` seconds."""
+    try:
+        return future.result(timeout)
+    except FutureTimeout:
+        raise RuntimeError(f"no {what} in {timeout:g} s") from None
+
+
 @contextmanager
-def browser(binary: str, timeout: float = 60) -> Iterator[str]:
-    """A headless Chromium for this block; yields its DevTools address (``ws://...``).
+def browser(binary: str) -> Iterator[DevTools]:
+    """A headless Chromium for this block, and the DevTools pipe to it.
 
     It runs with a fresh profile (no locks between runs) and is stopped when the
     block ends, or by the kernel when the calling thread's process dies.
     """
+    import fcntl  # POSIX only: see print_all
+
+    to_read, to_browser = os.pipe()
+    from_browser, to_write = os.pipe()
+    # Above 4, so that putting one end on 3 cannot close the other.
+    ends = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (to_read, to_write)]
+    os.close(to_read)
+    os.close(to_write)
     with tempfile.TemporaryDirectory() as profile:
-        process = subprocess.Popen(
-            dying_with_parent([binary, *FLAGS, "--remote-debugging-port=0",
-                               f"--user-data-dir={profile}", "about:blank"]),
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            text=True)
         try:
-            yield devtools_address(process, timeout)
+            process = subprocess.Popen(
+                dying_with_parent([sys.executable, "-I", "-S", "-c", ON_FDS_3_AND_4,
+                                   *map(str, ends), binary, *FLAGS, "--remote-debugging-pipe",
+                                   f"--user-data-dir={profile}", "about:blank"]),
+                pass_fds=ends, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE, text=True)
         finally:
-            process.terminate()
+            for fd in ends:
+                os.close(fd)
+        last_lines = collections.deque(maxlen=5)
+        threading.Thread(target=keep_last, args=(process.stderr, last_lines), daemon=True).start()
+
+        def said() -> str:  # once the pipe is closed: Chromium's last words, or its exit code
             try:
-                process.wait(timeout=10)
+                process.wait(timeout=2)
             except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+                pass
+            return (" ".join(line.strip() for line in last_lines)[-300:]
+                    or f"no message, exit code {process.returncode}")
 
-
-def devtools_address(process: subprocess.Popen, timeout: float) -> str:
-    """The ``ws://`` address Chromium prints on stderr once it listens; RuntimeError if not."""
-    said: list[str] = []
-    found: list[str] = []
-
-    def read() -> None:
-        for line in process.stderr:
-            said.append(line)
-            if match := LISTENING.search(line):
-                found.append(match.group(1))
-                break
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    reader.join(timeout)
-    if not found:
-        process.kill()
-        raise RuntimeError(f"Chromium did not start: {''.join(said)[-300:]}")
-    # Keep draining stderr so Chromium never blocks on a full pipe; the reader ends at EOF,
-    # when the browser and its helper processes are gone.
-    threading.Thread(target=drain, args=(process.stderr,), daemon=True).start()
-    return found[0]
-
-
-def drain(stream) -> None:
-    """Read ``stream`` to its end, then close it."""
-    with stream:
-        for _ in stream:
-            pass
-
-
-async def print_pages(address: str, pages: list[Path], advance: Callable[[], None],
-                      tabs: int = TABS, timeout: float = 120) -> list[Path]:
-    """Print ``pages`` (``report.html`` -> ``report.pdf`` beside it) in the browser at
-    ``address``, ``tabs`` at a time; the PDFs in the order of ``pages``."""
-    from playwright.async_api import async_playwright
-
-    slots = asyncio.Semaphore(tabs)
-    async with async_playwright() as driver:
-        connected = await driver.chromium.connect_over_cdp(address, timeout=timeout * 1000)
-        context = connected.contexts[0] if connected.contexts else await connected.new_context()
-
-        async def one(html: Path) -> Path:
-            async with slots:
-                tab = await context.new_page()
+        with open(to_browser, "wb", buffering=0) as out, open(from_browser, "rb",
+                                                              buffering=0) as into:
+            devtools = DevTools(out, into, said)
+            try:
+                yield devtools
+            finally:
+                devtools.send("Browser.close")
                 try:
-                    await tab.goto(html.resolve().as_uri(), wait_until="load",
-                                   timeout=timeout * 1000)
-                    pdf = html.with_suffix(".pdf")
-                    await tab.pdf(path=pdf, **PRINT)
-                except Exception as exc:  # noqa: BLE001 - said with the page's name
-                    raise RuntimeError(f"Chromium could not print {html.name}: {exc}") from None
-                finally:
-                    await tab.close()
-            advance()
-            return pdf
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
 
+
+def keep_last(stream, lines: collections.deque) -> None:
+    """Read ``stream`` to its end (Chromium never blocks on a full pipe), keeping its last
+    ``lines`` for an error message, then close it."""
+    with stream:
+        for line in stream:
+            lines.append(line)
+
+
+def print_pages(devtools: DevTools, pages: list[Path], advance: Callable[[], None],
+                tabs: int = TABS) -> list[Path]:
+    """Print ``pages`` (``report.html`` -> ``report.pdf`` beside it) in the browser of
+    ``devtools``, ``tabs`` at a time; the PDFs in the order of ``pages``."""
+    todo: queue.SimpleQueue[Path] = queue.SimpleQueue()
+    for html in pages:
+        todo.put(html)
+    failed: list[str] = []
+
+    def tab() -> None:
+        html = None
         try:
-            return list(await asyncio.gather(*(one(page) for page in pages)))
-        finally:
-            await connected.close()
+            target = devtools.call("Target.createTarget", {"url": "about:blank"})["targetId"]
+            session = devtools.call("Target.attachToTarget",
+                                    {"targetId": target, "flatten": True})["sessionId"]
+            devtools.call("Page.enable", session=session)
+            # The tab shows pages as printed: its own layouts then use the print style sheet,
+            # as printing does, and the style is not worked out twice per page.
+            devtools.call("Emulation.setEmulatedMedia", {"media": "print"}, session=session)
+            folder = frame = None
+            while not failed:
+                try:
+                    html = todo.get_nowait()
+                except queue.Empty:
+                    return
+                loaded = devtools.expect(session, "Page.loadEventFired")
+                if html.parent == folder:
+                    devtools.call("Page.setDocumentContent", {
+                        "frameId": frame, "html": html.read_text(encoding="utf-8")},
+                        session=session)
+                else:
+                    opened = devtools.call("Page.navigate", {"url": html.resolve().as_uri()},
+                                           session=session)
+                    if opened.get("errorText"):
+                        raise RuntimeError(opened["errorText"])
+                    frame = opened["frameId"]
+                    folder = html.parent
+                awaited(loaded, "load event")  # images or style sheets a page may refer to
+                pdf = devtools.call("Page.printToPDF", PRINT, session=session)["data"]
+                html.with_suffix(".pdf").write_bytes(base64.b64decode(pdf))
+                advance()
+        except Exception as exc:  # noqa: BLE001 - said with the page's name
+            failed.append(f"Chromium could not print {html.name if html else 'any page'}: "
+                          f"{exc}")
+
+    workers = [threading.Thread(target=tab, name=f"capacitar-pdf-{i}", daemon=True)
+               for i in range(min(tabs, len(pages)))]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    if failed:
+        raise RuntimeError(failed[0])
+    return [html.with_suffix(".pdf") for html in pages]
 
 
 def print_all(pages: list[Path]) -> tuple[list[Path], str]:
     """PDFs of ``pages`` from one browser, and a message (why PDFs were skipped, or "").
-
-    The browser and Playwright's event loop live on a thread of their own, so
-    this works from any caller, including one inside a running event loop.
 
     Examples
     --------
@@ -146,13 +277,10 @@ def print_all(pages: list[Path]) -> tuple[list[Path], str]:
     """
     if not pages:
         return [], ""
+    if os.name != "posix":
+        return [], "PDF skipped: printing needs Linux or macOS (Chromium's DevTools pipe)"
     binary = chromium()
     if binary is None:
         return [], "PDF skipped: no Chromium/Chrome found (set CAPACITAR_CHROMIUM)"
-
-    def in_thread() -> list[Path]:
-        with progress("Printing PDFs", len(pages)) as advance, browser(binary) as address:
-            return asyncio.run(print_pages(address, pages, advance))
-
-    with ThreadPoolExecutor(max_workers=1) as thread:
-        return thread.submit(in_thread).result(), ""
+    with progress("Printing PDFs", len(pages)) as advance, browser(binary) as devtools:
+        return print_pages(devtools, pages, advance), ""

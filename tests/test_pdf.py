@@ -1,6 +1,7 @@
 """PDF printing (issue 22): one browser for every page, and no browser left behind."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -93,3 +94,68 @@ def test_a_killed_run_leaves_no_browser_running(tmp_path):
     parent.send_signal(signal.SIGKILL)
     parent.wait()
     assert survivors(children) == []
+
+
+def test_a_page_is_reprinted_exactly_when_its_html_changed(tmp_path, monkeypatch):
+    """Second and third runs of the report stage: an unchanged page keeps its PDF (the very
+    file), a changed or new page is printed, a page gone takes its PDF with it."""
+    from reports import render
+
+    printed_now: list[str] = []
+
+    def fake_print_all(pages):
+        for html in pages:
+            html.with_suffix(".pdf").write_text(f"PDF of {html.read_text('utf-8')}", "utf-8")
+            printed_now.append(html.name)
+        return [html.with_suffix(".pdf") for html in pages], ""
+
+    def run(pages: dict[str, str]) -> render.Rendered:
+        printed_now.clear()
+        monkeypatch.setattr(render, "report_pages", lambda *args: pages)
+        return render.render_report_folder({}, None, None, folder)
+
+    monkeypatch.setattr(render, "print_all", fake_print_all)
+    folder = tmp_path / "outputs" / "reports"
+    folder.parent.mkdir()
+    first = {"program_en.html": "<p>program 1</p>", "cohort_a_en.html": "<p>a 1</p>",
+             "cohort_b_en.html": "<p>b 1</p>", "index_en.html": "<p>program 1</p>"}
+    done = run(first)
+    assert sorted(printed_now) == ["cohort_a_en.html", "cohort_b_en.html", "program_en.html"]
+    assert (done.printed, done.reused) == (3, 0)
+    kept_before = (folder / "cohort_a_en.pdf").stat()
+
+    second = {**first, "program_en.html": "<p>program 2</p>", "cohort_b_en.html": "<p>b 2</p>",
+              "index_en.html": "<p>program 2</p>"}
+    done = run(second)
+    assert sorted(printed_now) == ["cohort_b_en.html", "program_en.html"]
+    assert (done.printed, done.reused) == (2, 1)
+    kept = (folder / "cohort_a_en.pdf").stat()
+    assert (kept.st_ino, kept.st_mtime_ns) == (kept_before.st_ino, kept_before.st_mtime_ns)
+    assert (folder / "cohort_b_en.pdf").read_text("utf-8") == "PDF of <p>b 2</p>"
+
+    third = {name: page for name, page in second.items() if name != "cohort_b_en.html"}
+    third["cohort_c_en.html"] = "<p>a 1</p>"  # a new page, though its HTML is a's
+    done = run(third)
+    assert printed_now == ["cohort_c_en.html"] and (done.printed, done.reused) == (1, 2)
+    assert not (folder / "cohort_b_en.pdf").exists()
+
+
+@needs_chromium
+@pytest.mark.parametrize("missing", [0, pdf.TABS + 1])  # a tab's first page (opened from its
+def test_a_page_that_cannot_be_printed_is_one_line_naming_it(tmp_path, missing):  # file), a later
+    pages = [page(tmp_path / f"report_{i}.html", f"Report{i}", paragraphs=5)
+             for i in range(pdf.TABS + 2)]
+    pages[missing].unlink()
+    with pytest.raises(RuntimeError) as raised:
+        pdf.print_all(pages)
+    message = str(raised.value)
+    assert message.startswith(f"Chromium could not print report_{missing}.html: ")
+    assert "\n" not in message
+
+
+def test_a_browser_that_stops_is_one_line_not_a_hang(tmp_path, monkeypatch):
+    monkeypatch.setenv("CAPACITAR_CHROMIUM", shutil.which("false"))
+    with pytest.raises(RuntimeError) as raised:
+        pdf.print_all([page(tmp_path / "a.html", "A")])
+    assert str(raised.value) == ("Chromium could not print any page: Chromium stopped: "
+                                 "no message, exit code 1")
