@@ -18,6 +18,7 @@ The pipe is a POSIX one: on Windows PDFs are skipped with a message.
 
 from __future__ import annotations
 
+import atexit
 import base64
 import collections
 import json
@@ -117,10 +118,11 @@ class DevTools:
 
     def _read(self) -> None:
         pending = b""
-        while chunk := self._in.read(1 << 20):
-            *messages, pending = (pending + chunk).split(b"\0")
-            for message in messages:
-                self._dispatch(json.loads(message))
+        with self._in:  # to the browser's exit, after Browser.close
+            while chunk := self._in.read(1 << 20):
+                *messages, pending = (pending + chunk).split(b"\0")
+                for message in messages:
+                    self._dispatch(json.loads(message))
         gone = f"Chromium stopped: {self._said()}"
         with self._lock:
             self._gone = gone
@@ -156,8 +158,9 @@ def awaited(future: Future, what: str, timeout: float = 120):
 def browser(binary: str) -> Iterator[DevTools]:
     """A headless Chromium for this block, and the DevTools pipe to it.
 
-    It runs with a fresh profile (no locks between runs) and is stopped when the
-    block ends, or by the kernel when the calling thread's process dies.
+    It runs with a fresh profile (no locks between runs) and is told to close when the
+    block ends (:func:`closing_beside`), or stopped by the kernel when the calling
+    thread's process dies.
     """
     import fcntl  # POSIX only: see print_all
 
@@ -167,40 +170,65 @@ def browser(binary: str) -> Iterator[DevTools]:
     ends = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (to_read, to_write)]
     os.close(to_read)
     os.close(to_write)
-    with tempfile.TemporaryDirectory() as profile:
+    profile = tempfile.mkdtemp(prefix="capacitar-chromium-")
+    try:
+        process = subprocess.Popen(
+            dying_with_parent([sys.executable, "-I", "-S", "-c", ON_FDS_3_AND_4,
+                               *map(str, ends), binary, *FLAGS, "--remote-debugging-pipe",
+                               f"--user-data-dir={profile}", "about:blank"]),
+            pass_fds=ends, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, text=True)
+    except BaseException:
+        shutil.rmtree(profile, ignore_errors=True)
+        raise
+    finally:
+        for fd in ends:
+            os.close(fd)
+    last_lines = collections.deque(maxlen=5)
+    threading.Thread(target=keep_last, args=(process.stderr, last_lines), daemon=True).start()
+
+    def said() -> str:  # once the pipe is closed: Chromium's last words, or its exit code
         try:
-            process = subprocess.Popen(
-                dying_with_parent([sys.executable, "-I", "-S", "-c", ON_FDS_3_AND_4,
-                                   *map(str, ends), binary, *FLAGS, "--remote-debugging-pipe",
-                                   f"--user-data-dir={profile}", "about:blank"]),
-                pass_fds=ends, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE, text=True)
+            process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            pass
+        return (" ".join(line.strip() for line in last_lines)[-300:]
+                or f"no message, exit code {process.returncode}")
+
+    with open(to_browser, "wb", buffering=0) as out:  # the reader closes the other end
+        devtools = DevTools(out, open(from_browser, "rb", buffering=0), said)
+        try:
+            yield devtools
         finally:
-            for fd in ends:
-                os.close(fd)
-        last_lines = collections.deque(maxlen=5)
-        threading.Thread(target=keep_last, args=(process.stderr, last_lines), daemon=True).start()
+            devtools.send("Browser.close")
+            closing_beside(process, profile)
 
-        def said() -> str:  # once the pipe is closed: Chromium's last words, or its exit code
-            try:
-                process.wait(timeout=2)
-            except subprocess.TimeoutExpired:
-                pass
-            return (" ".join(line.strip() for line in last_lines)[-300:]
-                    or f"no message, exit code {process.returncode}")
 
-        with open(to_browser, "wb", buffering=0) as out, open(from_browser, "rb",
-                                                              buffering=0) as into:
-            devtools = DevTools(out, into, said)
-            try:
-                yield devtools
-            finally:
-                devtools.send("Browser.close")
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+CLOSING: list[threading.Thread] = []
+
+
+def closing_beside(process: subprocess.Popen, profile: str) -> None:
+    """Let Chromium exit (a few tenths of a second after ``Browser.close``) and remove its
+    profile on a thread while the run goes on; :func:`closed` waits for every such thread
+    and runs at exit, so no browser or profile outlives the process."""
+    def reap() -> None:
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        shutil.rmtree(profile, ignore_errors=True)
+
+    thread = threading.Thread(target=reap, name="capacitar-chromium-exit", daemon=True)
+    thread.start()
+    CLOSING.append(thread)
+
+
+@atexit.register
+def closed() -> None:
+    """Wait until every browser started here has exited and its profile is gone."""
+    while CLOSING:
+        CLOSING.pop().join()
 
 
 def keep_last(stream, lines: collections.deque) -> None:
@@ -267,6 +295,36 @@ def print_pages(devtools: DevTools, pages: list[Path], advance: Callable[[], Non
     return [html.with_suffix(".pdf") for html in pages]
 
 
+def skipped() -> str:
+    """Why PDFs cannot be printed here ("" when they can)."""
+    if os.name != "posix":
+        return "PDF skipped: printing needs Linux or macOS (Chromium's DevTools pipe)"
+    if chromium() is None:
+        return "PDF skipped: no Chromium/Chrome found (set CAPACITAR_CHROMIUM)"
+    return ""
+
+
+@contextmanager
+def printer() -> Iterator[Callable[[list[Path]], tuple[list[Path], str]]]:
+    """A function printing pages as :func:`print_all` does, its browser started at once.
+
+    Chromium comes up in its own processes while the caller goes on (a run renders
+    its pages meanwhile), and closes when the block ends.
+    """
+    message = skipped()
+    if message:
+        yield lambda pages: ([], message if pages else "")
+        return
+    with browser(chromium()) as devtools:
+        def printing(pages: list[Path]) -> tuple[list[Path], str]:
+            if not pages:
+                return [], ""
+            with progress("Printing PDFs", len(pages)) as advance:
+                return print_pages(devtools, pages, advance), ""
+
+        yield printing
+
+
 def print_all(pages: list[Path]) -> tuple[list[Path], str]:
     """PDFs of ``pages`` from one browser, and a message (why PDFs were skipped, or "").
 
@@ -277,10 +335,5 @@ def print_all(pages: list[Path]) -> tuple[list[Path], str]:
     """
     if not pages:
         return [], ""
-    if os.name != "posix":
-        return [], "PDF skipped: printing needs Linux or macOS (Chromium's DevTools pipe)"
-    binary = chromium()
-    if binary is None:
-        return [], "PDF skipped: no Chromium/Chrome found (set CAPACITAR_CHROMIUM)"
-    with progress("Printing PDFs", len(pages)) as advance, browser(binary) as devtools:
-        return print_pages(devtools, pages, advance), ""
+    with printer() as printing:
+        return printing(pages)

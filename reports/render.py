@@ -18,6 +18,7 @@ import html
 import logging
 import os
 import shutil
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +28,7 @@ import pandas as pd
 
 from pipelines.publish import write_folder
 from reports.i18n import LANGUAGES, Catalogue
-from reports.pdf import print_all
+from reports.pdf import printer
 from reports.view import SMALL, ReportData, TableIndex, cohort_context, program_context
 
 log = logging.getLogger(__name__)
@@ -139,7 +140,16 @@ def render_report_folder(tables: dict[str, pd.DataFrame], config, instruments, f
     the published PDFs are kept as they are. PDFs need Chromium/Chrome;
     without one they are skipped with a logged message.
     """
-    pages = report_pages(tables, config, instruments)
+    with printer() if pdf else nullcontext(None) as printing:  # Chromium starts beside
+        return fill_report_folder(report_pages(tables, config, instruments), folder, printing,
+                                  staging, run_id)
+
+
+def fill_report_folder(pages: dict[str, str], folder: Path, printing, staging: Path | None,
+                       run_id: str) -> Rendered:
+    """Write ``pages``, keep the PDFs of unchanged ones, print the others with ``printing``
+    (``None``: no PDFs, the published ones kept)."""
+    pdf = printing is not None
     result = Rendered([])
 
     def fill(staging: Path) -> list[Path]:
@@ -160,7 +170,7 @@ def render_report_folder(tables: dict[str, pd.DataFrame], config, instruments, f
             else:
                 to_print.append(path)
         if to_print:
-            printed, result.message = print_all(to_print)
+            printed, result.message = printing(to_print)
             written += printed
             result.printed = len(printed)
         return [p for p in written if not p.name.startswith("index_")] + [

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
@@ -114,7 +115,7 @@ def test_a_page_is_reprinted_exactly_when_its_html_changed(tmp_path, monkeypatch
         monkeypatch.setattr(render, "report_pages", lambda *args: pages)
         return render.render_report_folder({}, None, None, folder)
 
-    monkeypatch.setattr(render, "print_all", fake_print_all)
+    monkeypatch.setattr(render, "printer", lambda: nullcontext(fake_print_all))
     folder = tmp_path / "outputs" / "reports"
     folder.parent.mkdir()
     first = {"program_en.html": "<p>program 1</p>", "cohort_a_en.html": "<p>a 1</p>",
@@ -159,3 +160,36 @@ def test_a_browser_that_stops_is_one_line_not_a_hang(tmp_path, monkeypatch):
         pdf.print_all([page(tmp_path / "a.html", "A")])
     assert str(raised.value) == ("Chromium could not print any page: Chromium stopped: "
                                  "no message, exit code 1")
+
+
+@needs_chromium
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="psutil children, /proc")
+def test_the_browser_starts_before_the_pages_are_rendered_and_is_gone_at_exit(tmp_path,
+                                                                              monkeypatch):
+    """The report stage starts Chromium first (it comes up while the pages are rendered);
+    after the stage the browser exits on its own, and at exit none is left, nor its profile."""
+    import tempfile
+
+    import psutil
+
+    from reports import render
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    seen = {}
+
+    def pages_while_checking(*args):
+        me = psutil.Process()
+        seen["browser while rendering"] = any("chrom" in p.name().lower()
+                                              for p in me.children(recursive=True))
+        return {"program_en.html": page(tmp_path / "x.html", "Program").read_text("utf-8")}
+
+    monkeypatch.setattr(render, "report_pages", pages_while_checking)
+    folder = tmp_path / "outputs" / "reports"
+    folder.parent.mkdir()
+    done = render.render_report_folder({}, None, None, folder)
+    assert seen == {"browser while rendering": True}
+    assert done.printed == 1 and "Program paragraph" in pdf_text(folder / "program_en.pdf")
+    pdf.closed()  # what the exit handler does
+    assert not any("chrom" in p.name().lower() for p in psutil.Process().children(recursive=True))
+    assert list((tmp_path / "tmp").iterdir()) == []  # the browser's profile removed
