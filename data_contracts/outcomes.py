@@ -17,6 +17,7 @@ codes. No value of any row is kept.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from importlib.metadata import PackageNotFoundError, version
@@ -89,11 +90,26 @@ def data_source(config: ProgramConfig, inst_id: str) -> bytes:
         return b"\0missing"
     raw = path.read_bytes()
     try:
-        source = dict(yaml.safe_load(raw)["fluent_datasources"][DATASOURCE])
+        source = dict(parsed_yaml(raw)["fluent_datasources"][DATASOURCE])
         source["assets"] = {inst_id: source.get("assets", {}).get(inst_id)}
     except (yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError):
         return raw
     return json.dumps(source, sort_keys=True, default=str).encode()
+
+
+@functools.lru_cache(maxsize=4)
+def parsed_yaml(raw: bytes):
+    """YAML text parsed once per process (read again for each instrument)."""
+    return yaml.load(raw, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
+@functools.lru_cache(maxsize=1)
+def code_digest() -> bytes:
+    """SHA-256 of capacitar's contract code (:data:`CODE`)."""
+    digest = hashlib.sha256()
+    for path in CODE:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.digest()
 
 
 def contract_digest(inst: Instrument, config: ProgramConfig) -> str:
@@ -102,7 +118,8 @@ def contract_digest(inst: Instrument, config: ProgramConfig) -> str:
                 "cohorts": [c.id for c in config.cohorts], "waves": [w.id for w in config.waves],
                 "gx": gx_version()}
     digest = hashlib.sha256(json.dumps(declared, sort_keys=True, default=str).encode())
-    for path in [*CODE, *stored_files(config, inst.id)]:
+    digest.update(code_digest())
+    for path in stored_files(config, inst.id):
         digest.update(path.name.encode())
         digest.update(path.read_bytes() if path.exists() else b"\0missing")
     digest.update(data_source(config, inst.id))

@@ -150,7 +150,7 @@ def test_a_changed_contract_is_validated_again(checked, validated, monkeypatch, 
     elif change == "gx version":
         monkeypatch.setattr(outcomes, "gx_version", lambda: "9.9.9")
     elif change == "capacitar code":
-        monkeypatch.setattr(outcomes, "CODE", outcomes.CODE[:-1])
+        monkeypatch.setattr(outcomes, "code_digest", lambda: b"another capacitar")
     else:  # a record someone edited: another key
         path = outcomes.record_path(ctx.config)
         record = json.loads(path.read_text())
