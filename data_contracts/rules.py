@@ -64,6 +64,7 @@ class ContractResult:
     summary: pd.DataFrame
     problems: list[str] = field(default_factory=list)
     data_docs: str = ""
+    reused: list[str] = field(default_factory=list)  # instruments whose GX verdict was reused
 
 
 @dataclass
@@ -131,6 +132,7 @@ class Verdicts:
         self.record = OutcomeRecord(config)
         self.pages: list = []  # Data Docs resources of this run's checkpoint runs
         self.checked: list[tuple] = []  # instrument, frame digest, failures: GX's this run
+        self.reused: list[str] = []
         self._context = None
 
     @property
@@ -148,6 +150,7 @@ class Verdicts:
         data = frame_digest(frame)
         kept = self.record.get(inst.id, data, contract_digest(inst, self.config))
         if kept is not None:
+            self.reused.append(inst.id)
             return [Failure(**failure) for failure in kept]
         failures, pages = run_suite(self.context, inst, self.config, frame)
         self.pages += pages
@@ -467,4 +470,5 @@ def apply_contracts(
         summary=summary,
         problems=problems,
         data_docs=docs,
+        reused=verdicts.reused,
     )

@@ -70,7 +70,7 @@ def test_a_reused_validation_gives_what_a_full_validation_gives(checked, validat
     ctx, ingested, first = checked  # GX validated stss, its verdict was recorded
     pages = sorted((ctx.config.path("gx") / "uncommitted" / "data_docs").rglob("*.html"))
     reused, gx_ran = validated(ctx, ingested)
-    assert gx_ran == []
+    assert gx_ran == [] and reused.reused == ["stss"] and first.reused == []
     # no new result: Data Docs show the latest validation, which is what GX would say again
     assert sorted((ctx.config.path("gx") / "uncommitted" / "data_docs").rglob("*.html")) == pages
     shown = latest_results(ctx)
