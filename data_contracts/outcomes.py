@@ -1,14 +1,14 @@
 """Great Expectations' verdicts on an instrument, reused while nothing they depend on changed.
 
 A checkpoint's verdict on one instrument's frame is a function of the frame,
-the suite with its stored GX objects, the GX version and capacitar's contract
-code. Each verdict is recorded (``gx/uncommitted/capacitar_outcomes.json``)
-under a key made of digests of all of these, taken from the files as they are
-before the checkpoint would run; a later run whose key is the same reads the
-verdict instead of importing GX and running the checkpoint again. Anything
-different (one answer in one file, a cohort added to program.yaml, a hand-added
-expectation, another GX or capacitar version) gives another key, and that
-instrument is validated again.
+the suite with its stored GX objects, capacitar's contract code and the GX,
+pandas and numpy versions. Each verdict is recorded
+(``gx/uncommitted/capacitar_outcomes.json``) under a key made of digests of all
+of these, taken from the files as they are before the checkpoint would run; a
+later run whose key is the same reads the verdict instead of importing GX and
+running the checkpoint again. Anything different (one answer in one file, a
+cohort added to program.yaml, a hand-added expectation, another version) gives
+another key, and that instrument is validated again.
 
 The record holds what :func:`data_contracts.rules.failure_of` reads from a
 result: rule, column name, row numbers of the instrument's frame, the declared
@@ -24,6 +24,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -35,7 +36,8 @@ RECORD_FILE = "capacitar_outcomes.json"
 FORMAT = 1
 # capacitar's code that turns declarations and frames into what GX checks, and reads back
 CODE = [*sorted(Path(__file__).parent.glob("*.py")),
-        Path(__file__).parent.parent / "instruments" / "model.py"]
+        Path(__file__).parent.parent / "instruments" / "model.py",
+        Path(__file__).parent.parent / "pipelines" / "ingest" / "pseudonym.py"]
 
 
 def record_path(config: ProgramConfig) -> Path:
@@ -116,7 +118,7 @@ def contract_digest(inst: Instrument, config: ProgramConfig) -> str:
     """SHA-256 of what an instrument's suite and checkpoint are made of, as stored now."""
     declared = {"instrument": inst.model_dump(mode="json"),
                 "cohorts": [c.id for c in config.cohorts], "waves": [w.id for w in config.waves],
-                "gx": gx_version()}
+                "gx": gx_version(), "pandas": pd.__version__, "numpy": np.__version__}
     digest = hashlib.sha256(json.dumps(declared, sort_keys=True, default=str).encode())
     digest.update(code_digest())
     for path in stored_files(config, inst.id):
