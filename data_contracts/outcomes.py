@@ -133,6 +133,7 @@ class OutcomeRecord:
 
     def __init__(self, config: ProgramConfig):
         self.path = record_path(config)
+        self.gx = config.path("gx")
         self.verdicts: dict[str, dict] = {}
         self.docs = ""
         self.changed = False
@@ -156,9 +157,12 @@ class OutcomeRecord:
         self.changed = True
 
     def docs_exist(self) -> bool:
-        """True when the recorded Data Docs index is a file that is there."""
+        """True when the recorded Data Docs index is a file in this program's ``gx/`` (not
+        in the folder this program was copied from)."""
         url = urlparse(self.docs)
-        return url.scheme == "file" and Path(unquote(url.path)).is_file()
+        index = Path(unquote(url.path))
+        return (url.scheme == "file" and index.is_file()
+                and index.resolve().is_relative_to(self.gx.resolve()))
 
     def save(self, docs: str) -> None:
         """Write the record (atomically: a concurrent ``validate`` reads it whole or not)."""

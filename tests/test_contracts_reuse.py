@@ -174,3 +174,15 @@ def test_the_record_holds_no_value_of_any_row(checked):
     assert set(record) == {"format", "docs", "instruments"}
     assert {k for v in record["instruments"]["stss"]["failures"] for k in v} == {
         "rule", "column", "rows", "batch", "allowed"}
+
+
+def test_a_copied_program_shows_its_own_data_docs(checked, validated, tmp_path_factory):
+    import shutil
+
+    ctx, ingested, first = checked
+    copy = shutil.copytree(ctx.config.root, tmp_path_factory.mktemp("copied") / "program")
+    moved = stages.load_context(copy)
+    again, gx_ran = validated(moved, ingested)
+    assert gx_ran == []  # the same rows and contract: reused
+    assert again.data_docs.startswith((copy / "gx").as_uri())
+    assert first.data_docs.startswith((ctx.config.root / "gx").as_uri())
