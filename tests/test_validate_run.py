@@ -6,20 +6,9 @@ import shutil
 
 import pandas as pd
 
+from benchmarks.small import change_one_answer
 from data_contracts import outcomes, rules
 from pipelines.config import load_program
-
-
-def change_one_answer(program) -> None:
-    """One OMS-HC answer of the first post-wave form changed, as an evaluator would."""
-    path = program / "inbox" / "estigma_OMSHC_post.csv"
-    lines = path.read_text(encoding="cp1252").splitlines(keepends=True)
-    header = lines[0].rstrip("\r\n").split(";")
-    cells = lines[1].rstrip("\r\n").split(";")
-    column = header.index("OMS1")
-    cells[column] = "2" if cells[column] != "2" else "3"
-    lines[1] = ";".join(cells) + "\n"
-    path.write_text("".join(lines), encoding="cp1252")
 
 
 def test_a_run_reusing_verdicts_writes_what_a_full_validation_writes(demo_run, tmp_path,
