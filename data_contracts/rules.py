@@ -64,6 +64,7 @@ class ContractResult:
     summary: pd.DataFrame
     problems: list[str] = field(default_factory=list)
     data_docs: str = ""
+    reused: list[str] = field(default_factory=list)  # instruments whose GX verdict was reused
 
 
 @dataclass
@@ -116,6 +117,64 @@ def run_suite(context, inst: Instrument, config: ProgramConfig, frame: pd.DataFr
     return failures, pages
 
 
+class Verdicts:
+    """Great Expectations' failures per instrument: recorded ones reused, the others checked.
+
+    GX is imported, and its context opened, only when an instrument's frame or
+    contract changed since its verdict was recorded (:mod:`data_contracts.outcomes`)
+    or the Data Docs site is missing.
+    """
+
+    def __init__(self, config: ProgramConfig):
+        from data_contracts.outcomes import OutcomeRecord
+
+        self.config = config
+        self.record = OutcomeRecord(config)
+        self.pages: list = []  # Data Docs resources of this run's checkpoint runs
+        self.checked: list[tuple] = []  # instrument, frame digest, failures: GX's this run
+        self.reused: list[str] = []
+        self._context = None
+
+    @property
+    def context(self):
+        if self._context is None:
+            self._context = gx_context(self.config)
+        return self._context
+
+    def failures(self, inst: Instrument, frame: pd.DataFrame) -> list[Failure]:
+        """The failed expectations of ``inst``'s suite on ``frame`` (GX, or their record)."""
+        from data_contracts.outcomes import contract_digest, frame_digest
+
+        if frame.empty:
+            return []
+        data = frame_digest(frame)
+        kept = self.record.get(inst.id, data, contract_digest(inst, self.config))
+        if kept is not None:
+            self.reused.append(inst.id)
+            return [Failure(**failure) for failure in kept]
+        failures, pages = run_suite(self.context, inst, self.config, frame)
+        self.pages += pages
+        self.checked.append((inst, data, [{**vars(f), "rows": [int(r) for r in f.rows]}
+                                          for f in failures]))
+        return failures
+
+    def data_docs(self) -> str:
+        """Data Docs with this run's pages (built only if any, or if the site is missing);
+        their address. This run's verdicts are recorded once the pages are built, keyed by
+        the GX files as the run left them (what the next run will find)."""
+        from data_contracts.checkpoints import build_docs
+        from data_contracts.outcomes import contract_digest
+
+        if self.pages or not self.record.docs_exist():
+            docs = build_docs(self.context, self.pages)
+        else:
+            docs = self.record.docs
+        for inst, data, failures in self.checked:
+            self.record.put(inst.id, data, contract_digest(inst, self.config), failures)
+        self.record.save(docs)
+        return docs
+
+
 def failure_of(result) -> Failure:
     """Our reading of one failed expectation result."""
     cfg = result.expectation_config
@@ -134,6 +193,17 @@ def duplicates(frame: pd.DataFrame) -> pd.Series:
         ["submitted_at", "source_file", "source_row"], na_position="first", kind="stable")
     latest = ~order.duplicated(["participant", "wave", "instrument"], keep="last")
     return ~latest.reindex(frame.index)
+
+
+def repeated_ratings(frame: pd.DataFrame) -> pd.Series:
+    """Rows of a rater rating one participant more than once at one wave (all of them).
+
+    >>> frame = pd.DataFrame({"participant": ["P1", "P1", "P1"], "wave": ["pre"] * 3,
+    ...                       "instrument": ["x"] * 3, "rater": ["R1", "R1", "R2"]})
+    >>> repeated_ratings(frame).tolist()
+    [True, True, False]
+    """
+    return frame.duplicated(["participant", "wave", "instrument", "rater"], keep=False)
 
 
 def outside_cohort_dates(frame: pd.DataFrame, config: ProgramConfig) -> pd.Series:
@@ -220,15 +290,16 @@ class Quarantine:
         return valid.reset_index(drop=True)
 
 
-def check_instrument(context, inst, config, frame, language, at_ingest: pd.DataFrame):
-    """Valid rows, quarantine records, summary rows, batch problems and Data Docs pages.
+def check_instrument(verdicts: Verdicts, inst, config, frame, language,
+                     at_ingest: pd.DataFrame):
+    """Valid rows, quarantine records, summary rows and batch problems.
 
     ``at_ingest``: this instrument's quarantine records from ingest (they count
     towards the batch rule).
     """
     q = Quarantine(frame, language)
     problems: list[str] = []
-    failures, pages = run_suite(context, inst, config, frame) if not frame.empty else ([], [])
+    failures = verdicts.failures(inst, frame)
     for failure in failures:  # answers first: a row rule does not count an answer set aside
         if failure.rule in CELL_RULES and not failure.batch:
             q.set_aside(failure.rows, failure.rule, failure.column, failure.allowed)
@@ -248,14 +319,12 @@ def check_instrument(context, inst, config, frame, language, at_ingest: pd.DataF
     q.add(frame.index[dated], "date_outside_cohort", "submitted_at")
     remaining = frame.loc[~q.failing]
     if inst.kind == "rating":  # one rating per rater, participant and wave: which one is right?
-        from pipelines.competence import repeated_ratings
-
         q.add(remaining.index[repeated_ratings(remaining)], "duplicate_rating")
     else:
         q.add(remaining.index[duplicates(remaining)], "duplicate_submission")
     problems += reject_bad_files(q, inst, config.max_failing_share, at_ingest)
     summary = summary_rows(frame, inst.id, failures, q)
-    return q.valid(), q.table(), summary, problems, pages
+    return q.valid(), q.table(), summary, problems
 
 
 def file_shares(q: Quarantine, at_ingest: pd.DataFrame) -> pd.DataFrame:
@@ -376,23 +445,20 @@ def apply_contracts(
     >>> result = apply_contracts(ingested.responses, instruments, config, ingested)  # doctest: +SKIP
     >>> result.quarantine["rule"].value_counts()  # doctest: +SKIP
     """
-    from data_contracts.checkpoints import build_docs
-
     rejected = at_ingest.rejected if at_ingest is not None else quarantine_frame()
-    context = gx_context(config)
-    valid, records, summary, problems, pages = {}, [], [], [], []
+    verdicts = Verdicts(config)
+    valid, records, summary, problems = {}, [], [], []
     for inst_id, frame in responses.items():
         mine = rejected[rejected["instrument"].eq(inst_id) | rejected["instrument"].isna()
                         | rejected["instrument"].eq("")]
-        ok, recs, rows, probs, new_pages = check_instrument(
-            context, instruments[inst_id], config, frame.reset_index(drop=True), config.language,
+        ok, recs, rows, probs = check_instrument(
+            verdicts, instruments[inst_id], config, frame.reset_index(drop=True), config.language,
             mine)
         valid[inst_id] = ok
         records.append(recs)
         summary += rows
         problems += probs
-        pages += new_pages
-    docs = build_docs(context, pages)
+    docs = verdicts.data_docs()
     quarantine = pd.concat([localise(rejected, config.language), *records], ignore_index=True)
     summary = pd.DataFrame(summary, columns=SUMMARY_COLUMNS)
     if at_ingest is not None:
@@ -404,4 +470,5 @@ def apply_contracts(
         summary=summary,
         problems=problems,
         data_docs=docs,
+        reused=verdicts.reused,
     )

@@ -277,6 +277,9 @@ def validate(program: Path = typer.Argument(..., help="Program folder (holding p
     rules = contracts.quarantine["rule"].value_counts()
     for rule, n in rules.items():
         say(f"  quarantined for {rule}: {n}")
+    if contracts.reused:
+        say(f"Great Expectations: unchanged since validated, verdict reused for "
+            f"{', '.join(contracts.reused)}")
     say(f"Great Expectations Data Docs: {contracts.data_docs}")
     problems = inbox_problems(ctx.config) + ingested.problems + contracts.problems
     for problem in problems:

@@ -52,17 +52,6 @@ def rating_instruments(instruments: dict[str, Instrument]) -> dict[str, Instrume
     return {i: inst for i, inst in instruments.items() if inst.kind == "rating"}
 
 
-def repeated_ratings(frame: pd.DataFrame) -> pd.Series:
-    """Rows of a rater rating one participant more than once at one wave (all of them).
-
-    >>> frame = pd.DataFrame({"participant": ["P1", "P1", "P1"], "wave": ["pre"] * 3,
-    ...                       "instrument": ["x"] * 3, "rater": ["R1", "R1", "R2"]})
-    >>> repeated_ratings(frame).tolist()
-    [True, True, False]
-    """
-    return frame.duplicated(["participant", "wave", "instrument", "rater"], keep=False)
-
-
 def ratings_frame(valid: dict[str, pd.DataFrame], instruments: dict[str, Instrument]
                   ) -> pd.DataFrame:
     """One row per rating of one item, from the valid rows of every rating instrument.

@@ -13,25 +13,23 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from data_contracts import ContractResult, apply_contracts
 from instruments import Instrument, load_builtin, load_instruments
 from pipelines.accounting import row_accounting
-from pipelines.analysis.scoring import score_responses
-from pipelines.analysis.tables import check_primary_outcomes
-from pipelines.cohort_analysis import analyse_shared, assemble, cohorts_present
-from pipelines.competence import TABLES as COMPETENCE_TABLES
 from pipelines.config import ProgramConfig, load_program
-from pipelines.incremental import Plan, plan_run
 from pipelines.ingest import IngestResult, ingest_program
 from pipelines.ingest.pseudonym import key_identity, load_key, write_link_file
 from pipelines.preflight import check_instruments
-from pipelines.publish import check_replaceable, clean_stale, recover, tighten
-from pipelines.run_records import code_version, record_run
-from pipelines.table_export import table_export
-from reports.render import Rendered, render_report_folder
+
+# The analysis, export, publication and reports are imported by the stages that use them:
+# `capacitar validate` needs none of them (scipy, statsmodels, duckdb, jinja2).
+if TYPE_CHECKING:
+    from pipelines.incremental import Plan
+    from reports.render import Rendered
 
 
 @dataclass
@@ -51,7 +49,10 @@ def load_context(program_dir: str | Path) -> Context:
     config = load_program(program_dir)
     instruments = {**load_builtin(), **load_instruments(config.path(config.instruments_dir))}
     check_instruments(config, instruments)
-    check_primary_outcomes(config.primary_outcomes, instruments)
+    if config.primary_outcomes:
+        from pipelines.analysis.tables import check_primary_outcomes
+
+        check_primary_outcomes(config.primary_outcomes, instruments)
     return Context(
         config=config,
         instruments=instruments,
@@ -85,6 +86,8 @@ def validate(ctx: Context, ingested: IngestResult) -> ContractResult:
 
 def score(ctx: Context, contracts: ContractResult) -> pd.DataFrame:
     """Stage 3: the scores table."""
+    from pipelines.analysis.scoring import score_responses
+
     return score_responses(contracts.valid, ctx.instruments, ctx.config.wave_order()[0])
 
 
@@ -94,6 +97,8 @@ def analyse(ctx: Context, contracts: ContractResult, scores: pd.DataFrame) -> di
     The flow runs the same steps reusing unchanged cohorts (or on Dask); results
     are identical.
     """
+    from pipelines.cohort_analysis import analyse_shared, assemble, cohorts_present
+
     pooled, fresh = analyse_shared(ctx, contracts.valid, scores, cohorts_present(contracts.valid))
     return assemble(ctx, scores, fresh, pooled, quarantine=contracts.quarantine)
 
@@ -104,6 +109,9 @@ def plan(ctx: Context, new_key: bool = False) -> Plan:
     Call it holding the program lock: it first finishes or undoes a publication
     a dead run left (:func:`prepare_outputs`).
     """
+    from pipelines.incremental import plan_run
+    from pipelines.run_records import code_version
+
     prepare_outputs(ctx)
     return plan_run(ctx.config, ctx.instruments, code_version(), key_identity(program_key(ctx)),
                     new_key)
@@ -112,6 +120,8 @@ def plan(ctx: Context, new_key: bool = False) -> Plan:
 def prepare_outputs(ctx: Context) -> None:
     """Before a run touches the outputs: undo or finish a dead run's publication, remove its
     leftovers, refuse output folders capacitar did not make, make everything owner-only."""
+    from pipelines.publish import check_replaceable, clean_stale, recover, tighten
+
     out = ctx.config.output_dir
     recover(out)
     clean_stale(out)
@@ -128,6 +138,9 @@ def export(ctx: Context, tables: dict[str, pd.DataFrame]) -> list[Path]:
     (:func:`table_export`), starting with the tables that are final before the
     analysis, and publishes the reports with the tables.
     """
+    from pipelines.run_records import record_run
+    from pipelines.table_export import table_export
+
     with table_export(ctx) as exporting:
         exporting.add(tables)
         exporting.seal()
@@ -155,9 +168,16 @@ def report_folder(ctx: Context, tables: dict[str, pd.DataFrame], pdf: bool = Tru
                                 run_id=ctx.run_id)
 
 
+def render_report_folder(*args, **kwargs) -> Rendered:
+    """:func:`reports.render.render_report_folder`, imported when a stage first renders."""
+    from reports.render import render_report_folder as render
+
+    return render(*args, **kwargs)
+
+
 REPORT_TABLES = ["participation", "change", "reliability", "items", "band_transitions",
                  "models", "wave_means", "quarantine"]
-REPORT_TABLES_OPTIONAL = ["accounting", "runs", *COMPETENCE_TABLES]
+REPORT_TABLES_OPTIONAL = ["accounting", "runs"]  # and the competence tables
 
 
 def stored_tables(ctx: Context) -> dict[str, pd.DataFrame]:
@@ -169,7 +189,10 @@ def stored_tables(ctx: Context) -> dict[str, pd.DataFrame]:
         if not path.exists():
             raise FileNotFoundError(f"no stored results: {path} is missing")
         tables[name] = pd.read_parquet(path)
-    for name in REPORT_TABLES_OPTIONAL:  # the data-quality section and the run's record
+    from pipelines.competence import TABLES as COMPETENCE_TABLES
+
+    # the data-quality section, the run's record, the competence tables
+    for name in [*REPORT_TABLES_OPTIONAL, *COMPETENCE_TABLES]:
         if (folder / f"{name}.parquet").exists():
             tables[name] = pd.read_parquet(folder / f"{name}.parquet")
     return tables

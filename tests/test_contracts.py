@@ -1,5 +1,6 @@
 """Contracts with Great Expectations: each violation is quarantined with its reason."""
 
+import dataclasses
 import json
 
 import pandas as pd
@@ -197,10 +198,19 @@ def test_a_hand_edited_generated_expectation_is_regenerated(checked, monkeypatch
     assert '"post"' in path.read_text()
 
 
-def test_data_docs_show_every_run_and_the_latest_validation(checked):
+def one_answer_changed(ingested):
+    """``ingested`` with one answer of the first row changed (another GX verdict)."""
+    stss = ingested.responses["stss"].copy()
+    stss.loc[0, "stss_02"] = 4.0 if stss.loc[0, "stss_02"] != 4.0 else 2.0
+    return dataclasses.replace(ingested, responses={"stss": stss})
+
+
+def test_data_docs_show_every_validation_and_the_latest(checked):
     ctx, ingested, first = checked
     assert len(result_pages(ctx)) == 1
-    second = stages.validate(ctx, ingested)
+    assert stages.validate(ctx, ingested).data_docs == first.data_docs
+    assert len(result_pages(ctx)) == 1  # the same frame and suite: GX's verdict is reused
+    second = stages.validate(ctx, one_answer_changed(ingested))
     pages = result_pages(ctx)
     assert len(pages) == 2
     index = (ctx.config.path("gx") / "uncommitted" / "data_docs" / "local_site" / "index.html")
@@ -213,10 +223,11 @@ def test_a_deleted_data_docs_site_is_built_whole_again(checked):
     import shutil
 
     ctx, ingested, _ = checked
-    stages.validate(ctx, ingested)
+    changed = one_answer_changed(ingested)
+    stages.validate(ctx, changed)
     shutil.rmtree(ctx.config.path("gx") / "uncommitted" / "data_docs")
-    stages.validate(ctx, ingested)
-    assert len(result_pages(ctx)) == 3  # the two earlier runs' pages are rendered again
+    stages.validate(ctx, changed)  # every verdict reused, the site built whole
+    assert len(result_pages(ctx)) == 2  # the two earlier validations' pages are rendered again
     site = ctx.config.path("gx") / "uncommitted" / "data_docs" / "local_site"
     assert (site / "expectations" / "stss.html").exists()
 
