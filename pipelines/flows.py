@@ -187,6 +187,9 @@ def validate_task(ctx: stages.Context, ingested):
     log.info("Contracts: %d rows valid, %d quarantined (read %d); Data Docs: %s",
              accounting["rows_valid"].sum(), accounting["rows_quarantined"].sum(),
              accounting["rows_read"].sum(), contracts.data_docs)
+    if contracts.reused:
+        log.info("Great Expectations: unchanged since validated, verdict reused for %s",
+                 ", ".join(contracts.reused))
     for problem in contracts.problems:
         log.warning("Batch problem: %s", problem)
     summary = contracts.summary[contracts.summary["failed"] > 0]
