@@ -61,12 +61,13 @@ Examples
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from scipy import optimize
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 _H_COMPLEX = 1e-30  # complex step: no cancellation, so it can be tiny
 SINGULAR_TOL = 1e-4  # lme4's isSingular() tolerance on the relative Cholesky factor
@@ -353,6 +354,12 @@ def _fit_reml(cohort, person, x, y, slope, starts) -> Fit:
                flags=_flags(cov_re, vcomp, phi[lower], converged), theta=phi)
 
 
+@functools.cache
+def _blas() -> ThreadpoolController:
+    """The loaded BLAS libraries, looked up once (each lookup reads /proc/self/maps)."""
+    return ThreadpoolController()
+
+
 def _minimise(objective, starts, bounds) -> tuple[np.ndarray, float, bool]:
     """L-BFGS-B from each start with the exact gradient: (best point, value, converged)."""
     def fun(phi):
@@ -360,7 +367,7 @@ def _minimise(objective, starts, bounds) -> tuple[np.ndarray, float, bool]:
 
     lower = np.array([b[0] == 0 for b in bounds])
     # L-BFGS-B calls BLAS on 4-vectors: threads only cost time (4x on a busy machine)
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _blas().limit(limits=1, user_api="blas"):
         results = [optimize.minimize(fun, np.asarray(start, dtype=float), jac=True,
                                      method="L-BFGS-B", bounds=bounds,
                                      options={"ftol": 1e-15, "gtol": 1e-11, "maxiter": 1000})
@@ -495,7 +502,7 @@ def _fit_reml_person(design, person, y, starts) -> Fit:
         raise ValueError("missing participant labels")
     n, p = design.shape
     if n <= p or np.linalg.matrix_rank(design) < p:
-        raise ValueError("the fixed effects are not estimable (a cohort without both waves)")
+        raise ValueError("the fixed effects are not estimable (a cohort seen at one wave only)")
     # Sums of squares lose digits to a large mean: fit y - mean when the design holds
     # the constant (design @ ones_weights = 1), and shift the estimates back.
     ones_weights = np.linalg.lstsq(design, np.ones(n), rcond=None)[0]
