@@ -311,3 +311,32 @@ def test_models_that_cannot_be_fitted_are_flagged_rows():
     assert few["flags"] == "fewer_than_3_cohorts" and not few["converged"]
     [pre_only] = random_cohort_model(long[long["post"] == 0])
     assert pre_only["flags"].startswith("not_fitted") and np.isnan(pre_only["estimate"])
+
+
+def test_models_of_unchanged_data_keep_an_earlier_runs_rows(tmp_path, monkeypatch):
+    """mixed_model_rows with an earlier run's stored scores and models: only the model
+    whose data changed is fitted again, and the table is the one fitted afresh."""
+    from pipelines.analysis import models, tables
+
+    long = simulate(**COHORT_FIXED_CASES["attrition"])
+    scores = pd.concat([long.assign(instrument="i", scale=s) for s in ("a", "b")],
+                       ignore_index=True)
+    scores["wave"] = np.where(scores["post"] == 1, "post", "pre")
+    scores = scores.drop(columns="post")
+    pairs = [("pre", "post")]
+    no_change = pd.DataFrame(columns=["cohort", "instrument", "scale", "from_wave", "to_wave",
+                                      "d_z", "n_pairs"])
+    tables.models_table(scores, pairs, no_change).to_parquet(tmp_path / "models.parquet")
+    scores.to_parquet(tmp_path / "scores.parquet")
+    earlier = (pd.read_parquet(tmp_path / "scores.parquet"),
+               pd.read_parquet(tmp_path / "models.parquet"))
+    changed = scores.copy()
+    changed.loc[changed.index[changed["scale"] == "b"][0], "score"] += 1.0
+    fitted = []
+    monkeypatch.setattr(tables, "cohort_fixed_model",
+                        lambda data: fitted.append(data) or models.cohort_fixed_model(data))
+    rows = tables.mixed_model_rows(changed, pairs, earlier)
+    assert len(fitted) == 1 and fitted[0]["score"].sum() == pytest.approx(
+        changed.loc[changed["scale"] == "b", "score"].sum())
+    pd.testing.assert_frame_equal(tables.models_table(changed, pairs, no_change, rows),
+                                  tables.models_table(changed, pairs, no_change))

@@ -481,26 +481,50 @@ def _meta_rows(change: pd.DataFrame) -> list[dict]:
     return rows
 
 
-def mixed_model_rows(scores: pd.DataFrame, pairs: list[tuple[str, str]]) -> list[dict]:
+def mixed_model_rows(scores: pd.DataFrame, pairs: list[tuple[str, str]],
+                     previous: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> list[dict]:
     """The mixed-model rows of the ``models`` table (they need the scores only).
 
     Per instrument x scale x wave pair: the random-cohort mixed model (3+
     cohorts) and the cohort fixed-effects form (up to 10 cohorts), both on
-    every person observed at either wave.
+    every person observed at either wave. With ``previous`` (the ``scores`` and
+    ``models`` tables of an earlier run of the same code), a model whose data are
+    those of that run -- the same rows in the same order -- keeps that run's rows.
     """
     rows = []
     for from_wave, to_wave in pairs:
-        both = scores[scores["wave"].isin([from_wave, to_wave]) & scores["score"].notna()]
-        for (inst, scale), grp in both.groupby(["instrument", "scale"]):
-            long = grp.assign(post=(grp["wave"] == to_wave).astype(float))[
-                ["cohort", "participant", "post", "score"]].reset_index(drop=True)
+        earlier = {} if previous is None else dict(_model_data(previous[0], from_wave, to_wave))
+        for (inst, scale), long in _model_data(scores, from_wave, to_wave):
             keys = {"instrument": inst, "scale": scale, "from_wave": from_wave,
                     "to_wave": to_wave}
+            same = (inst, scale) in earlier and long.equals(earlier[(inst, scale)])
+            kept = _stored_model_rows(previous[1], keys) if same else []
+            if kept:
+                rows += kept
+                continue
             fitted = random_cohort_model(long)
             if long["cohort"].nunique() <= FEW_COHORTS:
                 fitted += cohort_fixed_model(long)
             rows += [{**keys, "cohort": POOLED, **r} for r in fitted]
     return rows
+
+
+def _model_data(scores: pd.DataFrame, from_wave: str, to_wave: str):
+    """((instrument, scale), long data of the mixed models) for one wave pair."""
+    both = scores[scores["wave"].isin([from_wave, to_wave]) & scores["score"].notna()]
+    for key, grp in both.groupby(["instrument", "scale"]):
+        yield key, grp.assign(post=(grp["wave"] == to_wave).astype(float))[
+            ["cohort", "participant", "post", "score"]].reset_index(drop=True)
+
+
+def _stored_model_rows(models: pd.DataFrame, keys: dict) -> list[dict]:
+    """The mixed-model rows of a stored ``models`` table for one model's keys."""
+    chosen = models["model"].isin(["mixed_random_cohorts", "mixed_cohort_fixed"])
+    for column, value in keys.items():
+        chosen &= models[column] == value
+    stored = models.loc[chosen, [c for c in MODEL_COLUMNS if c not in ("tau2", "i2", "q")]]
+    return [{k: (None if v is pd.NA else v) for k, v in row.items()}
+            for row in stored.to_dict("records")]
 
 
 def models_table(scores: pd.DataFrame, pairs: list[tuple[str, str]],
