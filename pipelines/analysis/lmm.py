@@ -1,6 +1,8 @@
-"""Exact, vectorised REML for the random-cohort model of change.
+"""Exact, vectorised REML for the mixed models of change.
 
-The model is ``score ~ x + (1 + x | cohort) + (1 | participant in cohort)``
+:func:`fit_reml_person` fits ``y ~ 0 + X + (1 | person)`` for any fixed design ``X`` (the
+cohort fixed-effects model: a section at the end). The rest of this module is the
+random-cohort model, :func:`fit_reml`: the model is ``score ~ x + (1 + x | cohort) + (1 | participant in cohort)``
 (``x`` is ``post``: 0 at the from-wave, 1 at the to-wave), or its
 random-intercept form ``score ~ x + (1 | cohort) + (1 | participant in cohort)``.
 statsmodels' ``MixedLM`` fits it exactly but loops over cohorts in Python
