@@ -4,7 +4,8 @@
 ``X`` (the cohort fixed-effects model: a section at the end). The rest of this
 module is the random-cohort model, :func:`fit_reml`:
 ``score ~ x + (1 + x | cohort) + (1 | participant in cohort)`` (``x`` is ``post``: 0
-at the from-wave, 1 at the to-wave), or its random-intercept form ``score ~ x + (1 | cohort) + (1 | participant in cohort)``.
+at the from-wave, 1 at the to-wave), or its random-intercept form
+``score ~ x + (1 | cohort) + (1 | participant in cohort)``.
 statsmodels' ``MixedLM`` fits it exactly but loops over cohorts in Python
 (about a second for 20 cohorts of 30 people); this module fits the same
 restricted likelihood with no loop over cohorts or people, so a national
