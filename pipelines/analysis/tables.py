@@ -493,15 +493,19 @@ def mixed_model_rows(scores: pd.DataFrame, pairs: list[tuple[str, str]],
     """
     rows = []
     for from_wave, to_wave in pairs:
-        earlier = {} if previous is None else dict(_model_data(previous[0], from_wave, to_wave))
-        for (inst, scale), long in _model_data(scores, from_wave, to_wave):
+        earlier = ({} if previous is None else
+                   _model_inputs(_pair_rows(previous[0], from_wave, to_wave)))
+        for (inst, scale), grp in _pair_rows(scores, from_wave, to_wave).groupby(
+                ["instrument", "scale"]):
             keys = {"instrument": inst, "scale": scale, "from_wave": from_wave,
                     "to_wave": to_wave}
-            same = (inst, scale) in earlier and long.equals(earlier[(inst, scale)])
-            kept = _stored_model_rows(previous[1], keys) if same else []
-            if kept:
-                rows += kept
+            same = _same_inputs(grp, earlier.get((inst, scale)))
+            stored = _stored_model_rows(previous[1], keys) if same else []
+            if stored:
+                rows += stored
                 continue
+            long = grp.assign(post=(grp["wave"] == to_wave).astype(float))[
+                ["cohort", "participant", "post", "score"]].reset_index(drop=True)
             fitted = random_cohort_model(long)
             if long["cohort"].nunique() <= FEW_COHORTS:
                 fitted += cohort_fixed_model(long)
@@ -509,22 +513,33 @@ def mixed_model_rows(scores: pd.DataFrame, pairs: list[tuple[str, str]],
     return rows
 
 
-def _model_data(scores: pd.DataFrame, from_wave: str, to_wave: str):
-    """((instrument, scale), long data of the mixed models) for one wave pair."""
-    both = scores[scores["wave"].isin([from_wave, to_wave]) & scores["score"].notna()]
-    for key, grp in both.groupby(["instrument", "scale"]):
-        yield key, grp.assign(post=(grp["wave"] == to_wave).astype(float))[
-            ["cohort", "participant", "post", "score"]].reset_index(drop=True)
+MODEL_INPUTS = ["cohort", "participant", "wave", "score"]
+
+
+def _pair_rows(scores: pd.DataFrame, from_wave: str, to_wave: str) -> pd.DataFrame:
+    return scores[scores["wave"].isin([from_wave, to_wave]) & scores["score"].notna()]
+
+
+def _model_inputs(rows: pd.DataFrame) -> dict[tuple, list[np.ndarray]]:
+    """The model data (:data:`MODEL_INPUTS`, in row order) per instrument x scale."""
+    columns = [rows[c].to_numpy() for c in MODEL_INPUTS]
+    return {key: [c[positions] for c in columns]
+            for key, positions in rows.groupby(["instrument", "scale"]).indices.items()}
+
+
+def _same_inputs(group: pd.DataFrame, earlier: list[np.ndarray] | None) -> bool:
+    return earlier is not None and len(group) == len(earlier[0]) and all(
+        np.array_equal(group[c].to_numpy(), e) for c, e in zip(MODEL_INPUTS, earlier))
 
 
 def _stored_model_rows(models: pd.DataFrame, keys: dict) -> list[dict]:
     """The mixed-model rows of a stored ``models`` table for one model's keys."""
-    chosen = models["model"].isin(["mixed_random_cohorts", "mixed_cohort_fixed"])
+    chosen = models["model"].isin(["mixed_random_cohorts", "mixed_cohort_fixed"]).to_numpy()
     for column, value in keys.items():
-        chosen &= models[column] == value
-    stored = models.loc[chosen, [c for c in MODEL_COLUMNS if c not in ("tau2", "i2", "q")]]
+        chosen = chosen & (models[column] == value).to_numpy()
+    columns = [c for c in MODEL_COLUMNS if c not in ("tau2", "i2", "q")]
     return [{k: (None if v is pd.NA else v) for k, v in row.items()}
-            for row in stored.to_dict("records")]
+            for row in models.loc[chosen, columns].to_dict("records")]
 
 
 def models_table(scores: pd.DataFrame, pairs: list[tuple[str, str]],
