@@ -491,6 +491,7 @@ def mixed_model_rows(scores: pd.DataFrame, pairs: list[tuple[str, str]],
     ``models`` tables of an earlier run of the same code), a model whose data are
     those of that run -- the same rows in the same order -- keeps that run's rows.
     """
+    stored, where = (None, {}) if previous is None else _stored_model_rows(previous[1])
     rows = []
     for from_wave, to_wave in pairs:
         earlier = ({} if previous is None else
@@ -499,10 +500,9 @@ def mixed_model_rows(scores: pd.DataFrame, pairs: list[tuple[str, str]],
                 ["instrument", "scale"]):
             keys = {"instrument": inst, "scale": scale, "from_wave": from_wave,
                     "to_wave": to_wave}
-            same = _same_inputs(grp, earlier.get((inst, scale)))
-            stored = _stored_model_rows(previous[1], keys) if same else []
-            if stored:
-                rows += stored
+            kept = where.get((inst, scale, from_wave, to_wave))
+            if kept is not None and _same_inputs(grp, earlier.get((inst, scale))):
+                rows += _records(stored.iloc[kept])
                 continue
             long = grp.assign(post=(grp["wave"] == to_wave).astype(float))[
                 ["cohort", "participant", "post", "score"]].reset_index(drop=True)
@@ -532,14 +532,17 @@ def _same_inputs(group: pd.DataFrame, earlier: list[np.ndarray] | None) -> bool:
         np.array_equal(group[c].to_numpy(), e) for c, e in zip(MODEL_INPUTS, earlier))
 
 
-def _stored_model_rows(models: pd.DataFrame, keys: dict) -> list[dict]:
-    """The mixed-model rows of a stored ``models`` table for one model's keys."""
-    chosen = models["model"].isin(["mixed_random_cohorts", "mixed_cohort_fixed"]).to_numpy()
-    for column, value in keys.items():
-        chosen = chosen & (models[column] == value).to_numpy()
-    columns = [c for c in MODEL_COLUMNS if c not in ("tau2", "i2", "q")]
+def _stored_model_rows(models: pd.DataFrame) -> tuple[pd.DataFrame, dict[tuple, np.ndarray]]:
+    """A stored ``models`` table's mixed-model rows, and their positions per instrument,
+    scale and wave pair."""
+    mixed = models[models["model"].isin(["mixed_random_cohorts", "mixed_cohort_fixed"])]
+    mixed = mixed[[c for c in MODEL_COLUMNS if c not in ("tau2", "i2", "q")]]
+    return mixed, mixed.groupby(["instrument", "scale", "from_wave", "to_wave"]).indices
+
+
+def _records(rows: pd.DataFrame) -> list[dict]:
     return [{k: (None if v is pd.NA else v) for k, v in row.items()}
-            for row in models.loc[chosen, columns].to_dict("records")]
+            for row in rows.to_dict("records")]
 
 
 def models_table(scores: pd.DataFrame, pairs: list[tuple[str, str]],
