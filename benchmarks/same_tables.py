@@ -21,6 +21,16 @@ Every Parquet table under ``outputs/tables`` is compared:
   1 in magnitude and relative above** (``|a - b| <= 1e-10 * max(1, |a|, |b|)``), NaN in
   the same cells, infinities equal.
 
+Documented differences (``MODEL_TOLERANCE``, ``FLAG_RENAMED``), from issue 22's cohort
+fixed-effects model (``models.cohort_fixed_model`` fitted by ``lmm.fit_reml_person``
+instead of statsmodels' ``MixedLM``): in the ``models`` table's ``mixed_cohort_fixed``
+rows, numbers within 2e-4 (same scaling): statsmodels stopped at its default gradient
+tolerance, up to ~1e-4 from the REML optimum on which lme4, statsmodels run to a tight
+gradient and the new fit agree to ~1e-8 (tests/test_models_fast.py); and a design
+statsmodels could not fit (a cohort seen at one wave only) was flagged with numpy's
+"Singular matrix", now with that reason. Compare trees that both have the change with
+``--strict`` (no documented differences).
+
 Excluded, because they differ between any two runs of the same code: the ``runs``
 table (run ids, start/end times, durations, versions, fingerprints of the code) and,
 in any table, columns named in ``VOLATILE`` (timestamps and durations).
@@ -41,9 +51,13 @@ import numpy as np
 import pandas as pd
 
 TOLERANCE = 1e-10
+STRICT = False  # --strict: no documented differences
 EXCLUDED_TABLES = {"runs"}
 VOLATILE = {"run_id", "started", "finished", "started_at", "finished_at", "seconds",
             "duration_s", "created", "created_at", "written_at", "capacitar_version"}
+MODEL_TOLERANCE = {"mixed_cohort_fixed": 2e-4}
+FLAG_RENAMED = {"not_fitted: Singular matrix":
+                "not_fitted: the fixed effects are not estimable (a cohort seen at one wave only)"}
 KEY = "5f3c1e0a9b8d7c6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e"
 NATIONAL = ("from benchmarks.national_program import write_national; import sys; "
             "write_national(sys.argv[1], int(sys.argv[2]))")
@@ -61,8 +75,9 @@ def is_float(series: pd.Series) -> bool:
     return pd.api.types.is_float_dtype(series.dtype)
 
 
-def largest_difference(a: pd.Series, b: pd.Series) -> tuple[float, int]:
-    """(largest scaled difference, cells out of tolerance) of two float columns."""
+def largest_difference(a: pd.Series, b: pd.Series, tolerance=TOLERANCE) -> tuple[float, int]:
+    """(largest scaled difference, cells out of tolerance) of two float columns
+    (``tolerance``: a number, or one per row)."""
     x, y = a.to_numpy(dtype=float, na_value=np.nan), b.to_numpy(dtype=float, na_value=np.nan)
     missing = np.isnan(x) | np.isnan(y)
     bad = int((np.isnan(x) != np.isnan(y)).sum())
@@ -72,7 +87,8 @@ def largest_difference(a: pd.Series, b: pd.Series) -> tuple[float, int]:
     with np.errstate(invalid="ignore"):
         scaled = np.abs(x - y)[finite] / np.maximum(1.0, np.maximum(np.abs(x), np.abs(y))[finite])
     worst = float(scaled.max()) if scaled.size else 0.0
-    return worst, bad + int((scaled > TOLERANCE).sum())
+    allowed = np.broadcast_to(np.asarray(tolerance, dtype=float), x.shape)[finite]
+    return worst, bad + int((scaled > allowed).sum())
 
 
 def same_exactly(a: pd.Series, b: pd.Series) -> int:
@@ -90,19 +106,30 @@ def compare_table(name: str, before: pd.DataFrame, after: pd.DataFrame) -> tuple
         return 0, np.nan, [f"columns differ: {list(before.columns)} vs {list(after.columns)}"]
     if len(before) != len(after):
         return 0, np.nan, [f"{len(before)} rows before, {len(after)} after"]
+    documented = name == "models.parquet" and not STRICT
+    if documented:
+        cohort_fixed = before["model"].astype(str).isin(MODEL_TOLERANCE).to_numpy()
+        renamed = before["flags"].astype(object).map(lambda f: FLAG_RENAMED.get(f, f))
+        before = before.assign(flags=before["flags"].astype(object).where(~cohort_fixed, renamed)
+                               .astype(before["flags"].dtype))
     columns = [c for c in before.columns if c not in VOLATILE]
     keys = [c for c in columns if not is_float(before[c])]
     if keys and sum(same_exactly(before[c], after[c]) for c in keys):
         before = before.sort_values(keys, kind="stable").reset_index(drop=True)
         after = after.sort_values(keys, kind="stable").reset_index(drop=True)
         problems.append("note: rows in another order (compared after sorting by the keys)")
+    tolerance = np.full(len(before), TOLERANCE)
+    if documented and cohort_fixed.any():
+        tolerance = before["model"].astype(str).map(MODEL_TOLERANCE).fillna(TOLERANCE).to_numpy()
+        problems.append(f"note: {int((tolerance > TOLERANCE).sum())} rows compared with the "
+                        "documented tolerance")
     worst, compared = 0.0, 0
     for column in columns:
         if is_float(before[column]) != is_float(after[column]):
             problems.append(f"{column}: dtype {before[column].dtype} vs {after[column].dtype}")
             continue
         if is_float(before[column]):
-            diff, bad = largest_difference(before[column], after[column])
+            diff, bad = largest_difference(before[column], after[column], tolerance)
             worst = max(worst, diff)
         else:
             bad = same_exactly(before[column], after[column])
@@ -175,9 +202,13 @@ def main() -> None:
     parser.add_argument("--after", type=Path, default=Path(__file__).resolve().parent.parent,
                         help="code tree of the 'after' side (default: this one)")
     parser.add_argument("--cohorts", type=int, default=100)
+    parser.add_argument("--strict", action="store_true",
+                        help="no documented differences (trees that both have them)")
     parser.add_argument("--work", type=Path, default=Path("same_tables_work"),
                         help="where both sides are built (an existing side is reused)")
     args = parser.parse_args()
+    global STRICT
+    STRICT = args.strict
     if args.baseline is None:
         if len(args.folders) != 2:
             parser.error("give BEFORE and AFTER folders, or --baseline TREE")

@@ -130,15 +130,21 @@ def analyse_cohorts(ctx: Context, valid: dict[str, pd.DataFrame], scores: pd.Dat
             "wave_means": wave_means(scores, scope="cohorts")}
 
 
-def pooled_parts(ctx: Context, valid: dict[str, pd.DataFrame], scores: pd.DataFrame
-                 ) -> dict[str, Callable[[], Any]]:
+def pooled_parts(ctx: Context, valid: dict[str, pd.DataFrame], scores: pd.DataFrame,
+                 previous: tuple[pd.DataFrame, pd.DataFrame] | None = None
+                 ) -> dict[str | tuple, Callable[[], Any]]:
     """The program-wide computations, biggest first, each independent of the others (so they
-    can be shared out among processes); :func:`pooled_rows` puts their results together."""
+    can be shared out among processes); :func:`pooled_rows` puts their results together.
+    ``previous``: :func:`earlier_models`."""
     pairs = ctx.config.pairs()
+    # The mixed models are the biggest part: one part per wave pair, so processes share them.
+    mixed = {("mixed_models", pair): functools.partial(mixed_model_rows, scores, [pair],
+                                                       previous)
+             for pair in pairs}
     return {
+        **mixed,
         "reliability": lambda: reliability_table(valid, ctx.instruments, scope="pooled"),
         "items": lambda: item_tables(valid, ctx.instruments, scope="pooled"),
-        "mixed_models": lambda: mixed_model_rows(scores, pairs),
         "band_transitions": lambda: [band_transitions(scores, f, t, scope="pooled")
                                      for f, t in pairs],
         "wave_means": lambda: wave_means(scores, scope="pooled"),
@@ -146,13 +152,14 @@ def pooled_parts(ctx: Context, valid: dict[str, pd.DataFrame], scores: pd.DataFr
     }
 
 
-def pooled_rows(parts: dict[str, Any]) -> dict[str, pd.DataFrame]:
+def pooled_rows(parts: dict[str | tuple, Any]) -> dict[str, pd.DataFrame]:
     """The results of :func:`pooled_parts` as the program-wide rows of each table."""
     items, options = parts["items"]
     transitions = parts["band_transitions"]
+    mixed = [row for name, rows in parts.items() if name[0] == "mixed_models" for row in rows]
     return {"reliability": parts["reliability"], "items": items, "item_options": options,
             "band_transitions": pd.concat(transitions, ignore_index=True) if transitions else None,
-            "wave_means": parts["wave_means"], "mixed_models": parts["mixed_models"],
+            "wave_means": parts["wave_means"], "mixed_models": mixed,
             **parts["competence"]}
 
 
@@ -173,12 +180,27 @@ def analyse_shared(ctx: Context, valid: dict[str, pd.DataFrame], scores: pd.Data
     program-wide parts; each process takes the next piece as it becomes free.
     """
     groups = cohort_groups(cohorts, workers())
-    pooled = pooled_parts(ctx, valid, scores)
+    pooled = pooled_parts(ctx, valid, scores, earlier_models(ctx, valid, cohorts))
     work = [functools.partial(analyse_group, ctx, valid, scores, group) for group in groups]
     with Shared(call, [*work, *pooled.values()], workers() - 1) as shared:
         shared.help()
         done = shared.results()
     return pooled_rows(dict(zip(pooled, done[len(groups):]))), done[:len(groups)]
+
+
+def earlier_models(ctx: Context, valid: dict[str, pd.DataFrame], cohorts: list[str]
+                   ) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """The last good run's ``scores`` and ``models`` tables when some cohort is not analysed
+    afresh (``cohorts`` are those that are): that cohort kept its fingerprint, which holds
+    the code and the analysis context, so that run's models of unchanged data are this run's
+    (:func:`pipelines.analysis.tables.mixed_model_rows` checks the data)."""
+    if set(cohorts) >= set(cohorts_present(valid)):
+        return None
+    folder = ctx.config.output_dir / "tables"
+    paths = [folder / "scores.parquet", folder / "models.parquet"]
+    if not all(p.exists() for p in paths):
+        return None
+    return pd.read_parquet(paths[0]), pd.read_parquet(paths[1])
 
 
 def analyse_group(ctx: Context, valid: dict[str, pd.DataFrame], scores: pd.DataFrame,

@@ -33,7 +33,7 @@ from pipelines.pull.snapshots import snapshot_files_globs
 
 STATE_FILE = "state.json"
 # Bump when the analysis changes in a way the code version would not show (dev installs).
-ANALYSIS_VERSION = "2"
+ANALYSIS_VERSION = "3"
 
 
 @dataclass

@@ -449,3 +449,44 @@ def knowledge_items(correct: pd.DataFrame, options_table: pd.DataFrame) -> pd.Da
                              ("low_discrimination", r_drop < LOW_R),
                              ("possible_wrong_key", np.isin(correct.columns, sorted(wrong_key)))),
     })
+
+
+# ---- the mixed models in statsmodels (the former implementation) -------------------
+
+def random_cohort_spec(long: pd.DataFrame, re_formula: str):
+    """models.random_cohort_model in statsmodels (``re_formula`` "~post" or "1")."""
+    import statsmodels.formula.api as smf
+
+    return smf.mixedlm("score ~ post", long, groups="cohort", re_formula=re_formula,
+                       vc_formula={"participant": "0 + C(participant)"})
+
+
+def cohort_fixed_spec(long: pd.DataFrame):
+    """models.cohort_fixed_model in statsmodels (terms ``C(cohort)[c]``, ``C(cohort)[c]:post``)."""
+    import statsmodels.formula.api as smf
+
+    return smf.mixedlm("score ~ 0 + C(cohort) + C(cohort):post", long, groups="participant")
+
+
+def statsmodels_fit(model, tight: bool = True):
+    """REML fit: ``tight``, BFGS to a gradient of 1e-9 (a 1e-8 reference, its score checked);
+    else as the former production code (lbfgs, bfgs, cg at statsmodels' defaults)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if not tight:
+            return model.fit(reml=True, method=["lbfgs", "bfgs", "cg"])
+        fit = model.fit(reml=True, method="bfgs", gtol=1e-9, maxiter=5000)
+        # BFGS may report a precision loss this close to the optimum: check the score.
+        assert np.abs(model.score(fit.params_object, profile_fe=True)).max() < 1e-4
+    return fit
+
+
+def statsmodels_rows(fit, names: dict[str, tuple[str, str]]) -> list[dict]:
+    """estimate, se, Wald interval and p per statsmodels term name -> (term, cohort)."""
+    ci = fit.conf_int()
+    return [{"term": term, "cohort": cohort, "estimate": float(fit.fe_params[name]),
+             "se": float(fit.bse_fe[name]), "ci_low": float(ci.loc[name, 0]),
+             "ci_high": float(ci.loc[name, 1]), "p": float(fit.pvalues[name])}
+            for name, (term, cohort) in names.items()]

@@ -563,3 +563,29 @@ def test_report_takes_the_lock_and_no_pdf_keeps_the_pdfs(program, prefect_harnes
         main(["report", str(program), "--no-pdf"])
     assert stop.value.code == 0
     assert pdf.read_bytes() == b"%PDF-1.4 printed last week"
+
+
+def test_a_changed_answer_refits_only_the_models_whose_scores_changed(program, prefect_harness,
+                                                                     monkeypatch):
+    """The mixed models of unchanged scores keep the last run's rows; the tables equal a
+    run from scratch."""
+    from pipelines.analysis import models, tables
+    from pipelines.flows import evaluate_program
+
+    monkeypatch.setenv("CAPACITAR_WORKERS", "1")  # every model fitted in this process
+    evaluate_program(str(program))
+    fitted = []
+    monkeypatch.setattr(tables, "cohort_fixed_model",
+                        lambda long: fitted.append(long) or models.cohort_fixed_model(long))
+    changed = answers(2, 12, shift=1)
+    changed[0][2][0] = "1" if changed[0][2][0] != "1" else "2"  # item s1 of one person
+    (program / "inbox" / "stss_post_c2.csv").write_text(stss_csv(changed, "Laredo"))
+    run = evaluate_program(str(program))
+    assert run["cohorts_recomputed"] == ["c2"]
+    scales = tables_of(program)["models"].query("model == 'mixed_cohort_fixed'")["scale"]
+    refitted = len(fitted)
+    assert 0 < refitted < scales.nunique()
+    after = tables_of(program)
+    evaluate_program(str(program), force=True)
+    assert len(fitted) - refitted == scales.nunique()  # a forced run fits every model
+    assert_same_tables(after, tables_of(program))

@@ -1,8 +1,11 @@
-"""Exact, vectorised REML for the random-cohort model of change.
+"""Exact, vectorised REML for the mixed models of change.
 
-The model is ``score ~ x + (1 + x | cohort) + (1 | participant in cohort)``
-(``x`` is ``post``: 0 at the from-wave, 1 at the to-wave), or its
-random-intercept form ``score ~ x + (1 | cohort) + (1 | participant in cohort)``.
+:func:`fit_reml_person` fits ``y ~ 0 + X + (1 | person)`` for any fixed design
+``X`` (the cohort fixed-effects model: a section at the end). The rest of this
+module is the random-cohort model, :func:`fit_reml`:
+``score ~ x + (1 + x | cohort) + (1 | participant in cohort)`` (``x`` is ``post``: 0
+at the from-wave, 1 at the to-wave), or its random-intercept form
+``score ~ x + (1 | cohort) + (1 | participant in cohort)``.
 statsmodels' ``MixedLM`` fits it exactly but loops over cohorts in Python
 (about a second for 20 cohorts of 30 people); this module fits the same
 restricted likelihood with no loop over cohorts or people, so a national
@@ -61,12 +64,13 @@ Examples
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from scipy import optimize
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 _H_COMPLEX = 1e-30  # complex step: no cancellation, so it can be tiny
 SINGULAR_TOL = 1e-4  # lme4's isSingular() tolerance on the relative Cholesky factor
@@ -259,11 +263,11 @@ def _hessian(st: _Stats, beta, theta, q, steps):
 class Fit:
     """A REML fit; variances in the data's units (multiplied by ``scale``)."""
 
-    fe_params: np.ndarray          # (2,) intercept, slope of x
-    cov_fe: np.ndarray             # (2, 2) as statsmodels' cov_params() block
-    cov_fe_gls: np.ndarray         # (2, 2) sigma^2 (X'V^-1X)^-1, lme4's vcov()
+    fe_params: np.ndarray          # (p,) fixed effects (intercept, slope of x)
+    cov_fe: np.ndarray             # (p, p) as statsmodels' cov_params() block
+    cov_fe_gls: np.ndarray         # (p, p) sigma^2 (X'V^-1X)^-1, lme4's vcov()
     scale: float                   # residual variance sigma^2
-    cov_re: np.ndarray             # (q, q) cohort covariance
+    cov_re: np.ndarray             # (q, q) cohort covariance (0 x 0 without cohort effects)
     vcomp: float                   # participant variance
     llf: float                     # REML log-likelihood (statsmodels' constant)
     converged: bool
@@ -321,27 +325,12 @@ def _fit_reml(cohort, person, x, y, slope, starts) -> Fit:
         g, lam = _unpack_cholesky(phi_batch, q)
         return -_loglike(st, g, lam) / n
 
-    def fun(phi):
-        return _value_and_gradient(objective, phi)
-
     if starts is None:  # statsmodels' start (G = I, lam = 1) and smaller variances
         starts = [np.r_[np.eye(q)[np.tril_indices(q)], 1.0],
                   np.r_[0.2 * np.eye(q)[np.tril_indices(q)], 0.7]]
     bounds = [(0, None), (None, None), (0, None), (0, None)] if q == 2 else [(0, None)] * 2
+    phi, best_fun, converged = _minimise(objective, starts, bounds)
     lower = np.array([b[0] == 0 for b in bounds])
-    # L-BFGS-B calls BLAS on 4-vectors: threads only cost time (4x on a busy machine)
-    with threadpool_limits(limits=1, user_api="blas"):
-        results = [optimize.minimize(fun, np.asarray(start, dtype=float), jac=True,
-                                     method="L-BFGS-B", bounds=bounds,
-                                     options={"ftol": 1e-15, "gtol": 1e-11, "maxiter": 1000})
-                   for start in starts]
-    best = min(results, key=lambda r: r.fun if np.isfinite(r.fun) else np.inf)
-    phi = best.x
-    # Converged = projected gradient ~0 (L-BFGS-B may stop on a line search that cannot
-    # improve at full precision: that is a converged fit too).
-    _, grad = fun(phi)
-    projected = np.where(lower & (phi <= 0) & (grad > 0), 0.0, grad)
-    converged = bool(np.abs(projected).max() < 1e-6)
     g, lam = _unpack_cholesky(phi[None], q)
     xvx, xvy, yvy, _ = _pieces(st, g, lam)
     beta = np.linalg.solve(xvx[0], xvy[0])
@@ -362,14 +351,186 @@ def _fit_reml(cohort, person, x, y, slope, starts) -> Fit:
     cov_fe = cov[:2, :2]
 
     cov_re, vcomp = g[0].real * scale, float(lam[0].real) * scale
-    # lme4's isSingular(): a relative Cholesky diagonal (or t) within 1e-4 of its bound 0.
-    singular = bool((phi[lower] < SINGULAR_TOL).any())
+    return Fit(fe_params=beta + np.array([shift, 0.0]), cov_fe=cov_fe,
+               cov_fe_gls=scale * np.linalg.inv(xvx[0].real), scale=scale, cov_re=cov_re,
+               vcomp=vcomp, llf=float(-best_fun * n), converged=converged,
+               flags=_flags(cov_re, vcomp, phi[lower], converged), theta=phi)
+
+
+@functools.cache
+def _blas() -> ThreadpoolController:
+    """The loaded BLAS libraries, looked up once (each lookup reads /proc/self/maps)."""
+    return ThreadpoolController()
+
+
+def _minimise(objective, starts, bounds) -> tuple[np.ndarray, float, bool]:
+    """L-BFGS-B from each start with the exact gradient: (best point, value, converged)."""
+    def fun(phi):
+        return _value_and_gradient(objective, phi)
+
+    lower = np.array([b[0] == 0 for b in bounds])
+    # L-BFGS-B calls BLAS on 4-vectors: threads only cost time (4x on a busy machine)
+    with _blas().limit(limits=1, user_api="blas"):
+        results = [optimize.minimize(fun, np.asarray(start, dtype=float), jac=True,
+                                     method="L-BFGS-B", bounds=bounds,
+                                     options={"ftol": 1e-15, "gtol": 1e-11, "maxiter": 1000})
+                   for start in starts]
+    best = min(results, key=lambda r: r.fun if np.isfinite(r.fun) else np.inf)
+    phi = best.x
+    # Converged = projected gradient ~0 (L-BFGS-B may stop on a line search that cannot
+    # improve at full precision: that is a converged fit too).
+    _, grad = fun(phi)
+    projected = np.where(lower & (phi <= 0) & (grad > 0), 0.0, grad)
+    return phi, best.fun, bool(np.abs(projected).max() < 1e-6)
+
+
+def _flags(cov_re: np.ndarray, vcomp: float, bounded: np.ndarray, converged: bool) -> list[str]:
+    """``boundary_fit`` (statsmodels' test: a variance under 0.01; or lme4's isSingular():
+    a relative Cholesky diagonal or t within 1e-4 of its bound 0) and ``convergence_warning``."""
+    variances = np.r_[np.abs(np.diag(cov_re)), vcomp]
     flags = []
-    if np.abs(np.diag(cov_re)).min() < 0.01 or vcomp < 0.01 or singular:
+    if variances.min() < 0.01 or bool((bounded < SINGULAR_TOL).any()):
         flags.append("boundary_fit")
     if not converged:
         flags.append("convergence_warning")
-    return Fit(fe_params=beta + np.array([shift, 0.0]), cov_fe=cov_fe,
-               cov_fe_gls=scale * np.linalg.inv(xvx[0].real), scale=scale, cov_re=cov_re,
-               vcomp=vcomp, llf=float(-best.fun * n), converged=converged, flags=flags,
-               theta=phi)
+    return flags
+
+
+# ---- y = X beta + (1 | person) + e: any fixed design, a random intercept per person ----
+# The cohort fixed-effects model of change (X = per-cohort intercepts and changes). V is
+# sigma^2 D with D = I + lam J per person, so X'V^-1X, X'V^-1y and y'V^-1y are, for any
+# lam, fixed combinations of X'X, X'y, y'y and per-person-size sums of (X'1)(1'X),
+# (X'1)(1'y), (1'y)^2: precomputed once, then each likelihood is p x p algebra.
+
+@dataclass
+class _PersonStats:
+    xx: np.ndarray      # (p, p) X'X
+    xy: np.ndarray      # (p,) X'y
+    yy: float           # y'y
+    m: np.ndarray       # (K,) people's numbers of rows
+    count: np.ndarray   # (K,) people of that size
+    uu: np.ndarray      # (K, p, p) sum over people of that size of (X'1)(1'X)
+    uy: np.ndarray      # (K, p) ... of (X'1)(1'y)
+    yy1: np.ndarray     # (K,) ... of (1'y)^2
+    n_obs: int
+
+
+def _person_sums(design: np.ndarray, person, y: np.ndarray) -> _PersonStats:
+    codes = pd.factorize(pd.Series(person), sort=False)[0]
+    n_people = codes.max() + 1
+    u = np.stack([np.bincount(codes, weights=column, minlength=n_people)
+                  for column in design.T], axis=1)                      # (people, p) X'1
+    t = np.bincount(codes, weights=y, minlength=n_people)               # 1'y
+    sizes, size_of = np.unique(np.bincount(codes), return_inverse=True)
+    groups = [size_of == k for k in range(len(sizes))]
+    return _PersonStats(xx=design.T @ design, xy=design.T @ y, yy=float(y @ y),
+                        m=sizes.astype(float), count=np.bincount(size_of),
+                        uu=np.stack([u[g].T @ u[g] for g in groups]),
+                        uy=np.stack([u[g].T @ t[g] for g in groups]),
+                        yy1=np.array([t[g] @ t[g] for g in groups]), n_obs=len(y))
+
+
+def _person_pieces(st: _PersonStats, lam):
+    """X'D^-1X (B,p,p), X'D^-1y (B,p), y'D^-1y (B,), log det D (B,) for lam (B,), maybe complex."""
+    c = lam[:, None] / (1 + st.m[None, :] * lam[:, None])              # (B, K)
+    logdet = np.log(1 + st.m[None, :] * lam[:, None]) @ st.count.astype(float)
+    return (st.xx[None] - np.einsum("bk,kij->bij", c, st.uu), st.xy[None] - c @ st.uy,
+            st.yy - c @ st.yy1, logdet)
+
+
+def _person_loglike(st: _PersonStats, lam, beta=None):
+    """REML log-likelihood (statsmodels' form), sigma^2 profiled out; beta too when None.
+
+    Returns (log-likelihood, X'V^-1(y - X beta), r'V^-1r) per lam, as sigma^2 times.
+    """
+    xvx, xvy, yvy, logdet = _person_pieces(st, lam)
+    if beta is None:
+        beta = np.linalg.solve(xvx, xvy[..., None])[..., 0]
+        resid = np.zeros_like(xvy)
+        rvr = yvy - np.einsum("bi,bi->b", beta, xvy)
+    else:
+        resid = xvy - np.einsum("bij,j->bi", xvx, beta)
+        rvr = (yvy - 2 * xvy @ beta) + np.einsum("i,bij,j->b", beta, xvx, beta)
+    sign, logabs = np.linalg.slogdet(xvx)
+    fac = st.n_obs - st.xx.shape[0]
+    loglike = (-0.5 * (logdet + np.log(sign) + logabs + fac * np.log(rvr))
+               - 0.5 * fac * np.log(2 * np.pi) + 0.5 * fac * np.log(fac) - 0.5 * fac)
+    return loglike, resid, rvr
+
+
+def _person_hessian(st: _PersonStats, beta, lam: float, step: float):
+    """Hessian of the scale-profiled REML log-likelihood in (beta, lam), as :func:`_hessian`:
+    beta's derivatives written out, lam's by complex step (and central differences)."""
+    points = lam + np.array([0.0, step, -step]) + 1j * _H_COMPLEX
+    loglike, resid, rvr = _person_loglike(st, points, beta)
+    fac = st.n_obs - len(beta)
+    d1 = loglike[1:].imag / _H_COMPLEX
+    h_tt = (d1[0] - d1[1]) / (2 * step)
+    h_bt = (fac * resid[0] / rvr[0]).imag / _H_COMPLEX
+    xvx = _person_pieces(st, np.array([lam]))[0][0]
+    r0, rvr0 = resid[0].real, rvr[0].real
+    h_bb = -fac * xvx / rvr0 + 2 * fac * np.outer(r0, r0) / rvr0**2
+    return np.block([[h_bb, h_bt[:, None]], [h_bt[None, :], np.array([[h_tt]])]])
+
+
+def fit_reml_person(design, person, y, starts=None) -> Fit:
+    """REML fit of ``y ~ 0 + design + (1 | person)``: any fixed design, a random
+    intercept per person (``person`` labels; rows with a missing value dropped beforehand).
+
+    The same model and figures as statsmodels' ``MixedLM(y, design, groups=person)``
+    (REML; covariance of the fixed effects from the Hessian in fixed effects and the
+    person variance, cross terms included) and lme4's
+    ``lmer(y ~ 0 + design + (1 | person))`` (``cov_fe_gls`` is its ``vcov``). Flags as
+    :func:`fit_reml`. ``cov_re`` is empty: the person variance is ``vcomp``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(2)
+    >>> person = np.repeat(np.arange(60), 2)
+    >>> post = np.tile([0.0, 1.0], 60)
+    >>> y = 40 - 3 * post + rng.normal(0, 4, 60)[person] + rng.normal(0, 2, 120)
+    >>> fit = fit_reml_person(np.c_[np.ones(120), post], person, y)
+    >>> fit.converged, fit.fe_params.round(1).tolist(), round(fit.vcomp), round(fit.scale)
+    (True, [40.3, -3.2], 16, 4)
+    """
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return _fit_reml_person(design, person, y, starts)
+
+
+def _fit_reml_person(design, person, y, starts) -> Fit:
+    design, y = np.asarray(design, dtype=float), np.asarray(y, dtype=float)
+    if not (np.isfinite(design).all() and np.isfinite(y).all()):
+        raise ValueError("missing or infinite values in the design or y")
+    if pd.isna(np.asarray(person)).any():
+        raise ValueError("missing participant labels")
+    n, p = design.shape
+    if n <= p or np.linalg.matrix_rank(design) < p:
+        raise ValueError("the fixed effects are not estimable (a cohort seen at one wave only)")
+    # Sums of squares lose digits to a large mean: fit y - mean when the design holds
+    # the constant (design @ ones_weights = 1), and shift the estimates back.
+    ones_weights = np.linalg.lstsq(design, np.ones(n), rcond=None)[0]
+    shift = float(y.mean()) if np.allclose(design @ ones_weights, 1.0) else 0.0
+    st = _person_sums(design, person, y - shift)
+
+    def objective(phi_batch):
+        return -_person_loglike(st, phi_batch[:, 0] ** 2)[0] / n
+
+    phi, best_fun, converged = _minimise(
+        objective, [np.array([1.0]), np.array([0.7])] if starts is None else starts,
+        [(0, None)])
+    lam = float(phi[0] ** 2)
+    xvx, xvy, yvy, _ = _person_pieces(st, np.array([lam]))
+    beta = np.linalg.solve(xvx[0], xvy[0])
+    scale = float((yvy[0] - beta @ xvy[0]) / (n - p))
+    if not (np.isfinite(beta).all() and np.isfinite(scale) and scale > 0):
+        raise ValueError("the model is not estimable (no residual variance)")
+    hess = _person_hessian(st, beta, lam, 1e-5 * max(lam, 1e-3))
+    try:
+        cov = np.linalg.inv(-hess)
+    except np.linalg.LinAlgError:
+        cov = np.full_like(hess, np.nan)
+    cov_re, vcomp = np.zeros((0, 0)), lam * scale
+    return Fit(fe_params=beta + shift * ones_weights, cov_fe=cov[:p, :p],
+               cov_fe_gls=scale * np.linalg.inv(xvx[0]), scale=scale, cov_re=cov_re,
+               vcomp=vcomp, llf=float(-best_fun * n), converged=converged,
+               flags=_flags(cov_re, vcomp, phi, converged), theta=phi)

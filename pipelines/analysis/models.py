@@ -7,36 +7,14 @@ and never raises on a model that cannot be fitted: the row carries NaN, a
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
-import statsmodels.formula.api as smf
 from scipy import optimize, stats
 
 from pipelines.analysis import lmm
 
 FEW_COHORTS = 10  # up to this many cohorts, also fit the cohort fixed-effects form
 MIN_COHORTS_RANDOM = 3
-
-
-def _term_rows(fit, model: str, terms: dict[str, tuple[str, str]], n_obs: int, n_groups: int,
-               flags: list[str], converged: bool) -> list[dict]:
-    with warnings.catch_warnings():
-        # A singular covariance gives NaN standard errors: flagged below, not printed.
-        warnings.simplefilter("ignore", RuntimeWarning)
-        ci, bse, pvalues = fit.conf_int(), fit.bse_fe, fit.pvalues
-    if not np.isfinite(bse.to_numpy()).all():
-        flags = [*flags, "se_not_estimable"]
-    rows = []
-    for name, (term, cohort) in terms.items():
-        rows.append({"model": model, "term": term, "cohort": cohort,
-                     "estimate": float(fit.fe_params[name]),
-                     "se": float(bse[name]), "ci_low": float(ci.loc[name, 0]),
-                     "ci_high": float(ci.loc[name, 1]), "p": float(pvalues[name]),
-                     "n_obs": n_obs, "n_groups": n_groups, "converged": converged,
-                     "flags": ";".join(flags)})
-    return rows
 
 
 def _failed(model: str, n_obs: int, n_groups: int, flag: str) -> list[dict]:
@@ -50,33 +28,22 @@ def not_fitted(error: Exception) -> str:
     return f"not_fitted: {str(error).replace(';', ',')}"[:200]
 
 
-def _fit(model, reml: bool = True):
-    """Fit with a chain of optimisers; statsmodels' warnings become flags."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        fit = model.fit(reml=reml, method=["lbfgs", "bfgs", "cg"])
-    messages = [str(w.message).lower() for w in caught]
-    flags = []
-    if any("boundary" in m for m in messages):
-        flags.append("boundary_fit")
-    if any("converge" in m or "singular" in m for m in messages):
-        flags.append("convergence_warning")
-    return fit, flags
-
-
-def _wald_rows(fit: lmm.Fit, model: str, labels: list[str], n_obs: int, n_groups: int,
-               flags: list[str], level: float = 0.95) -> list[dict]:
-    """Rows as :func:`_term_rows` makes them from statsmodels: normal-based Wald."""
+def _wald_rows(fit: lmm.Fit, model: str, terms: list[tuple[str, str | None]], n_obs: int,
+               n_groups: int, flags: list[str], level: float = 0.95) -> list[dict]:
+    """One row per fixed effect (``terms``: (term, cohort or None)) with normal-based
+    Wald intervals and p values, as statsmodels' ``MixedLMResults``."""
     se = fit.bse_fe
     if not np.isfinite(se).all():
         flags = [*flags, "se_not_estimable"]
     crit = stats.norm.ppf(1 - (1 - level) / 2)
     rows = []
-    for label, estimate, s in zip(labels, fit.fe_params, se):
-        rows.append({"model": model, "term": label, "estimate": float(estimate), "se": float(s),
+    for (term, cohort), estimate, s in zip(terms, fit.fe_params, se):
+        rows.append({"model": model, "term": term, "estimate": float(estimate), "se": float(s),
                      "ci_low": float(estimate - crit * s), "ci_high": float(estimate + crit * s),
                      "p": float(2 * stats.norm.sf(abs(estimate / s))), "n_obs": n_obs,
                      "n_groups": n_groups, "converged": fit.converged, "flags": ";".join(flags)})
+        if cohort is not None:
+            rows[-1]["cohort"] = cohort
     return rows
 
 
@@ -87,7 +54,7 @@ def random_cohort_model(long: pd.DataFrame) -> list[dict]:
     post (0 = from wave, 1 = to wave) and score. The ``change`` term is the
     average change across cohorts (the fixed effect of post), the same model
     as lme4's ``lmer(score ~ post + (1 + post | cohort) + (1 | cohort:participant))``
-    and statsmodels' ``MixedLM`` (:func:`_random_cohort_spec`).
+    and statsmodels' ``MixedLM`` (the reference in ``tests/oracles.py``).
 
     The fit is :func:`pipelines.analysis.lmm.fit_reml`: the exact REML
     likelihood computed from per-cohort sums (Woodbury on the rank-2 cohort
@@ -137,14 +104,8 @@ def random_cohort_model(long: pd.DataFrame) -> list[dict]:
             flags = ["random_slope_dropped", *fit.flags]
     except (ValueError, np.linalg.LinAlgError) as error:
         return _failed(name, n_obs, n_groups, not_fitted(error))
-    return _wald_rows(fit, name, ["from_wave_mean", "change"], n_obs, n_groups, flags)
-
-
-def _random_cohort_spec(long: pd.DataFrame, re_formula: str):
-    """The same model in statsmodels (``re_formula`` "~post" or "1"): the reference
-    that tests and benchmarks/models.py compare :func:`random_cohort_model` with."""
-    return smf.mixedlm("score ~ post", long, groups="cohort", re_formula=re_formula,
-                       vc_formula={"participant": "0 + C(participant)"})
+    return _wald_rows(fit, name, [("from_wave_mean", None), ("change", None)], n_obs,
+                      n_groups, flags)
 
 
 def cohort_fixed_model(long: pd.DataFrame) -> list[dict]:
@@ -152,21 +113,45 @@ def cohort_fixed_model(long: pd.DataFrame) -> list[dict]:
 
     The form for programs with few cohorts, where a cohort variance cannot be
     estimated: each cohort's change is a fixed effect (term ``change``, with the cohort),
-    people are a random intercept (so the unpaired are used, not dropped).
+    people are a random intercept (so the unpaired are used, not dropped). ``long`` as
+    :func:`random_cohort_model`; rows per cohort in sorted order, ``from_wave_mean`` then
+    ``change``.
+
+    The fit is :func:`pipelines.analysis.lmm.fit_reml_person`, the model of lme4's
+    ``lmer(score ~ 0 + factor(cohort) + factor(cohort):post + (1 | participant))`` and
+    statsmodels' ``MixedLM``: estimates and variances as both, standard errors as
+    statsmodels' (cross terms with the person variance included; lme4's ``vcov`` omits
+    them), Wald intervals and p values on the normal distribution. Flags: ``boundary_fit``
+    (person variance under 0.01 or ~0), ``convergence_warning``, ``se_not_estimable``;
+    a model that cannot be fitted (e.g. a cohort seen at one wave only) gives one row of NaN.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> rows = []
+    >>> for c, change in (("a", -2), ("b", -6)):
+    ...     for p in range(20):
+    ...         base = 40 + rng.normal(0, 5)
+    ...         rows += [(c, f"{c}{p}", 0, base + rng.normal(0, 2)),
+    ...                  (c, f"{c}{p}", 1, base + change + rng.normal(0, 2))]
+    >>> long = pd.DataFrame(rows, columns=["cohort", "participant", "post", "score"])
+    >>> [(r["term"], r["cohort"], round(r["estimate"])) for r in cohort_fixed_model(long)][1::2]
+    [('change', 'a', -2), ('change', 'b', -5)]
     """
     n_obs, n_groups = len(long), long["cohort"].nunique()
     name = "mixed_cohort_fixed"
+    data = long.dropna(subset=["cohort", "participant", "post", "score"])  # as patsy did
+    cohorts, codes = np.unique(data["cohort"].to_numpy(), return_inverse=True)
+    indicator = (codes[:, None] == np.arange(len(cohorts))[None, :]).astype(float)
+    design = np.hstack([indicator, indicator * data["post"].to_numpy(dtype=float)[:, None]])
+    order = np.ravel([[c, len(cohorts) + c] for c in range(len(cohorts))])  # per cohort
     try:
-        model = smf.mixedlm("score ~ 0 + C(cohort) + C(cohort):post", long,
-                            groups="participant")
-        fit, flags = _fit(model)
+        fit = lmm.fit_reml_person(design[:, order], data["participant"].to_numpy(),
+                                  data["score"].to_numpy(dtype=float))
     except (ValueError, np.linalg.LinAlgError) as error:
         return _failed(name, n_obs, n_groups, not_fitted(error))
-    terms = {}
-    for cohort in sorted(long["cohort"].unique()):
-        terms[f"C(cohort)[{cohort}]"] = ("from_wave_mean", cohort)
-        terms[f"C(cohort)[{cohort}]:post"] = ("change", cohort)
-    return _term_rows(fit, name, terms, n_obs, n_groups, flags, bool(fit.converged))
+    terms = [(term, cohort) for cohort in cohorts for term in ("from_wave_mean", "change")]
+    return _wald_rows(fit, name, terms, n_obs, n_groups, fit.flags)
 
 
 def d_z_variance(d_z: np.ndarray, n: np.ndarray) -> np.ndarray:

@@ -481,26 +481,68 @@ def _meta_rows(change: pd.DataFrame) -> list[dict]:
     return rows
 
 
-def mixed_model_rows(scores: pd.DataFrame, pairs: list[tuple[str, str]]) -> list[dict]:
+def mixed_model_rows(scores: pd.DataFrame, pairs: list[tuple[str, str]],
+                     previous: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> list[dict]:
     """The mixed-model rows of the ``models`` table (they need the scores only).
 
     Per instrument x scale x wave pair: the random-cohort mixed model (3+
     cohorts) and the cohort fixed-effects form (up to 10 cohorts), both on
-    every person observed at either wave.
+    every person observed at either wave. With ``previous`` (the ``scores`` and
+    ``models`` tables of an earlier run of the same code), a model whose data are
+    those of that run -- the same rows in the same order -- keeps that run's rows.
     """
+    stored, where = (None, {}) if previous is None else _stored_model_rows(previous[1])
     rows = []
     for from_wave, to_wave in pairs:
-        both = scores[scores["wave"].isin([from_wave, to_wave]) & scores["score"].notna()]
-        for (inst, scale), grp in both.groupby(["instrument", "scale"]):
-            long = grp.assign(post=(grp["wave"] == to_wave).astype(float))[
-                ["cohort", "participant", "post", "score"]].reset_index(drop=True)
+        earlier = ({} if previous is None else
+                   _model_inputs(_pair_rows(previous[0], from_wave, to_wave)))
+        for (inst, scale), grp in _pair_rows(scores, from_wave, to_wave).groupby(
+                ["instrument", "scale"]):
             keys = {"instrument": inst, "scale": scale, "from_wave": from_wave,
                     "to_wave": to_wave}
+            kept = where.get((inst, scale, from_wave, to_wave))
+            if kept is not None and _same_inputs(grp, earlier.get((inst, scale))):
+                rows += _records(stored.iloc[kept])
+                continue
+            long = grp.assign(post=(grp["wave"] == to_wave).astype(float))[
+                ["cohort", "participant", "post", "score"]].reset_index(drop=True)
             fitted = random_cohort_model(long)
             if long["cohort"].nunique() <= FEW_COHORTS:
                 fitted += cohort_fixed_model(long)
             rows += [{**keys, "cohort": POOLED, **r} for r in fitted]
     return rows
+
+
+MODEL_INPUTS = ["cohort", "participant", "wave", "score"]
+
+
+def _pair_rows(scores: pd.DataFrame, from_wave: str, to_wave: str) -> pd.DataFrame:
+    return scores[scores["wave"].isin([from_wave, to_wave]) & scores["score"].notna()]
+
+
+def _model_inputs(rows: pd.DataFrame) -> dict[tuple, list[np.ndarray]]:
+    """The model data (:data:`MODEL_INPUTS`, in row order) per instrument x scale."""
+    columns = [rows[c].to_numpy() for c in MODEL_INPUTS]
+    return {key: [c[positions] for c in columns]
+            for key, positions in rows.groupby(["instrument", "scale"]).indices.items()}
+
+
+def _same_inputs(group: pd.DataFrame, earlier: list[np.ndarray] | None) -> bool:
+    return earlier is not None and len(group) == len(earlier[0]) and all(
+        np.array_equal(group[c].to_numpy(), e) for c, e in zip(MODEL_INPUTS, earlier))
+
+
+def _stored_model_rows(models: pd.DataFrame) -> tuple[pd.DataFrame, dict[tuple, np.ndarray]]:
+    """A stored ``models`` table's mixed-model rows, and their positions per instrument,
+    scale and wave pair."""
+    mixed = models[models["model"].isin(["mixed_random_cohorts", "mixed_cohort_fixed"])]
+    mixed = mixed[[c for c in MODEL_COLUMNS if c not in ("tau2", "i2", "q")]]
+    return mixed, mixed.groupby(["instrument", "scale", "from_wave", "to_wave"]).indices
+
+
+def _records(rows: pd.DataFrame) -> list[dict]:
+    return [{k: (None if v is pd.NA else v) for k, v in row.items()}
+            for row in rows.to_dict("records")]
 
 
 def models_table(scores: pd.DataFrame, pairs: list[tuple[str, str]],
