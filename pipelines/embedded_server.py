@@ -76,9 +76,11 @@ class EarlyServer:
 
     @contextmanager
     def api(self) -> Iterator[None]:
-        """Prefect's settings pointing at this server (unless an API is configured or it failed)."""
+        """Prefect's settings pointing at this server, without flow-run heartbeats (unless an
+        API is configured or the server failed: then Prefect's own settings)."""
         from prefect.settings import (
             PREFECT_API_URL,
+            PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
             PREFECT_SERVER_EPHEMERAL_ENABLED,
             PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
             temporary_settings,
@@ -91,7 +93,11 @@ class EarlyServer:
             self.stop()
             yield
             return
-        with temporary_settings(updates={PREFECT_API_URL: self.url}):
+        # No flow-run heartbeats: they let a lasting server mark a run that died as crashed,
+        # and this server ends with the run. Stopping their thread also waited out its
+        # current one-second sleep before the run could finish.
+        with temporary_settings(updates={PREFECT_API_URL: self.url,
+                                         PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
             yield
 
     def stop(self) -> None:

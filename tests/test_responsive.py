@@ -63,3 +63,28 @@ def test_validate_starts_no_prefect_server(program, monkeypatch, capsys):  # noq
     with pytest.raises(SystemExit) as stop:
         main(["validate", str(program)])
     assert stop.value.code == 0 and "Data Docs" in capsys.readouterr().out
+
+
+def test_runs_on_the_embedded_server_send_no_heartbeats(monkeypatch):
+    """Flow-run heartbeats serve a lasting server; the embedded one ends with the run (and
+    stopping the heartbeat thread held the run's end up to a second). A configured API keeps
+    Prefect's own setting."""
+    from prefect.settings import get_current_settings
+
+    class Running:
+        def poll(self):
+            return None
+
+    server = embedded_server.EarlyServer.__new__(embedded_server.EarlyServer)
+    server.process, server.url = Running(), "http://127.0.0.1:9/api"
+    monkeypatch.setattr(server, "ready", lambda timeout: True)
+    default = get_current_settings().flows.heartbeat_frequency
+    assert default is not None
+    with server.api():
+        settings = get_current_settings()
+        assert settings.api.url == server.url and settings.flows.heartbeat_frequency is None
+    assert get_current_settings().flows.heartbeat_frequency == default
+    configured = embedded_server.EarlyServer.__new__(embedded_server.EarlyServer)
+    configured.process, configured.url = None, ""
+    with configured.api():
+        assert get_current_settings().flows.heartbeat_frequency == default
