@@ -43,8 +43,11 @@ SUMMARY = re.compile(rb"Done in |No new data since")
 
 def environment(prefect_home: Path) -> dict:
     """A user's environment: offline Prefect settings, its own Prefect home, a wide terminal."""
+    # A user's Python keeps compiled modules (__pycache__); a sandbox's PYTHONDONTWRITEBYTECODE
+    # would compile every module of an editable tree again in each command.
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PREFECT_", "CAPACITAR_")) and k not in ("CI",)}
+           if not k.startswith(("PREFECT_", "CAPACITAR_"))
+           and k not in ("CI", "PYTHONDONTWRITEBYTECODE")}
     env.update(DO_NOT_TRACK="1", PREFECT_SERVER_ANALYTICS_ENABLED="false",
                PREFECT_HOME=str(prefect_home), COLUMNS="160", LINES="50", TERM="xterm")
     return env
