@@ -239,17 +239,62 @@ def keep_last(stream, lines: collections.deque) -> None:
             lines.append(line)
 
 
-def print_pages(devtools: DevTools, pages: list[Path], advance: Callable[[], None],
-                tabs: int = TABS) -> list[Path]:
-    """Print ``pages`` (``report.html`` -> ``report.pdf`` beside it) in the browser of
-    ``devtools``, ``tabs`` at a time; the PDFs in the order of ``pages``."""
-    todo: queue.SimpleQueue[Path] = queue.SimpleQueue()
-    for html in pages:
-        todo.put(html)
-    failed: list[str] = []
+class Printing:
+    """Pages printed as they come: :meth:`add` one (``report.html`` -> ``report.pdf`` beside
+    it) and a tab of the browser prints it while the caller goes on; :meth:`done` waits for
+    every page added and returns their PDFs in that order (a progress bar shows the rest).
 
-    def tab() -> None:
+    Up to ``tabs`` tabs, opened as pages come, each printing the next page added.
+    """
+
+    message = ""  # pages are printed (see Skipped)
+
+    def __init__(self, devtools: DevTools, tabs: int = TABS):
+        self.devtools, self.tabs = devtools, tabs
+        self.todo: queue.SimpleQueue[Path | None] = queue.SimpleQueue()
+        self.added: list[Path] = []
+        self.failed: list[str] = []
+        self.workers: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._printed = 0
+        self._advance: Callable[[], None] = lambda: None
+
+    def add(self, html: Path) -> None:
+        self.added.append(html)
+        self.todo.put(html)
+        if len(self.workers) < self.tabs:
+            worker = threading.Thread(target=self._tab, name=f"capacitar-pdf-{len(self.workers)}",
+                                      daemon=True)
+            worker.start()
+            self.workers.append(worker)
+
+    def stop(self) -> None:
+        """No more pages: each tab ends once the pages before are printed."""
+        for _ in self.workers:
+            self.todo.put(None)
+
+    def done(self) -> list[Path]:
+        """The PDFs of every page added; RuntimeError naming the first page that failed."""
+        self.stop()
+        with progress("Printing PDFs", len(self.added)) as advance:
+            with self._lock:
+                for _ in range(self._printed):
+                    advance()
+                self._advance = advance
+            for worker in self.workers:
+                worker.join()
+        if self.failed:
+            raise RuntimeError(self.failed[0])
+        return [html.with_suffix(".pdf") for html in self.added]
+
+    def _printed_one(self) -> None:
+        with self._lock:
+            self._printed += 1
+            self._advance()
+
+    def _tab(self) -> None:
         html = None
+        devtools = self.devtools
         try:
             target = devtools.call("Target.createTarget", {"url": "about:blank"})["targetId"]
             session = devtools.call("Target.attachToTarget",
@@ -259,11 +304,7 @@ def print_pages(devtools: DevTools, pages: list[Path], advance: Callable[[], Non
             # as printing does, and the style is not worked out twice per page.
             devtools.call("Emulation.setEmulatedMedia", {"media": "print"}, session=session)
             folder = frame = None
-            while not failed:
-                try:
-                    html = todo.get_nowait()
-                except queue.Empty:
-                    return
+            while not self.failed and (html := self.todo.get()) is not None:
                 loaded = devtools.expect(session, "Page.loadEventFired")
                 if html.parent == folder:
                     devtools.call("Page.setDocumentContent", {
@@ -279,20 +320,25 @@ def print_pages(devtools: DevTools, pages: list[Path], advance: Callable[[], Non
                 awaited(loaded, "load event")  # images or style sheets a page may refer to
                 pdf = devtools.call("Page.printToPDF", PRINT, session=session)["data"]
                 html.with_suffix(".pdf").write_bytes(base64.b64decode(pdf))
-                advance()
+                self._printed_one()
         except Exception as exc:  # noqa: BLE001 - said with the page's name
-            failed.append(f"Chromium could not print {html.name if html else 'any page'}: "
-                          f"{exc}")
+            self.failed.append(f"Chromium could not print {html.name if html else 'any page'}: "
+                               f"{exc}")
 
-    workers = [threading.Thread(target=tab, name=f"capacitar-pdf-{i}", daemon=True)
-               for i in range(min(tabs, len(pages)))]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    if failed:
-        raise RuntimeError(failed[0])
-    return [html.with_suffix(".pdf") for html in pages]
+
+class Skipped:
+    """The stand-in for :class:`Printing` where PDFs cannot be printed: it says why."""
+
+    def __init__(self, message: str):
+        self.message, self.added = message, []
+
+    def add(self, html: Path) -> None:
+        self.added.append(html)
+
+    def done(self) -> list[Path]:
+        if not self.added:
+            self.message = ""  # nothing was to be printed: nothing to say
+        return []
 
 
 def skipped() -> str:
@@ -305,24 +351,23 @@ def skipped() -> str:
 
 
 @contextmanager
-def printer() -> Iterator[Callable[[list[Path]], tuple[list[Path], str]]]:
-    """A function printing pages as :func:`print_all` does, its browser started at once.
+def printer() -> Iterator[Callable[[], Printing | Skipped]]:
+    """What starts a :class:`Printing` (or a :class:`Skipped`), its browser started at once.
 
     Chromium comes up in its own processes while the caller goes on (a run renders
     its pages meanwhile), and closes when the block ends.
     """
     message = skipped()
     if message:
-        yield lambda pages: ([], message if pages else "")
+        yield lambda: Skipped(message)
         return
+    started: list[Printing] = []
     with browser(chromium()) as devtools:
-        def printing(pages: list[Path]) -> tuple[list[Path], str]:
-            if not pages:
-                return [], ""
-            with progress("Printing PDFs", len(pages)) as advance:
-                return print_pages(devtools, pages, advance), ""
-
-        yield printing
+        try:
+            yield lambda: started.append(Printing(devtools)) or started[-1]
+        finally:  # a caller that failed before done(): its tabs end too
+            for printing in started:
+                printing.stop()
 
 
 def print_all(pages: list[Path]) -> tuple[list[Path], str]:
@@ -335,5 +380,8 @@ def print_all(pages: list[Path]) -> tuple[list[Path], str]:
     """
     if not pages:
         return [], ""
-    with printer() as printing:
-        return printing(pages)
+    with printer() as start:
+        printing = start()
+        for html in pages:
+            printing.add(html)
+        return printing.done(), printing.message

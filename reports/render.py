@@ -19,6 +19,7 @@ import logging
 import os
 import shutil
 from contextlib import nullcontext
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,17 +79,17 @@ def report_pages(tables: dict[str, pd.DataFrame], config, instruments) -> dict[s
 
     Index pages (``index_<lang>.html``, a stable entry point) repeat the program report.
     """
-    return render_pages(TableIndex(tables, config, instruments), tables, config, instruments)
+    return dict(page_stream(tables, config, instruments))
 
 
-def render_pages(index: TableIndex, tables: dict[str, pd.DataFrame], config, instruments
-                 ) -> dict[str, str]:
-    """The pages of :func:`report_pages`, from the tables' index."""
+def page_stream(tables: dict[str, pd.DataFrame], config, instruments
+                ) -> Iterator[tuple[str, str]]:
+    """The pages of :func:`report_pages` one by one, each as soon as it is rendered."""
+    index = TableIndex(tables, config, instruments)
     env = environment()
     cohort_template = env.get_template("cohort.html.j2")
     small_template = env.get_template("cohort_small.html.j2")
     program_template = env.get_template("program.html.j2")
-    pages: dict[str, str] = {}
     for lang in sorted(LANGUAGES, key=lambda code: code != config.language):
         t = Catalogue(lang)
         data = ReportData(tables, config, instruments, t, index)
@@ -101,20 +102,17 @@ def render_pages(index: TableIndex, tables: dict[str, pd.DataFrame], config, ins
                   "waves": [data.wave_label[w] for w in data.waves], "methods": data.methods(),
                   "verdict_rule": data.verdict_rule(), "has_pairs": bool(data.pairs),
                   "primary": bool(index.primary), "small_max": SMALL - 1}
-        cohort_pages = {}
-        for cohort in config.cohorts:
-            name = f"cohort_{cohort.id}_{lang}.html"
-            if data.disclosure.reportable(cohort.id):
-                cohort_pages[name] = cohort_template.render(**common,
-                                                            **cohort_context(data, cohort))
-            else:
-                cohort_pages[name] = small_template.render(**common, cohort=cohort)
         files = {c.id: f"cohort_{c.id}_{lang}.html" for c in config.cohorts}
         program = program_template.render(**{**common, "run": run},
                                           **program_context(data, files))
-        pages.update({f"program_{lang}.html": program, **cohort_pages,
-                      f"index_{lang}.html": program})
-    return pages
+        yield f"program_{lang}.html", program
+        for cohort in config.cohorts:
+            if data.disclosure.reportable(cohort.id):
+                yield files[cohort.id], cohort_template.render(**common,
+                                                               **cohort_context(data, cohort))
+            else:
+                yield files[cohort.id], small_template.render(**common, cohort=cohort)
+        yield f"index_{lang}.html", program
 
 
 @dataclass
@@ -141,20 +139,21 @@ def render_report_folder(tables: dict[str, pd.DataFrame], config, instruments, f
     without one they are skipped with a logged message.
     """
     with printer() if pdf else nullcontext(None) as printing:  # Chromium starts beside
-        return fill_report_folder(report_pages(tables, config, instruments), folder, printing,
+        return fill_report_folder(page_stream(tables, config, instruments), folder, printing,
                                   staging, run_id)
 
 
-def fill_report_folder(pages: dict[str, str], folder: Path, printing, staging: Path | None,
-                       run_id: str) -> Rendered:
-    """Write ``pages``, keep the PDFs of unchanged ones, print the others with ``printing``
-    (``None``: no PDFs, the published ones kept)."""
+def fill_report_folder(pages: Iterable[tuple[str, str]], folder: Path, printing,
+                       staging: Path | None, run_id: str) -> Rendered:
+    """Write ``pages`` (name, HTML) as they come, keep the PDFs of unchanged ones, and hand
+    the others to a printing started by ``printing`` at once: Chromium prints a page while
+    the next is rendered (``printing`` None: no PDFs, the published ones kept)."""
     pdf = printing is not None
     result = Rendered([])
 
     def fill(staging: Path) -> list[Path]:
-        written, to_print = [], []
-        for name, page in pages.items():
+        written, to_print = [], printing() if pdf else None
+        for name, page in pages:
             path = staging / name
             path.write_text(page, encoding="utf-8")
             written.append(path)
@@ -168,11 +167,11 @@ def fill_report_folder(pages: dict[str, str], folder: Path, printing, staging: P
                 result.reused += 1
                 written.append(path.with_suffix(".pdf"))
             else:
-                to_print.append(path)
-        if to_print:
-            printed, result.message = printing(to_print)
+                to_print.add(path)
+        if to_print is not None:
+            printed = to_print.done()
             written += printed
-            result.printed = len(printed)
+            result.printed, result.message = len(printed), to_print.message
         return [p for p in written if not p.name.startswith("index_")] + [
             p for p in written if p.name.startswith("index_")]
 

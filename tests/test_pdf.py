@@ -104,18 +104,19 @@ def test_a_page_is_reprinted_exactly_when_its_html_changed(tmp_path, monkeypatch
 
     printed_now: list[str] = []
 
-    def fake_print_all(pages):
-        for html in pages:
-            html.with_suffix(".pdf").write_text(f"PDF of {html.read_text('utf-8')}", "utf-8")
-            printed_now.append(html.name)
-        return [html.with_suffix(".pdf") for html in pages], ""
+    class FakePrinting(pdf.Skipped):
+        def done(self):
+            for html in self.added:
+                html.with_suffix(".pdf").write_text(f"PDF of {html.read_text('utf-8')}", "utf-8")
+                printed_now.append(html.name)
+            return [html.with_suffix(".pdf") for html in self.added]
 
     def run(pages: dict[str, str]) -> render.Rendered:
         printed_now.clear()
-        monkeypatch.setattr(render, "report_pages", lambda *args: pages)
+        monkeypatch.setattr(render, "page_stream", lambda *args: iter(pages.items()))
         return render.render_report_folder({}, None, None, folder)
 
-    monkeypatch.setattr(render, "printer", lambda: nullcontext(fake_print_all))
+    monkeypatch.setattr(render, "printer", lambda: nullcontext(lambda: FakePrinting("")))
     folder = tmp_path / "outputs" / "reports"
     folder.parent.mkdir()
     first = {"program_en.html": "<p>program 1</p>", "cohort_a_en.html": "<p>a 1</p>",
@@ -182,9 +183,9 @@ def test_the_browser_starts_before_the_pages_are_rendered_and_is_gone_at_exit(tm
         me = psutil.Process()
         seen["browser while rendering"] = any("chrom" in p.name().lower()
                                               for p in me.children(recursive=True))
-        return {"program_en.html": page(tmp_path / "x.html", "Program").read_text("utf-8")}
+        yield "program_en.html", page(tmp_path / "x.html", "Program").read_text("utf-8")
 
-    monkeypatch.setattr(render, "report_pages", pages_while_checking)
+    monkeypatch.setattr(render, "page_stream", pages_while_checking)
     folder = tmp_path / "outputs" / "reports"
     folder.parent.mkdir()
     done = render.render_report_folder({}, None, None, folder)
@@ -193,3 +194,30 @@ def test_the_browser_starts_before_the_pages_are_rendered_and_is_gone_at_exit(tm
     pdf.closed()  # what the exit handler does
     assert not any("chrom" in p.name().lower() for p in psutil.Process().children(recursive=True))
     assert list((tmp_path / "tmp").iterdir()) == []  # the browser's profile removed
+
+
+@needs_chromium
+def test_a_page_is_printed_while_the_next_is_rendered(tmp_path, monkeypatch):
+    """The report stage hands each page to the browser as soon as it is rendered: the first
+    page's PDF exists before the second page is rendered (a stage printing only after
+    rendering every page never gets there)."""
+    import time
+
+    from reports import render
+
+    folder = tmp_path / "outputs" / "reports"
+    folder.parent.mkdir()
+    waited = {}
+
+    def slow_pages(*args):
+        yield "program_en.html", page(tmp_path / "p.html", "Program").read_text("utf-8")
+        deadline = time.monotonic() + 60
+        while not list(folder.parent.rglob("program_en.pdf")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        waited["printed before the next page"] = bool(list(folder.parent.rglob("program_en.pdf")))
+        yield "cohort_a_en.html", page(tmp_path / "a.html", "Cohort").read_text("utf-8")
+
+    monkeypatch.setattr(render, "page_stream", slow_pages)
+    done = render.render_report_folder({}, None, None, folder)
+    assert waited == {"printed before the next page": True} and done.printed == 2
+    assert "Cohort paragraph" in pdf_text(folder / "cohort_a_en.pdf")
