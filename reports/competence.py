@@ -34,7 +34,8 @@ def competence_section(data, cohort: str | None) -> list[dict]:
         inst = data.instruments.get(inst_id)
         if inst is None or inst.kind != "rating":
             continue
-        charts = level_charts(data, levels[levels["instrument"] == inst_id], inst, cohort)
+        charts = level_charts(data, level_counts(levels[levels["instrument"] == inst_id]), inst,
+                              cohort)
         agreement = agreement_rows(data, inst_id, cohort)
         raters = rater_rows(data, inst_id, cohort)
         if charts or agreement or raters:
@@ -60,11 +61,20 @@ def level_legend(data, inst) -> list[dict]:
             for o in inst.response_options]
 
 
-def cells_of(levels: pd.DataFrame, cohort: str, wave: str, measure: str) -> dict[float, int]:
-    """Ratings per level of one measure at one wave in one cohort."""
-    rows = levels[(levels["cohort"] == cohort) & (levels["wave"] == wave)
-                  & (levels["measure"] == measure)]
-    return dict(zip(rows["level"].astype(float), rows["n_level"].astype(int)))
+def level_counts(levels: pd.DataFrame) -> dict[tuple[str, str, str], dict[float, int]]:
+    """Ratings per level of each (cohort, wave, measure) of one instrument's rows."""
+    counts: dict[tuple[str, str, str], dict[float, int]] = {}
+    for cohort, wave, measure, level, n in zip(
+            levels["cohort"], levels["wave"], levels["measure"], levels["level"].astype(float),
+            levels["n_level"].astype(int)):
+        counts.setdefault((cohort, wave, measure), {})[level] = n
+    return counts
+
+
+def cells_of(counts: dict, cohort: str, wave: str, measure: str) -> dict[float, int]:
+    """Ratings per level of one measure at one wave in one cohort (``counts``:
+    :func:`level_counts`)."""
+    return dict(counts.get((cohort, wave, measure), {}))
 
 
 def suppressed(cells: dict[float, int], min_n: int, hidden: set | None = None) -> set:
@@ -74,7 +84,7 @@ def suppressed(cells: dict[float, int], min_n: int, hidden: set | None = None) -
                                  hidden=set(hidden or ())) - {"total"}
 
 
-def wave_cells(data, levels: pd.DataFrame, inst_id: str, cohort: str | None, wave: str,
+def wave_cells(data, counts: dict, inst_id: str, cohort: str | None, wave: str,
                measure: str) -> tuple[dict[float, int], set] | None:
     """The shown cells of a bar and the hidden levels, or None when the bar is not shown."""
     published = [c.id for c in data.config.cohorts
@@ -82,12 +92,12 @@ def wave_cells(data, levels: pd.DataFrame, inst_id: str, cohort: str | None, wav
     if cohort is not None:
         if cohort not in published:
             return None
-        cells = cells_of(levels, cohort, wave, measure)
+        cells = cells_of(counts, cohort, wave, measure)
         return cells, suppressed(cells, data.min_n)
     cells: dict[float, int] = {}
     hidden: set = set()
     for one in published:
-        mine = cells_of(levels, one, wave, measure)
+        mine = cells_of(counts, one, wave, measure)
         hidden |= suppressed(mine, data.min_n)
         for level, n in mine.items():
             cells[level] = cells.get(level, 0) + n
@@ -96,7 +106,7 @@ def wave_cells(data, levels: pd.DataFrame, inst_id: str, cohort: str | None, wav
     return cells, suppressed(cells, data.min_n, hidden)
 
 
-def level_charts(data, levels: pd.DataFrame, inst, cohort: str | None) -> list[dict]:
+def level_charts(data, counts: dict, inst, cohort: str | None) -> list[dict]:
     """One chart per domain and the total: ratings per level before/after (100% bars)."""
     codes = [float(o.code) for o in inst.response_options]
     keys = [str(int(c)) for c in codes]
@@ -107,7 +117,7 @@ def level_charts(data, levels: pd.DataFrame, inst, cohort: str | None) -> list[d
     for _, measure in measures(inst):
         rows = []
         for wave in data.waves:
-            found = wave_cells(data, levels, inst.id, cohort, wave, measure)
+            found = wave_cells(data, counts, inst.id, cohort, wave, measure)
             if found is None:
                 continue
             cells, hidden = found
