@@ -139,9 +139,13 @@ def set_title(name: str, language: str) -> str:
 
 def codebook(specs: dict[str, TableSpec], tables: dict[str, pd.DataFrame],
              sets: dict[str, ValueSet], instruments: dict, config, language: str) -> dict:
-    """The machine-readable codebook of the tables written by one run."""
+    """The machine-readable codebook of the tables written by one run.
+
+    It is dated by day (UTC): the runs of a day that leave the tables' declarations as
+    they were make the same codebook, and keep its HTML page (:func:`codebook_html`).
+    """
     out = {"program": config.name, "language": language,
-           "generated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+           "generated": dt.datetime.now(dt.UTC).date().isoformat(),
            "codes_file": f"tables/{REGISTRY_FILE}",
            "booleans": [{"code": c, "label": t.get(language)} for c, t in BOOLEAN.items()],
            "tables": {}, "value_sets": {}, "instruments": []}

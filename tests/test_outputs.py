@@ -671,3 +671,39 @@ def test_the_codebook_page_is_reused_only_when_made_from_the_same(tmp_path, monk
         assert page != fresh and page == codebook_html(*changed)
     previous.write_text(fresh.replace("Tablas", "Tablas a mano"), encoding="utf-8")
     assert codebook_html(markdown, "Libro: demo", "es", previous) == fresh  # an edit: made again
+
+
+def test_two_runs_of_a_day_make_the_same_codebook_and_keep_its_page(tmp_path, monkeypatch):
+    """The codebook is dated by day: runs at 09:00 and 17:00 with the same declarations make the
+    same Markdown, so the second keeps the first's HTML page; the next day's is made again."""
+    import datetime as dt
+    from types import SimpleNamespace
+
+    import markdown_it
+
+    from pipelines import codebook as books
+
+    times = iter([dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC), dt.datetime(2026, 3, 2, 17,
+                                                                         tzinfo=dt.UTC),
+                  dt.datetime(2026, 3, 3, 9, tzinfo=dt.UTC)])
+
+    class Clock(dt.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return next(times)
+
+    monkeypatch.setattr(books.dt, "datetime", Clock)
+    config = SimpleNamespace(name="Demo")
+
+    def page(previous=None) -> tuple[str, str]:
+        markdown = books.codebook_markdown(books.codebook({}, {}, {}, {}, config, "es"))
+        return markdown, books.codebook_html(markdown, "Libro: Demo", "es", previous)
+
+    morning, first = page()
+    (tmp_path / "codebook.html").write_text(first, encoding="utf-8")
+    with monkeypatch.context() as patched:
+        patched.setattr(markdown_it.MarkdownIt, "parse", lambda *a, **k: pytest.fail("parsed"))
+        evening, kept = page(tmp_path / "codebook.html")
+    assert evening == morning and kept == first and "Generado el 2026-03-02 " in morning
+    tomorrow, made = page(tmp_path / "codebook.html")
+    assert "Generado el 2026-03-03 " in tomorrow and "2026-03-03" in made
