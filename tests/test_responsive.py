@@ -69,7 +69,7 @@ def test_runs_on_the_embedded_server_send_no_heartbeats(monkeypatch):
     """Flow-run heartbeats serve a lasting server; the embedded one ends with the run (and
     stopping the heartbeat thread held the run's end up to a second). A configured API keeps
     Prefect's own setting."""
-    from prefect.settings import get_current_settings
+    from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
 
     class Running:
         def poll(self):
@@ -80,9 +80,10 @@ def test_runs_on_the_embedded_server_send_no_heartbeats(monkeypatch):
     monkeypatch.setattr(server, "ready", lambda timeout: True)
     default = get_current_settings().flows.heartbeat_frequency
     assert default is not None
-    with server.api():
-        settings = get_current_settings()
-        assert settings.api.url == server.url and settings.flows.heartbeat_frequency is None
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):  # no API configured
+        with server.api():
+            settings = get_current_settings()
+            assert settings.api.url == server.url and settings.flows.heartbeat_frequency is None
     assert get_current_settings().flows.heartbeat_frequency == default
     configured = embedded_server.EarlyServer.__new__(embedded_server.EarlyServer)
     configured.process, configured.url = None, ""
