@@ -85,24 +85,21 @@ def transient_io(task, task_run, state) -> bool:
 
 
 class StageTask(Task):
-    """A stage as a Prefect task, given its arguments as they are.
+    """A stage as a Prefect task, given its arguments as they are when called.
 
     Prefect walks every list, dict and dataclass of a task's arguments looking
-    for futures to wait on; a stage is given a run's context and tables (tens of
-    thousands of objects, walked twice per call), never a future, so its
-    arguments are passed quoted: Prefect hands them over without walking them.
+    for futures to wait on; a stage called in the flow is given a run's context
+    and tables (tens of thousands of objects, walked twice per call), never a
+    future, so its arguments are passed quoted: Prefect hands them over without
+    walking them. Submitted stages (on Dask) are not quoted: Dask's serialisation
+    sends the quote as a plain tuple.
     """
 
     CONTROLS = ("return_state", "wait_for")  # arguments of Prefect's own, not the stage's
 
     def __call__(self, *args, **kwargs):
-        return super().__call__(*map(quote, args), **self.quoted(kwargs))
-
-    def submit(self, *args, **kwargs):
-        return super().submit(*map(quote, args), **self.quoted(kwargs))
-
-    def quoted(self, kwargs: dict) -> dict:
-        return {k: v if k in self.CONTROLS else quote(v) for k, v in kwargs.items()}
+        return super().__call__(*map(quote, args), **{
+            k: v if k in self.CONTROLS else quote(v) for k, v in kwargs.items()})
 
 
 def stage_tasks(**options):
