@@ -196,11 +196,8 @@ def earlier_models(ctx: Context, valid: dict[str, pd.DataFrame], cohorts: list[s
     (:func:`pipelines.analysis.tables.mixed_model_rows` checks the data)."""
     if set(cohorts) >= set(cohorts_present(valid)):
         return None
-    folder = ctx.config.output_dir / "tables"
-    paths = [folder / "scores.parquet", folder / "models.parquet"]
-    if not all(p.exists() for p in paths):
-        return None
-    return pd.read_parquet(paths[0]), pd.read_parquet(paths[1])
+    stored = stored_tables(ctx, ["scores", "models"])
+    return None if stored is None else (stored["scores"], stored["models"])
 
 
 def analyse_group(ctx: Context, valid: dict[str, pd.DataFrame], scores: pd.DataFrame,
@@ -288,15 +285,15 @@ def cohort_work(ctx: Context, plan: Plan, valid: dict[str, pd.DataFrame],
                 force: bool = False) -> CohortWork:
     """Compare each cohort's fingerprint with the last good run's (all stale when forced)."""
     fingerprints = cohort_fingerprints(valid, analysis_context(ctx, valid))
-    previous = None if force or plan.previous is None else stored_cohort_tables(ctx)
+    previous = None if force or plan.previous is None else stored_tables(ctx, COHORT_TABLES)
     stale = stale_cohorts(fingerprints, plan.previous if previous is not None else None)
     return CohortWork(fingerprints, stale, [c for c in fingerprints if c not in stale], previous)
 
 
-def stored_cohort_tables(ctx: Context) -> dict[str, pd.DataFrame] | None:
-    """The cohort tables of the last good run, or None when any is missing."""
+def stored_tables(ctx: Context, names: list[str]) -> dict[str, pd.DataFrame] | None:
+    """The tables ``names`` of the last good run, or None when any is missing."""
     folder = ctx.config.output_dir / "tables"
-    paths = {name: folder / f"{name}.parquet" for name in COHORT_TABLES}
+    paths = {name: folder / f"{name}.parquet" for name in names}
     if not all(p.exists() for p in paths.values()):
         return None
     return {name: pd.read_parquet(p) for name, p in paths.items()}
