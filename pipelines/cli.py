@@ -17,6 +17,7 @@ Messages are plain text (no markup), one line per mistake, never a traceback.
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 import sys
 import time
@@ -102,9 +103,20 @@ def run_flow(program: Path, force: bool = False, wait: float = 600,
     Prefect's embedded server is launched first, so that it starts on the other core
     while this process plans; it is stopped at once when nothing is new.
     """
-    from pipelines.embedded_server import start_early
+    from pipelines.embedded_server import pause_collector, start_early
 
     server = start_early()
+    pause_collector()  # until the run's modules are loaded (run_prefect)
+    try:
+        return plan_and_run(server, program, force, wait, dask_address, pdf, strict, new_key,
+                            pull)
+    finally:
+        gc.enable()
+
+
+def plan_and_run(server, program: Path, force: bool, wait: float, dask_address: str | None,
+                 pdf: bool, strict: bool, new_key: bool, pull: bool) -> dict:
+    """:func:`run_flow` once Prefect's server is launched."""
     step("reading program.yaml and the instruments")
     from pipelines import run_records, stages
     from pipelines.locking import program_lock
@@ -137,7 +149,10 @@ def run_prefect(server, program: Path, force: bool, wait: float, dask_address: s
     step("starting Prefect")
     import great_expectations  # noqa: F401 - needed by validation; imported while it waits
 
+    from pipelines.embedded_server import modules_loaded
     from pipelines.flows import evaluate_program
+
+    modules_loaded()
 
     with server.api():
         try:

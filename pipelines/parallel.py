@@ -150,14 +150,17 @@ class Beside:
         context = multiprocessing.get_context("fork")
         self._pipe, send = context.Pipe(duplex=False)
         # Objects frozen before the fork are left alone by the child's collector,
-        # so their memory pages stay shared instead of being copied.
+        # so their memory pages stay shared instead of being copied. A process that froze
+        # its modules (pipelines.embedded_server.modules_loaded) keeps them frozen.
+        frozen_before = gc.get_freeze_count()
         gc.freeze()
         try:
             self._proc = context.Process(target=_child, args=(send, fn, args, os.getpid()),
                                          daemon=True)
             self._proc.start()
         finally:
-            gc.unfreeze()
+            if not frozen_before:
+                gc.unfreeze()
             send.close()
 
     def result(self) -> Any:
