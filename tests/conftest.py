@@ -1,5 +1,6 @@
 """Shared fixtures: one Prefect test harness per session, one demo run per session."""
 
+import gc
 import json
 import os
 from pathlib import Path
@@ -20,6 +21,17 @@ def files_settle_at_once():
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("CAPACITAR_SETTLE_SECONDS", "0")
         yield
+
+
+@pytest.fixture(autouse=True)
+def collector_left_on():
+    """Every command that pauses Python's garbage collector (a run, while its modules load)
+    turns it on again, on every path; what it froze is unfrozen for the next test."""
+    yield
+    enabled = gc.isenabled()
+    gc.enable()
+    gc.unfreeze()
+    assert enabled, "the test left Python's garbage collector off"
 
 
 @pytest.fixture(scope="session")

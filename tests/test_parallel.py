@@ -115,3 +115,20 @@ def test_a_call_on_a_thread_gives_its_value_or_its_error():
     assert parallel.OnThread(sum, [1, 2]).result() == 3
     with pytest.raises(CapacitarError, match="cohort c9"):
         parallel.OnThread(refuse, None).result()
+
+
+def test_a_fork_keeps_what_the_process_froze_and_unfreezes_only_its_own():
+    """A run freezes its loaded modules (pipelines.embedded_server.modules_loaded): a fork
+    leaves them frozen; without that, the fork unfreezes what it froze for itself."""
+    import gc
+
+    assert gc.get_freeze_count() == 0
+    assert Beside(sum, [1, 2]).result() == 3
+    assert gc.get_freeze_count() == 0
+    gc.freeze()
+    frozen = gc.get_freeze_count()
+    try:
+        assert Beside(sum, [1, 2]).result() == 3
+        assert gc.get_freeze_count() >= frozen
+    finally:
+        gc.unfreeze()

@@ -1,6 +1,7 @@
 """What a user at a terminal sees of a run (issue 22): a line in every silence, a prompt back
 at once after "Done", no Prefect server where none is needed."""
 
+import subprocess
 import sys
 import time
 
@@ -89,3 +90,28 @@ def test_runs_on_the_embedded_server_send_no_heartbeats(monkeypatch):
     configured.process, configured.url = None, ""
     with configured.api():
         assert get_current_settings().flows.heartbeat_frequency == default
+
+
+def test_prefect_app_loads_with_the_collector_paused_then_freezes_and_resumes_it():
+    """The embedded server's factory: Prefect's app, its modules frozen out of later
+    collections and the collector on again (the boot command turned it off)."""
+    code = ("import gc; gc.disable(); from pipelines.embedded_server import prefect_app; "
+            "app = prefect_app(); print(type(app).__name__, gc.isenabled(), gc.get_freeze_count())")
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True, timeout=120).stdout.split()
+    assert shown[:2] == ["FastAPI", "True"] and int(shown[2]) > 100_000
+    assert embedded_server.SERVER.startswith("import gc; gc.disable();")
+
+
+def test_the_early_server_comes_up_through_its_boot_and_answers(monkeypatch):
+    import json
+    import urllib.request
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    server = embedded_server.EarlyServer()
+    try:
+        assert server.ready(180), "the embedded server did not come up"
+        with urllib.request.urlopen(f"{server.url}/admin/version", timeout=10) as answer:
+            assert json.loads(answer.read())  # Prefect's version, from the real app
+    finally:
+        server.stop()
