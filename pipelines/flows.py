@@ -283,9 +283,21 @@ def export_task(ctx: stages.Context, exporting: table_export.TableExport):
 
 
 @stage_task
-def report_task(ctx: stages.Context, tables, pdf: bool = True, staging=None):
-    rendered = stages.report_folder(ctx, tables, pdf=pdf, staging=staging)
-    get_run_logger().info("Rendered %d report files: %d PDFs printed, %d unchanged kept",
+def report_task(ctx: stages.Context, tables, printing=None, staging=None):
+    """The report pages, their PDFs handed to ``printing`` (:func:`pdf_task` waits for them)."""
+    rendered = stages.report_folder(ctx, tables, pdf=printing is not None, staging=staging,
+                                    printing=printing)
+    pending = len(rendered.printing.added) if rendered.printing is not None else 0
+    get_run_logger().info("Rendered %d report pages: %d PDFs to print, %d unchanged kept",
+                          sum(p.suffix == ".html" for p in rendered.paths), pending,
+                          rendered.reused)
+    return rendered
+
+
+@stage_task
+def pdf_task(rendered):
+    rendered.finish()
+    get_run_logger().info("Reports: %d files, %d PDFs printed, %d unchanged kept",
                           len(rendered.paths), rendered.printed, rendered.reused)
     return rendered.paths
 
@@ -405,13 +417,17 @@ def full_run(ctx: stages.Context, plan, force: bool, dask_address: str | None, p
         tables["runs"] = run_records.run_record(ctx, ingested, contracts, accounting, plan,
                                                 recomputed=len(work.stale),
                                                 reused=len(work.kept))
-        with clock("export"):
-            export_tables_task(exporting, tables)
-            exporting.seal()  # the warehouse is merged on a thread beside the reports
-        tables = {"scores": scores, **tables, "quarantine": contracts.quarantine,
-                  "validation_summary": contracts.summary, "accounting": accounting}
-        with clock("report"):
-            reports = report_task(ctx, tables, pdf, exporting.reports_staging)
+        report_tables = {"scores": scores, **tables, "quarantine": contracts.quarantine,
+                         "validation_summary": contracts.summary, "accounting": accounting}
+        with stages.report_printer(pdf) as printing:
+            with clock("report"):
+                rendered = report_task(ctx, report_tables, printing, exporting.reports_staging)
+            with clock("export"):  # Chromium prints meanwhile
+                export_tables_task(exporting, tables)
+                exporting.seal()  # the warehouse is merged on a thread beside the printing
+            with clock("report_pdf"):
+                reports = pdf_task(rendered)
+        tables = report_tables
         with clock("export_wait"):
             export_task(ctx, exporting)
             run_records.save_run_state(ctx, plan, work.fingerprints, tables["runs"],

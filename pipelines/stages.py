@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -157,15 +159,30 @@ def report(ctx: Context, tables: dict[str, pd.DataFrame], pdf: bool = True) -> l
 
 
 def report_folder(ctx: Context, tables: dict[str, pd.DataFrame], pdf: bool = True,
-                  staging: Path | None = None) -> Rendered:
+                  staging: Path | None = None, printing=None) -> Rendered:
     """Stage 6, with what was reused: unchanged pages keep their PDF (not re-printed).
 
     With ``staging`` (a run's :attr:`TableExport.reports_staging`) the pages are
     written there and published with the tables; without, they are published at once.
+    With ``printing`` (:func:`report_printer`'s) the PDFs may still be printing on return
+    (``Rendered.finish`` waits for them).
     """
     return render_report_folder(tables, ctx.config, ctx.instruments,
                                 ctx.config.output_dir / "reports", pdf=pdf, staging=staging,
-                                run_id=ctx.run_id)
+                                run_id=ctx.run_id, printing=printing)
+
+
+@contextmanager
+def report_printer(pdf: bool = True) -> Iterator:
+    """The printing of a run's PDFs (None without PDFs), its browser started now; it ends
+    with the block (:func:`reports.pdf.printer`)."""
+    if not pdf:
+        yield None
+        return
+    from reports.pdf import printer
+
+    with printer() as printing:
+        yield printing
 
 
 def render_report_folder(*args, **kwargs) -> Rendered:

@@ -351,23 +351,22 @@ def skipped() -> str:
 
 
 @contextmanager
-def printer() -> Iterator[Callable[[], Printing | Skipped]]:
-    """What starts a :class:`Printing` (or a :class:`Skipped`), its browser started at once.
+def printer() -> Iterator[Printing | Skipped]:
+    """A :class:`Printing` (or a :class:`Skipped`), its browser started at once.
 
     Chromium comes up in its own processes while the caller goes on (a run renders
     its pages meanwhile), and closes when the block ends.
     """
     message = skipped()
     if message:
-        yield lambda: Skipped(message)
+        yield Skipped(message)
         return
-    started: list[Printing] = []
     with browser(chromium()) as devtools:
+        printing = Printing(devtools)
         try:
-            yield lambda: started.append(Printing(devtools)) or started[-1]
+            yield printing
         finally:  # a caller that failed before done(): its tabs end too
-            for printing in started:
-                printing.stop()
+            printing.stop()
 
 
 def print_all(pages: list[Path]) -> tuple[list[Path], str]:
@@ -380,8 +379,7 @@ def print_all(pages: list[Path]) -> tuple[list[Path], str]:
     """
     if not pages:
         return [], ""
-    with printer() as start:
-        printing = start()
+    with printer() as printing:
         for html in pages:
             printing.add(html)
         return printing.done(), printing.message

@@ -18,8 +18,7 @@ import html
 import logging
 import os
 import shutil
-from contextlib import nullcontext
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,17 +116,40 @@ def page_stream(tables: dict[str, pd.DataFrame], config, instruments
 
 @dataclass
 class Rendered:
-    """What a report run wrote: every page, and how many PDFs were printed or reused."""
+    """What a report run wrote: every page, and how many PDFs were printed or reused.
+
+    While :attr:`printing` is set, PDFs are still being printed: :meth:`finish` waits
+    for them (a run writes its tables meanwhile).
+    """
 
     paths: list[Path]
     printed: int = 0
     reused: int = 0
     message: str = ""
+    printing: object = None
+    published: Callable[[Path], Path] = lambda path: path  # a written file's published path
+
+    def finish(self) -> Rendered:
+        """Wait for the PDFs still being printed; they join :attr:`paths`."""
+        if self.printing is not None:
+            printing, self.printing = self.printing, None
+            printed = printing.done()
+            self.printed, self.message = len(printed), printing.message
+            self.paths = index_last(self.paths + [self.published(p) for p in printed])
+            if self.message:
+                log.warning(self.message)
+        return self
+
+
+def index_last(paths: list[Path]) -> list[Path]:
+    """``paths`` with the index pages (``index_<lang>.html``) last."""
+    return ([p for p in paths if not p.name.startswith("index_")]
+            + [p for p in paths if p.name.startswith("index_")])
 
 
 def render_report_folder(tables: dict[str, pd.DataFrame], config, instruments, folder: Path,
                          pdf: bool = True, staging: Path | None = None,
-                         run_id: str = "report") -> Rendered:
+                         run_id: str = "report", printing=None) -> Rendered:
     """Render into a staging folder and swap it in whole (a failed run keeps the old reports).
 
     With ``staging`` the pages are written there and the caller publishes them
@@ -136,23 +158,29 @@ def render_report_folder(tables: dict[str, pd.DataFrame], config, instruments, f
     PDF (hard-linked, not re-printed): printing is the slow part, and most
     cohorts do not change between weekly runs. Without PDFs (``pdf=False``)
     the published PDFs are kept as they are. PDFs need Chromium/Chrome;
-    without one they are skipped with a logged message.
+    without one they are skipped with a logged message. With ``printing`` (a
+    :func:`reports.pdf.printer`'s, and ``staging``) the PDFs are still being printed
+    when this returns: the caller calls :meth:`Rendered.finish` before that printer ends.
     """
-    with printer() if pdf else nullcontext(None) as printing:  # Chromium starts beside
-        return fill_report_folder(page_stream(tables, config, instruments), folder, printing,
-                                  staging, run_id)
+    pages = page_stream(tables, config, instruments)
+    if pdf and printing is None:
+        with printer() as printing:  # Chromium starts beside the rendering
+            return fill_report_folder(pages, folder, printing, staging, run_id).finish()
+    return fill_report_folder(pages, folder, printing if pdf else None, staging, run_id)
 
 
 def fill_report_folder(pages: Iterable[tuple[str, str]], folder: Path, printing,
                        staging: Path | None, run_id: str) -> Rendered:
     """Write ``pages`` (name, HTML) as they come, keep the PDFs of unchanged ones, and hand
-    the others to a printing started by ``printing`` at once: Chromium prints a page while
-    the next is rendered (``printing`` None: no PDFs, the published ones kept)."""
+    the others to ``printing``: Chromium prints a page while the next is rendered
+    (``printing`` None: no PDFs, the published ones kept). Without ``staging`` the folder
+    is published once every PDF is printed; with it, the PDFs may still be printing
+    (:meth:`Rendered.finish`)."""
     pdf = printing is not None
-    result = Rendered([])
+    result = Rendered([], printing=printing)
 
     def fill(staging: Path) -> list[Path]:
-        written, to_print = [], printing() if pdf else None
+        written = []
         for name, page in pages:
             path = staging / name
             path.write_text(page, encoding="utf-8")
@@ -167,20 +195,18 @@ def fill_report_folder(pages: Iterable[tuple[str, str]], folder: Path, printing,
                 result.reused += 1
                 written.append(path.with_suffix(".pdf"))
             else:
-                to_print.add(path)
-        if to_print is not None:
-            printed = to_print.done()
-            written += printed
-            result.printed, result.message = len(printed), to_print.message
-        return [p for p in written if not p.name.startswith("index_")] + [
-            p for p in written if p.name.startswith("index_")]
+                printing.add(path)
+        return index_last(written)
+
+    def fill_and_print(staging: Path) -> list[Path]:
+        result.paths = fill(staging)
+        return result.finish().paths
 
     if staging is None:
-        result.paths = write_folder(folder, fill, run_id)
+        result.paths = write_folder(folder, fill_and_print, run_id)
     else:
-        result.paths = [folder / p.relative_to(staging) for p in fill(staging)]
-    if result.message:
-        log.warning(result.message)
+        result.published = lambda path: folder / path.relative_to(staging)
+        result.paths = [result.published(p) for p in fill(staging)]
     return result
 
 

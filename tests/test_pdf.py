@@ -116,7 +116,7 @@ def test_a_page_is_reprinted_exactly_when_its_html_changed(tmp_path, monkeypatch
         monkeypatch.setattr(render, "page_stream", lambda *args: iter(pages.items()))
         return render.render_report_folder({}, None, None, folder)
 
-    monkeypatch.setattr(render, "printer", lambda: nullcontext(lambda: FakePrinting("")))
+    monkeypatch.setattr(render, "printer", lambda: nullcontext(FakePrinting("")))
     folder = tmp_path / "outputs" / "reports"
     folder.parent.mkdir()
     first = {"program_en.html": "<p>program 1</p>", "cohort_a_en.html": "<p>a 1</p>",
@@ -221,3 +221,34 @@ def test_a_page_is_printed_while_the_next_is_rendered(tmp_path, monkeypatch):
     done = render.render_report_folder({}, None, None, folder)
     assert waited == {"printed before the next page": True} and done.printed == 2
     assert "Cohort paragraph" in pdf_text(folder / "cohort_a_en.pdf")
+
+
+def test_a_run_writes_its_tables_while_its_pdfs_print_and_then_waits_for_them(tmp_path,
+                                                                              monkeypatch):
+    """With a run's printing and staging folder, the pages are written and handed over and
+    the stage returns before any PDF is done; ``finish`` waits and adds the PDFs under their
+    published names (index pages last)."""
+    from reports import render
+
+    class SlowPrinting(pdf.Skipped):
+        def done(self):
+            for html in self.added:
+                html.with_suffix(".pdf").write_text("PDF", "utf-8")
+            return [html.with_suffix(".pdf") for html in self.added]
+
+    pages = {"program_en.html": "<p>p</p>", "cohort_a_en.html": "<p>a</p>",
+             "index_en.html": "<p>p</p>"}
+    monkeypatch.setattr(render, "page_stream", lambda *args: iter(pages.items()))
+    folder, staging = tmp_path / "outputs" / "reports", tmp_path / "staging"
+    staging.mkdir()
+    printing = SlowPrinting("")
+    rendered = render.render_report_folder({}, None, None, folder, staging=staging,
+                                           printing=printing)
+    assert rendered.printing is printing and not list(staging.glob("*.pdf"))
+    assert [p.name for p in printing.added] == ["program_en.html", "cohort_a_en.html"]
+    assert rendered.finish() is rendered and rendered.printing is None
+    assert [p.name for p in rendered.paths] == [
+        "program_en.html", "cohort_a_en.html", "program_en.pdf", "cohort_a_en.pdf",
+        "index_en.html"]
+    assert all(p.parent == folder for p in rendered.paths) and rendered.printed == 2
+    assert rendered.finish().printed == 2  # once only
