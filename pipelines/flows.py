@@ -394,7 +394,8 @@ def full_run(ctx: stages.Context, plan, force: bool, dask_address: str | None, p
 
     The tables final before the analysis (scores, quarantine, validation,
     accounting) are exported first, so their SPSS/Stata files are written
-    beside the analysis; the others' beside the reports. Tables, reports and
+    beside the analysis; the others once the report pages are handed to Chromium, while it
+    prints them (:func:`pdf_task` then waits for the PDFs). Tables, reports and
     codebook are published together once all are written and the warehouse has
     committed; the state then commits the publication, and the run's row follows.
     """
@@ -419,12 +420,18 @@ def full_run(ctx: stages.Context, plan, force: bool, dask_address: str | None, p
                                                 reused=len(work.kept))
         report_tables = {"scores": scores, **tables, "quarantine": contracts.quarantine,
                          "validation_summary": contracts.summary, "accounting": accounting}
+        def write_tables() -> None:
+            with clock("export"):
+                export_tables_task(exporting, tables)
+                exporting.seal()  # the warehouse is merged on a thread meanwhile
+
         with stages.report_printer(pdf) as printing:
+            if printing is None:  # HTML only: the SPSS/Stata files are written beside it
+                write_tables()
             with clock("report"):
                 rendered = report_task(ctx, report_tables, printing, exporting.reports_staging)
-            with clock("export"):  # Chromium prints meanwhile
-                export_tables_task(exporting, tables)
-                exporting.seal()  # the warehouse is merged on a thread beside the printing
+            if printing is not None:  # written while Chromium prints
+                write_tables()
             with clock("report_pdf"):
                 reports = pdf_task(rendered)
         tables = report_tables
