@@ -420,6 +420,7 @@ def full_run(ctx: stages.Context, plan, force: bool, dask_address: str | None, p
                                                 reused=len(work.kept))
         report_tables = {"scores": scores, **tables, "quarantine": contracts.quarantine,
                          "validation_summary": contracts.summary, "accounting": accounting}
+
         def write_tables() -> None:
             with clock("export"):
                 export_tables_task(exporting, tables)
