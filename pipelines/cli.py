@@ -17,7 +17,6 @@ Messages are plain text (no markup), one line per mistake, never a traceback.
 from __future__ import annotations
 
 import atexit
-import gc
 import os
 import sys
 import time
@@ -103,15 +102,12 @@ def run_flow(program: Path, force: bool = False, wait: float = 600,
     Prefect's embedded server is launched first, so that it starts on the other core
     while this process plans; it is stopped at once when nothing is new.
     """
-    from pipelines.embedded_server import pause_collector, start_early
+    from pipelines.embedded_server import collector_paused, start_early
 
     server = start_early()
-    pause_collector()  # until the run's modules are loaded (run_prefect)
-    try:
+    with collector_paused():  # until the run's modules are loaded (run_prefect)
         return plan_and_run(server, program, force, wait, dask_address, pdf, strict, new_key,
                             pull)
-    finally:
-        gc.enable()
 
 
 def plan_and_run(server, program: Path, force: bool, wait: float, dask_address: str | None,

@@ -13,7 +13,7 @@ is stopped and Prefect does what it always does.
 Both processes load many modules before they do anything: millions of objects,
 none of them garbage. Python's collector would walk them all several times
 meanwhile (0.6 s of the run's start, 1 s of the server's), so it is paused
-while they load (:func:`pause_collector`) and what they loaded is then frozen
+while they load (:func:`collector_paused`) and what they loaded is then frozen
 out of later collections (:func:`modules_loaded`).
 """
 
@@ -47,9 +47,15 @@ SERVER = ("import gc; gc.disable(); import sys, uvicorn.main; sys.argv[0] = 'uvi
           "uvicorn.main.main()")
 
 
-def pause_collector() -> None:
-    """No garbage collection until :func:`modules_loaded` (call before heavy imports)."""
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """No garbage collection in this block until :func:`modules_loaded` is called in it
+    (enter it before heavy imports); on again when the block ends, whichever way."""
     gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def modules_loaded() -> None:

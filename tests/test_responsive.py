@@ -115,3 +115,14 @@ def test_the_early_server_comes_up_through_its_boot_and_answers(monkeypatch):
             assert json.loads(answer.read())  # Prefect's version, from the real app
     finally:
         server.stop()
+
+
+def test_the_collector_is_on_again_after_its_pause_whichever_way_it_ends():
+    import gc
+
+    with embedded_server.collector_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(KeyError), embedded_server.collector_paused():
+        raise KeyError("a run that failed while loading")
+    assert gc.isenabled()
