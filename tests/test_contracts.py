@@ -219,6 +219,60 @@ def test_data_docs_show_every_validation_and_the_latest(checked):
     assert second.data_docs == first.data_docs
 
 
+def answer_changed(ingested, row: int):
+    """``ingested`` with one answer of row ``row`` changed (each row another GX verdict)."""
+    stss = ingested.responses["stss"].copy()
+    stss.loc[row, "stss_02"] = 4.0 if stss.loc[row, "stss_02"] != 4.0 else 2.0
+    return dataclasses.replace(ingested, responses={"stss": stss})
+
+
+def test_data_docs_keep_each_instruments_newest_results(checked, monkeypatch):
+    from data_contracts import checkpoints
+
+    ctx, ingested, _ = checked
+    monkeypatch.setattr(checkpoints, "KEPT_RESULTS", 2)
+    stored = ctx.config.path("gx") / "uncommitted" / "validations"
+    results = set(stored.rglob("*.json"))  # the fixture's validation
+    made = []
+    for row in (0, 1, 2):  # three more validations: four results, the newest two kept
+        stages.validate(ctx, answer_changed(ingested, row))
+        now = set(stored.rglob("*.json"))
+        made += sorted(now - results)
+        results = now
+    assert sorted(results) == sorted(made[-2:])
+    pages = result_pages(ctx)
+    assert [p.parent.name for p in pages] == [r.parent.name for r in sorted(results)]  # run times
+    index = (ctx.config.path("gx") / "uncommitted" / "data_docs" / "local_site" / "index.html")
+    assert all(p.relative_to(index.parent).as_posix() in index.read_text() for p in pages)
+
+
+def test_older_results_are_counted_per_suite_newest_first():
+    import datetime as dt
+    from types import SimpleNamespace
+
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
+
+    from data_contracts.checkpoints import older_results
+
+    def key(suite, day):
+        run = RunIdentifier(run_name=f"r{day}", run_time=dt.datetime(2026, 1, day,
+                                                                     tzinfo=dt.timezone.utc))
+        return ValidationResultIdentifier(ExpectationSuiteIdentifier(name=suite), run, "b")
+
+    keys = [key("stss", 3), key("omshc", 1), key("stss", 1), key("stss", 2), key("omshc", 2)]
+    context = SimpleNamespace(validation_results_store=SimpleNamespace(list_keys=lambda: keys))
+    old = older_results(context, 2)
+    assert [(k.expectation_suite_identifier.name, k.run_id.run_time.day) for k in old] == [
+        ("stss", 1)]
+    assert sorted((k.expectation_suite_identifier.name, k.run_id.run_time.day)
+                  for k in older_results(context, 1)) == [("omshc", 1), ("stss", 1), ("stss", 2)]
+    assert older_results(context, 3) == []
+
+
 def test_a_deleted_data_docs_site_is_built_whole_again(checked):
     import shutil
 
