@@ -24,6 +24,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Language = Literal["es", "en"]
+# The scales a knowledge test is scored on (pipelines.analysis.scoring): more is better.
+KNOWLEDGE_SCALES = ("percent_correct", "anchor_percent_correct", "equated_percent_correct")
 
 
 class Strict(BaseModel):
@@ -258,3 +260,21 @@ class Instrument(Strict):
     def label(self) -> str:
         """Id and version, e.g. ``proqol 5``."""
         return f"{self.id} {self.version}"
+
+
+def improvement_directions(instruments: dict[str, Instrument]) -> dict[tuple[str, str], str]:
+    """(instrument, scale) -> "higher" or "lower" is better, "" when neutral.
+
+    >>> from instruments import load_builtin
+    >>> directions = improvement_directions(load_builtin())
+    >>> directions[("proqol", "burnout")], directions[("proqol", "compassion_satisfaction")]
+    ('lower', 'higher')
+    """
+    directions = {}
+    for inst in instruments.values():
+        if inst.kind == "knowledge":
+            directions.update({(inst.id, s): "higher" for s in KNOWLEDGE_SCALES})
+        for sub in inst.subscales:
+            directions[(inst.id, sub.id)] = {"better": "higher", "worse": "lower"}.get(
+                sub.higher_is, "")
+    return directions

@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from instruments.model import improvement_directions
 from pipelines.analysis.tables import (
     apply_rci,
     band_transitions,
     change_tables,
     change_verdicts,
-    improvement_directions,
     item_tables,
     mixed_model_rows,
     model_verdicts,

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from instruments.model import improvement_directions
 from pipelines.errors import ConfigError, SourceError
 from pipelines.ingest.core import configured_columns
 from pipelines.ingest.raw import Export, strip_prefixes
@@ -51,6 +52,18 @@ def check_instruments(config, instruments: dict) -> None:
                 raise ConfigError(
                     f"{config.root / 'program.yaml'}: source {source.name}: {inst_id} is a rating "
                     "instrument: name the column(s) identifying the rater, e.g. rater: [tutor]")
+
+
+def check_primary_outcomes(primary, instruments: dict) -> None:
+    """ConfigError naming the first declared primary outcome that is no instrument's scale."""
+    known = improvement_directions(instruments)
+    for outcome in primary:
+        if (outcome.instrument, outcome.scale) not in known:
+            scales = sorted(s for i, s in known if i == outcome.instrument)
+            where = (f"its scales are {', '.join(scales)}" if scales
+                     else f"instruments are {', '.join(sorted(instruments))}")
+            raise ConfigError(f"program.yaml: primary_outcomes names {outcome.instrument}/"
+                              f"{outcome.scale}, which is not a scale ({where})")
 
 
 def header_of(path: Path, source) -> list[str]:

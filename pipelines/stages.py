@@ -25,7 +25,7 @@ from pipelines.accounting import row_accounting
 from pipelines.config import ProgramConfig, load_program
 from pipelines.ingest import IngestResult, ingest_program
 from pipelines.ingest.pseudonym import key_identity, load_key, write_link_file
-from pipelines.preflight import check_instruments
+from pipelines.preflight import check_instruments, check_primary_outcomes
 
 # The analysis, export, publication and reports are imported by the stages that use them:
 # `capacitar validate` needs none of them (scipy, statsmodels, duckdb, jinja2).
@@ -51,10 +51,7 @@ def load_context(program_dir: str | Path) -> Context:
     config = load_program(program_dir)
     instruments = {**load_builtin(), **load_instruments(config.path(config.instruments_dir))}
     check_instruments(config, instruments)
-    if config.primary_outcomes:
-        from pipelines.analysis.tables import check_primary_outcomes
-
-        check_primary_outcomes(config.primary_outcomes, instruments)
+    check_primary_outcomes(config.primary_outcomes, instruments)
     return Context(
         config=config,
         instruments=instruments,

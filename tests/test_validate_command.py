@@ -31,8 +31,10 @@ def validate(root, env):
 
 
 def test_validate_imports_what_it_uses_and_says_what_it_reused(tmp_path):
+    # a declared primary outcome is checked against the instruments without the analysis
     root = small_program(tmp_path, {"stss_pre.csv": stss_csv([
-        ("Ana", "ana@x.pe", ["3"] * 17), ("Luis", "luis@x.pe", ["9"] + ["3"] * 16)])})
+        ("Ana", "ana@x.pe", ["3"] * 17), ("Luis", "luis@x.pe", ["9"] + ["3"] * 16)])},
+        primary_outcomes=[{"instrument": "stss", "scale": "total"}])
     env = {**os.environ, "CAPACITAR_PSEUDONYM_KEY": "k" * 32, "COLUMNS": "200"}
     status, first, imported, err = validate(root, env)
     assert status == 0, err

@@ -17,7 +17,6 @@ ID_COLUMNS = ["cohort", "participant", "wave", "instrument"]
 SCORE_COLUMNS = [
     *ID_COLUMNS, "scale", "score", "items_answered", "items_total", "prorated", "band",
 ]
-KNOWLEDGE_SCALES = ("percent_correct", "anchor_percent_correct", "equated_percent_correct")
 
 
 def reverse_keyed(responses: pd.DataFrame, inst: Instrument) -> pd.DataFrame:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from instruments.model import Instrument, Subscale
+from instruments.model import KNOWLEDGE_SCALES, Instrument, Subscale
 from pipelines.analysis.change import (
     VERDICT_ALPHA, attrition_effect, family_verdicts, holm_by_group, improvement_sign,
     matched_pairs, paired_change_by_group, rci_reliability, rci_s_diff, reliable_change,
@@ -24,8 +24,7 @@ from pipelines.analysis.models import (
 )
 from pipelines.analysis.batched import level_groups
 from pipelines.analysis.reliability import DEFAULT_BOOT, reliability_many
-from pipelines.analysis.scoring import KNOWLEDGE_SCALES, correct_matrix, reverse_keyed
-from pipelines.errors import ConfigError
+from pipelines.analysis.scoring import correct_matrix, reverse_keyed
 from pipelines.schema import POOLED
 GROUP_KEYS = ["cohort", "wave", "instrument", "scale", "form"]
 RELIABILITY_COLUMNS = GROUP_KEYS + [
@@ -36,20 +35,6 @@ ITEM_COLUMNS = GROUP_KEYS + ["item", "n", "mean", "sd", "difficulty", "r_drop",
                              "alpha_if_dropped", "discrimination", "flags"]
 OPTION_COLUMNS = ["cohort", "wave", "instrument", "form", "item", "option", "is_key",
                   "n_answered", "n_choosing", "share", "point_biserial"]
-
-
-def improvement_directions(instruments: dict[str, Instrument]) -> dict[tuple[str, str], str]:
-    """(instrument, scale) -> "higher" or "lower" is better, "" when neutral."""
-    directions = {}
-    for inst in instruments.values():
-        if inst.kind == "knowledge":
-            directions.update({(inst.id, s): "higher" for s in
-                               ("percent_correct", "anchor_percent_correct",
-                                "equated_percent_correct")})
-        for sub in inst.subscales:
-            directions[(inst.id, sub.id)] = {"better": "higher", "worse": "lower"}.get(
-                sub.higher_is, "")
-    return directions
 
 
 SCOPES = ("all", "cohorts", "pooled")
@@ -632,18 +617,6 @@ def retention(participation: pd.DataFrame, scores: pd.DataFrame, quarantine: pd.
 
 VERDICT_COLUMNS = ["verdict_family", "p_verdict", "verdict"]
 VERDICT_MODELS = {"meta_reml": "pooled_d_z", "mixed_random_cohorts": "change"}
-
-
-def check_primary_outcomes(primary, instruments: dict[str, Instrument]) -> None:
-    """ConfigError naming the first declared primary outcome that is no instrument's scale."""
-    known = improvement_directions(instruments)
-    for outcome in primary:
-        if (outcome.instrument, outcome.scale) not in known:
-            scales = sorted(s for i, s in known if i == outcome.instrument)
-            where = (f"its scales are {', '.join(scales)}" if scales
-                     else f"instruments are {', '.join(sorted(instruments))}")
-            raise ConfigError(f"program.yaml: primary_outcomes names {outcome.instrument}/"
-                              f"{outcome.scale}, which is not a scale ({where})")
 
 
 def verdict_family(rows: pd.DataFrame, primary) -> np.ndarray:
