@@ -14,8 +14,8 @@ the site is new, afterwards only this run's validation results, the suites
 that changed and the index (a full build renders every result ever kept,
 longer with each run). The index still reads every result kept, so only the
 newest :data:`KEPT_RESULTS` of each instrument are kept: a program run every day
-would otherwise validate a little slower each day (3 ms more a run per result
-kept on the demo, measured).
+would otherwise validate a little slower each day (on the demo every result kept
+added 2-3 ms to each later validation, measured).
 """
 
 from __future__ import annotations
