@@ -5,7 +5,9 @@ Run: python benchmarks/small.py                                  # this tree onl
 
 Every figure comes from the ``capacitar`` command line of each tree (its own
 ``.venv``), run in a subprocess under a pseudo-terminal, so it measures what a
-user at a terminal sees and works on any version of the code:
+user at a terminal sees and works on any version of the code. Install each tree
+as a user does (``pip install -e .``): with the test extras, Prefect's embedded
+server also imports prefect-dask at every start (0.26 CPU-s a run, measured).
 
 (a) ``capacitar run`` on the demo program after one answer changed in one file
     (new data, PDFs on), with a Prefect home made by an earlier run: wall time;
