@@ -198,10 +198,10 @@ def test_a_hand_edited_generated_expectation_is_regenerated(checked, monkeypatch
     assert '"post"' in path.read_text()
 
 
-def one_answer_changed(ingested):
-    """``ingested`` with one answer of the first row changed (another GX verdict)."""
+def one_answer_changed(ingested, row: int = 0):
+    """``ingested`` with one answer of row ``row`` changed (each row another GX verdict)."""
     stss = ingested.responses["stss"].copy()
-    stss.loc[0, "stss_02"] = 4.0 if stss.loc[0, "stss_02"] != 4.0 else 2.0
+    stss.loc[row, "stss_02"] = 4.0 if stss.loc[row, "stss_02"] != 4.0 else 2.0
     return dataclasses.replace(ingested, responses={"stss": stss})
 
 
@@ -219,13 +219,6 @@ def test_data_docs_show_every_validation_and_the_latest(checked):
     assert second.data_docs == first.data_docs
 
 
-def answer_changed(ingested, row: int):
-    """``ingested`` with one answer of row ``row`` changed (each row another GX verdict)."""
-    stss = ingested.responses["stss"].copy()
-    stss.loc[row, "stss_02"] = 4.0 if stss.loc[row, "stss_02"] != 4.0 else 2.0
-    return dataclasses.replace(ingested, responses={"stss": stss})
-
-
 def test_data_docs_keep_each_instruments_newest_results(checked, monkeypatch):
     from data_contracts import checkpoints
 
@@ -235,7 +228,7 @@ def test_data_docs_keep_each_instruments_newest_results(checked, monkeypatch):
     results = set(stored.rglob("*.json"))  # the fixture's validation
     made = []
     for row in (0, 1, 2):  # three more validations: four results, the newest two kept
-        stages.validate(ctx, answer_changed(ingested, row))
+        stages.validate(ctx, one_answer_changed(ingested, row))
         now = set(stored.rglob("*.json"))
         made += sorted(now - results)
         results = now
